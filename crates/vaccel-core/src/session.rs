@@ -1,0 +1,365 @@
+//! Sessions: a client's context, bound to one plugin at creation (§6).
+//!
+//! ```no_run
+//! # fn main() -> vaccel_core::Result<()> {
+//! use vaccel_core::{Runtime, Session};
+//! let rt = Runtime::builder().build()?;
+//! let sess = Session::new(&rt, 0)?;
+//! sess.noop()?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use crate::error::{Error, Result};
+use crate::plugin::Plugin;
+use crate::resource::Resource;
+use crate::runtime::Runtime;
+use crate::types::{Id, PluginType, ResourceType};
+
+/// A session. Always handled as `Arc<Session>`; it is `Send + Sync`, so one session can serve
+/// several threads. Dropping the last reference releases it: its resources are unregistered
+/// (not released), its directory removed and its plugin told.
+pub struct Session {
+    id: Id,
+    hint: AtomicU32,
+    remote: bool,
+    remote_id: AtomicI64,
+    plugin: RwLock<Arc<dyn Plugin>>,
+    rundir: PathBuf,
+    rt: Runtime,
+    resources: Mutex<Vec<Arc<Resource>>>,
+    plugin_initialized: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("hint", &self.hint())
+            .field("remote", &self.remote)
+            .field("plugin", &self.plugin_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Creates a session. `flags` is a [`PluginType`] bitmask hint selecting the plugin
+    /// (§3); with [`PluginType::REMOTE`] the session forwards to a remote runtime.
+    pub fn new(rt: &Runtime, flags: u32) -> Result<Arc<Session>> {
+        let inner = rt.inner();
+        let plugin = Arc::clone(inner.registry.find(flags)?);
+        let remote_flag = flags & PluginType::REMOTE.bits() != 0;
+        let remote = remote_flag || (inner.registry.plugins().len() == 1 && plugin.info().remote);
+        if remote && !plugin.info().remote {
+            return Err(Error::unsupported(format!(
+                "Cannot initialize remote session; plugin {} is not a remote plugin",
+                plugin.info().name
+            )));
+        }
+        let id = inner.session_ids.get()?;
+        let rundir = rt.rundir().join(format!("session.{id}"));
+        let sess = Arc::new(Session {
+            id,
+            hint: AtomicU32::new(flags),
+            remote,
+            remote_id: AtomicI64::new(0),
+            plugin: RwLock::new(plugin),
+            rundir,
+            rt: rt.clone(),
+            resources: Mutex::new(Vec::new()),
+            plugin_initialized: AtomicBool::new(false),
+        });
+        // From here on, dropping `sess` on an error path undoes everything (Drop).
+        std::fs::create_dir_all(&sess.rundir)
+            .map_err(|e| Error::io(format!("create {}", sess.rundir.display()), e))?;
+        log::debug!("New rundir for session {id}: {}", sess.rundir.display());
+        let plugin = sess.plugin();
+        let remote_id = plugin.session_init(&sess, flags & !PluginType::REMOTE.bits())?;
+        sess.plugin_initialized.store(true, Ordering::Release);
+        if remote {
+            if remote_id <= 0 {
+                return Err(Error::backend(
+                    plugin.info().name.clone(),
+                    crate::ErrorCode::EBACKEND,
+                    "Cannot initialize remote session; the plugin returned no remote id",
+                ));
+            }
+            sess.remote_id.store(remote_id, Ordering::Release);
+            log::debug!(
+                "Initialized session {id} with plugin {} (remote id: {remote_id})",
+                plugin.info().name
+            );
+        } else {
+            log::debug!(
+                "Initialized session {id} with plugin {}",
+                plugin.info().name
+            );
+        }
+        inner.track_session(&sess);
+        Ok(sess)
+    }
+
+    /// The id (1-based, unique among live sessions of the runtime).
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The hint flags.
+    pub fn hint(&self) -> u32 {
+        self.hint.load(Ordering::Relaxed)
+    }
+
+    /// Whether the session forwards to a remote runtime.
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// The session's id on the remote side (remote sessions), 0 otherwise.
+    pub fn remote_id(&self) -> Id {
+        self.remote_id.load(Ordering::Acquire)
+    }
+
+    /// The plugin bound to the session.
+    pub fn plugin(&self) -> Arc<dyn Plugin> {
+        Arc::clone(&self.plugin_guard())
+    }
+
+    pub(crate) fn plugin_guard(&self) -> RwLockReadGuard<'_, Arc<dyn Plugin>> {
+        self.plugin.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plugin_name(&self) -> String {
+        self.plugin_guard().info().name.clone()
+    }
+
+    /// The session's own directory (`<rundir>/session.<id>`), removed at release.
+    pub fn rundir(&self) -> &Path {
+        &self.rundir
+    }
+
+    /// The runtime the session belongs to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    fn lock_resources(&self) -> MutexGuard<'_, Vec<Arc<Resource>>> {
+        self.resources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a resource with the session (§5.4): loads its blobs (downloading URLs for
+    /// local sessions, reading files for remote ones is the remote plugin's job), calls the
+    /// plugin's hook, and links the two. Registering twice is a warning, not an error.
+    pub fn register(self: &Arc<Self>, res: &Arc<Resource>) -> Result<()> {
+        res.check_usable()?;
+        if self.has_resource(res) {
+            log::warn!(
+                "session:{} Resource {} already registered",
+                self.id,
+                res.id()
+            );
+            return Ok(());
+        }
+        res.load_blobs(self.remote)?;
+        let plugin = self.plugin();
+        let remote_id = plugin.resource_register(res, self).inspect_err(|_| {
+            log::error!(
+                "session:{} Failed to register {}resource {}",
+                self.id,
+                if self.remote { "remote " } else { "" },
+                res.id()
+            );
+        })?;
+        if self.remote {
+            if remote_id <= 0 && res.remote_id() <= 0 {
+                return Err(Error::backend(
+                    plugin.info().name.clone(),
+                    crate::ErrorCode::EBACKEND,
+                    format!(
+                        "remote registration of resource {} returned no id",
+                        res.id()
+                    ),
+                ));
+            }
+            if remote_id > 0 {
+                res.set_remote_id(remote_id);
+            }
+        }
+        {
+            let mut list = self.lock_resources();
+            if list.iter().any(|r| r.id() == res.id()) {
+                // Lost a race with another thread registering the same pair: it linked first.
+                return Ok(());
+            }
+            list.push(Arc::clone(res));
+        }
+        res.link_session(self);
+        if self.remote {
+            log::debug!(
+                "session:{} Registered resource {} with remote (id: {})",
+                self.id,
+                res.id(),
+                res.remote_id()
+            );
+        } else {
+            log::debug!("session:{} Registered resource {}", self.id, res.id());
+        }
+        Ok(())
+    }
+
+    /// Unregisters a resource (`EINVAL` if it is not registered) and tells the plugin.
+    pub fn unregister(&self, res: &Resource) -> Result<()> {
+        let removed = {
+            let mut list = self.lock_resources();
+            let before = list.len();
+            list.retain(|r| r.id() != res.id() || !std::ptr::eq(Arc::as_ptr(r), res));
+            before != list.len()
+        };
+        if !removed {
+            return Err(Error::invalid(format!(
+                "Resource {} not registered with session {}",
+                res.id(),
+                self.id
+            )));
+        }
+        res.unlink_session(self.id);
+        self.notify_unregister(res)
+    }
+
+    /// Called by [`Resource::release`]: drop the link from this side and tell the plugin.
+    pub(crate) fn unlink_and_notify(&self, res: &Resource) -> Result<()> {
+        self.lock_resources()
+            .retain(|r| !std::ptr::eq(Arc::as_ptr(r), res));
+        self.notify_unregister(res)
+    }
+
+    fn notify_unregister(&self, res: &Resource) -> Result<()> {
+        let result = self.plugin().resource_unregister(res, self);
+        log::debug!("session:{} Unregistered resource {}", self.id, res.id());
+        result
+    }
+
+    /// Refreshes a buffer resource from the plugin (`vaccel_resource_sync`).
+    pub fn sync(&self, res: &Resource) -> Result<()> {
+        if !self.has_resource(res) {
+            return Err(Error::NotRegistered {
+                resource: res.id(),
+                session: self.id,
+            });
+        }
+        if res
+            .blobs()
+            .first()
+            .is_none_or(|b| b.kind() != crate::types::BlobType::Buffer)
+        {
+            return Err(Error::invalid("Cannot synchronize non-buffer resources"));
+        }
+        self.plugin().resource_sync(res, self)
+    }
+
+    /// Whether `res` is registered with the session.
+    pub fn has_resource(&self, res: &Resource) -> bool {
+        self.lock_resources()
+            .iter()
+            .any(|r| std::ptr::eq(Arc::as_ptr(r), res))
+    }
+
+    /// A registered resource by id.
+    pub fn resource_by_id(&self, id: Id) -> Result<Arc<Resource>> {
+        if id <= 0 {
+            return Err(Error::invalid(format!("invalid resource id {id}")));
+        }
+        self.lock_resources()
+            .iter()
+            .find(|r| r.id() == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("resource {id} in session {}", self.id)))
+    }
+
+    /// The first registered resource of a type.
+    pub fn resource_by_type(&self, kind: ResourceType) -> Result<Arc<Resource>> {
+        self.lock_resources()
+            .iter()
+            .find(|r| r.kind() == kind)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("{kind} resource in session {}", self.id)))
+    }
+
+    /// Every registered resource of a type, in registration order.
+    pub fn resources_by_type(&self, kind: ResourceType) -> Vec<Arc<Resource>> {
+        self.lock_resources()
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// Every registered resource, in registration order.
+    pub fn resources(&self) -> Vec<Arc<Resource>> {
+        self.lock_resources().clone()
+    }
+
+    /// The deprecated `vaccel_session_update`: remote sessions forward the new flags; local
+    /// ones re-select their plugin, which is refused while resources are registered.
+    pub fn update(&self, flags: u32) -> Result<()> {
+        if self.remote {
+            self.plugin().session_update(self, flags)?;
+            self.hint.store(flags, Ordering::Relaxed);
+            return Ok(());
+        }
+        if !self.lock_resources().is_empty() {
+            return Err(Error::unsupported(
+                "Cannot update a session with registered resources",
+            ));
+        }
+        let plugin = Arc::clone(self.rt.inner().registry.find(flags)?);
+        if plugin.info().remote {
+            return Err(Error::unsupported(
+                "a local session cannot move to a remote plugin",
+            ));
+        }
+        log::debug!("session:{} Selected plugin {}", self.id, plugin.info().name);
+        *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = plugin;
+        self.hint.store(flags, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let resources = std::mem::take(&mut *self.lock_resources());
+        for kind in [ResourceType::Lib, ResourceType::Data, ResourceType::Model] {
+            for res in resources.iter().filter(|r| r.kind() == kind) {
+                res.unlink_session(self.id);
+                if let Err(e) = self.notify_unregister(res) {
+                    log::warn!(
+                        "session:{} Could not unregister resource {}: {e}",
+                        self.id,
+                        res.id()
+                    );
+                }
+            }
+        }
+        drop(resources);
+        if let Err(e) = std::fs::remove_dir_all(&self.rundir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("Could not remove rundir {}: {e}", self.rundir.display());
+            }
+        }
+        if self.plugin_initialized.load(Ordering::Acquire) {
+            if let Err(e) = self.plugin().session_release(self) {
+                log::warn!(
+                    "session:{} Could not release session in plugin: {e}",
+                    self.id
+                );
+            }
+        }
+        self.rt.inner().untrack_session(self.id);
+        if let Err(e) = self.rt.inner().session_ids.put(self.id) {
+            log::warn!("Could not return session ID {}: {e}", self.id);
+        }
+        log::debug!("Released session {}", self.id);
+    }
+}
