@@ -1,1 +1,35 @@
-//! stub
+//! vAccel for applications: the runtime of [`vaccel_core`] with the bundled plugins (`noop`,
+//! `exec`, `mbench`) selectable through `VACCEL_PLUGINS`.
+//!
+//! ```
+//! # fn main() -> vaccel::Result<()> {
+//! use vaccel::{Config, Session};
+//! let rt = vaccel::builder().config(Config::default().with_plugins("noop")).build()?;
+//! let sess = Session::new(&rt, 0)?;
+//! sess.noop()?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use vaccel_core::*;
+
+/// Every plugin compiled into this crate, by the name `VACCEL_PLUGINS` uses.
+pub fn bundled_plugins() -> Vec<BundledPlugin> {
+    vec![
+        vaccel_plugin_noop::bundled(),
+        vaccel_plugin_exec::bundled(),
+        vaccel_plugin_mbench::bundled(),
+    ]
+}
+
+/// A runtime builder that knows the bundled plugins.
+pub fn builder() -> RuntimeBuilder {
+    Runtime::builder().bundled(bundled_plugins())
+}
+
+/// A runtime configured from the environment (`VACCEL_PLUGINS`, `VACCEL_LOG_LEVEL`, ...),
+/// as upstream's library constructor does. Malformed values are errors, not zeros.
+pub fn from_env() -> Result<Runtime> {
+    builder().config(Config::from_env()?).build()
+}
