@@ -267,6 +267,26 @@ fn write_status(write: &mut [Arg<'_>], index: usize, status: &TfStatus) -> Resul
     Ok(())
 }
 
+/// Checks output-tensor pairs and a trailing status before the op runs, so a malformed write
+/// argument is reported without the op having had its effect.
+fn precheck_writes(write: &mut [Arg<'_>], tensors: usize, status: &[&[ArgType]]) -> Result<()> {
+    for (i, arg) in write.iter_mut().enumerate() {
+        let allowed: &[ArgType] = if i < 2 * tensors {
+            if i % 2 == 0 {
+                &[ArgType::Int64Array]
+            } else {
+                &[ArgType::Buffer, ArgType::Raw]
+            }
+        } else {
+            status.get(i - 2 * tensors).copied().unwrap_or(&[])
+        };
+        out_bytes(arg, i, allowed)?;
+    }
+    Ok(())
+}
+
+const STATUS_CODE: &[ArgType] = &[ArgType::Uint8];
+
 impl Session {
     /// `vaccel_genop`: see the module docs for the layouts.
     pub fn genop(&self, read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
@@ -439,6 +459,7 @@ impl Session {
                 r.expect_count(1)?;
                 let model = self.runtime().resource_by_id(r.scalar::<i64>()?)?;
                 expect_writes(op, write, &[0, 2])?;
+                precheck_writes(write, 0, &[STATUS_CODE, TEXT])?;
                 let status = if op == OpType::TfModelLoad {
                     self.tf_model_load(&model)?
                 } else {
@@ -466,6 +487,7 @@ impl Session {
                 }
                 let n = out_nodes.len();
                 expect_writes(op, write, &[2 * n, 2 * n + 2])?;
+                precheck_writes(write, n, &[STATUS_CODE, TEXT])?;
                 let options = (!options.is_empty()).then_some(options);
                 let out = self.tf_model_run(&model, options, &in_nodes, &in_tensors, &out_nodes)?;
                 let (tensors, status) = write.split_at_mut(2 * n);
@@ -489,6 +511,7 @@ impl Session {
                     inputs.push(r.tensor()?);
                 }
                 let n = write.len() / 2;
+                precheck_writes(write, n, &[STATUS_CODE])?;
                 let out = self.tflite_model_run(&model, &inputs, n)?;
                 let (tensors, status) = write.split_at_mut(2 * n);
                 write_tensors(op, tensors, &out.outputs)?;
@@ -510,6 +533,7 @@ impl Session {
                     ));
                 }
                 let n = write.len() / 2;
+                precheck_writes(write, n, &[])?;
                 let options = (!options.is_empty()).then_some(options);
                 let out = self.torch_model_run(&model, options, &inputs, n)?;
                 write_tensors(op, write, &out)
@@ -523,6 +547,7 @@ impl Session {
                 let n = r.scalar::<i32>()?;
                 let k = r.scalar::<i32>()?;
                 expect_writes(op, write, &[0, 2])?;
+                precheck_writes(write, write.len() / 2, &[])?;
                 let out = self.torch_sgemm(&a, &b, &c, m, n, k)?;
                 match out {
                     Some(t) if !write.is_empty() => write_tensors(op, write, &[t]),

@@ -1,5 +1,10 @@
 //! Resources: files, directories, buffers, blobs and URLs; registration and release.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cloned_ref_to_slice_refs
+)]
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! Sessions: ids, plugin selection, remote sessions, hooks, concurrency.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cloned_ref_to_slice_refs
+)]
 
 mod common;
 
