@@ -206,7 +206,7 @@ fn buffers_persisted_or_in_memory() {
         false,
     )
     .unwrap();
-    let blob = &persisted.blobs()[0];
+    let blob = persisted.blobs()[0].clone();
     assert_eq!(blob.kind(), BlobType::Mapped);
     let path = blob.path().unwrap().to_owned();
     assert_eq!(
@@ -417,7 +417,7 @@ fn urls_are_downloaded_for_local_sessions() {
     let r = Resource::new(&rt, &format!("{base_url}/model.bin"), ResourceType::Model).unwrap();
     assert_eq!(r.path_type(), PathType::RemoteFile);
     s.register(&r).unwrap();
-    let blob = &r.blobs()[0];
+    let blob = r.blobs()[0].clone();
     let path = blob.path().unwrap().to_owned();
     assert_eq!(
         path,

@@ -1,0 +1,15 @@
+//! `depth_generic <image_file> [iterations] [model_path]`: `depth` through the generic operation.
+//!
+//! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    vaccel_examples::main(|args| {
+        vaccel_examples::image::run(
+            vaccel_examples::image::ImageOp::Depth,
+            vaccel_examples::Api::Generic,
+            args,
+        )
+    })
+}

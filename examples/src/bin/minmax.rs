@@ -1,0 +1,9 @@
+//! `minmax <data_length> <indata_file> <low_threshold> <high_threshold>`: minimum and maximum of a data file.
+//!
+//! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    vaccel_examples::main(|args| vaccel_examples::blas::minmax(vaccel_examples::Api::Direct, args))
+}

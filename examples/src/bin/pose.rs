@@ -1,0 +1,15 @@
+//! `pose <image_file> [iterations] [model_path]`: pose estimation of an image, printing what the plugin returns.
+//!
+//! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    vaccel_examples::main(|args| {
+        vaccel_examples::image::run(
+            vaccel_examples::image::ImageOp::Pose,
+            vaccel_examples::Api::Direct,
+            args,
+        )
+    })
+}

@@ -1,0 +1,9 @@
+//! `torch_inference <image_file> <model_path> <labels_file> [iterations]`: image classification with a TorchScript model.
+//!
+//! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    vaccel_examples::main(vaccel_examples::inference::torch_inference)
+}
