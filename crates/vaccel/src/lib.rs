@@ -1,5 +1,5 @@
 //! vAccel for applications: the runtime of [`vaccel_core`] with the bundled plugins (`noop`,
-//! `exec`, `mbench`) selectable through `VACCEL_PLUGINS`.
+//! `exec`, `mbench`, and the `rpc` transport) selectable through `VACCEL_PLUGINS`.
 //!
 //! ```
 //! # fn main() -> vaccel::Result<()> {
@@ -20,6 +20,7 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
         vaccel_plugin_noop::bundled(),
         vaccel_plugin_exec::bundled(),
         vaccel_plugin_mbench::bundled(),
+        vaccel_plugin_rpc::bundled(),
     ]
 }
 
