@@ -17,6 +17,7 @@
 
 pub mod addr;
 pub mod frame;
+pub mod fuzzing;
 pub mod message;
 pub mod status;
 pub mod transport;
