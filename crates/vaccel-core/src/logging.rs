@@ -20,10 +20,10 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Datelike as _, Local, Timelike as _};
+use chrono::{DateTime, Datelike as _, FixedOffset, Local, Offset as _, TimeZone, Timelike as _, Utc};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::config::Config;
@@ -93,7 +93,7 @@ pub fn level_filter(level: Option<LogLevel>) -> LevelFilter {
 /// `YYYY.MM.DD-HH:MM:SS.CC - \x1b[<color>m<tag>\x1b[0m <message>\n`, with `CC` the
 /// centiseconds of `now`. Only the tag is coloured. `message` is cut to [`MAX_MESSAGE_LEN`]
 /// bytes (at a char boundary).
-pub fn format_line(level: Level, message: &str, now: DateTime<Local>) -> String {
+pub fn format_line<Tz: TimeZone>(level: Level, message: &str, now: DateTime<Tz>) -> String {
     let (color, tag) = match level {
         Level::Error => (31, "error"),
         Level::Warn => (33, "warn"),
@@ -202,6 +202,10 @@ pub struct Logger {
     /// The [`LevelFilter`] (as `usize`) above which records are dropped; atomic so that
     /// [`Log::enabled`] takes no lock.
     level: AtomicUsize,
+    /// Local time's offset from UTC in seconds, taken when (re)configured. Reading the local
+    /// zone on every line would go through chrono's thread-local cache, which is already gone
+    /// when a library's destructor logs at process exit (and then panics).
+    utc_offset: AtomicI32,
     sink: Mutex<Sink>,
 }
 
@@ -221,6 +225,7 @@ impl Logger {
     const fn disabled() -> Logger {
         Logger {
             level: AtomicUsize::new(LevelFilter::Off as usize),
+            utc_offset: AtomicI32::new(0),
             sink: Mutex::new(Sink::Stdout),
         }
     }
@@ -242,6 +247,7 @@ impl Logger {
         // Lines already written to the old destination must not be lost with it.
         let _ = current.flush();
         *current = sink;
+        self.utc_offset.store(Local::now().offset().local_minus_utc(), Ordering::Relaxed);
         self.level.store(level as usize, Ordering::Relaxed);
         Ok(())
     }
@@ -278,7 +284,9 @@ impl Log for Logger {
         }
         // Formatted outside the lock: only the write is serialised.
         let message = record.args().to_string();
-        let line = format_line(record.level(), &message, Local::now());
+        let offset = FixedOffset::east_opt(self.utc_offset.load(Ordering::Relaxed))
+            .unwrap_or_else(|| Utc.fix());
+        let line = format_line(record.level(), &message, Utc::now().with_timezone(&offset));
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         // A logger has nowhere to report its own write failures.
         let _ = sink.write_line(line.as_bytes());

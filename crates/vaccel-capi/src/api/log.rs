@@ -1,0 +1,119 @@
+//! `vaccel/log.h`: logging through the runtime's logger (upstream's line format).
+//!
+//! # Safety
+//!
+//! `msg` is null or NUL-terminated.
+
+use std::ffi::{CStr, c_char, c_int};
+
+use vaccel_core::ErrorCode;
+
+use crate::ffi::guard;
+use crate::global;
+
+fn level(level: c_int) -> log::Level {
+    match level {
+        1 | 0 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    }
+}
+
+/// `vaccel_log_init`: (re)applies the configuration's log level and destination.
+#[unsafe(no_mangle)]
+pub extern "C" fn vaccel_log_init() -> c_int {
+    guard("vaccel_log_init", || {
+        let config =
+            global::with_state(ErrorCode::EBACKEND, |s| Ok(s.config.clone())).unwrap_or_default();
+        vaccel_core::logging::init(&config)
+    })
+}
+
+/// `vaccel_log_shutdown`: turns logging off.
+#[unsafe(no_mangle)]
+pub extern "C" fn vaccel_log_shutdown() -> c_int {
+    guard("vaccel_log_shutdown", || {
+        log::set_max_level(log::LevelFilter::Off);
+        Ok(())
+    })
+}
+
+/// `vaccel_log_enabled` (vaccel-rs): whether a message at `level` would be written.
+#[unsafe(no_mangle)]
+pub extern "C" fn vaccel_log_enabled(level_value: c_int) -> bool {
+    crate::ffi::guard_value(
+        "vaccel_log_enabled",
+        false,
+        |_| false,
+        || Ok(log::log_enabled!(target: "vaccel", level(level_value))),
+    )
+}
+
+/// `vaccel_log_write` (vaccel-rs): writes one message (a trailing newline is dropped).
+///
+/// # Safety
+///
+/// See the module docs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vaccel_log_write(level_value: c_int, msg: *const c_char) {
+    guard("vaccel_log_write", || {
+        if msg.is_null() {
+            return Ok(());
+        }
+        // SAFETY: non-null and NUL-terminated (caller guarantee).
+        let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        log::log!(target: "vaccel", level(level_value), "{text}");
+        Ok(())
+    });
+}
+
+/// `vaccel_str_to_lower` (`vaccel/utils/str.h`).
+///
+/// # Safety
+///
+/// `str` NUL-terminated; `lower` null or `size` writable bytes; `alloc_lower` null or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vaccel_str_to_lower(
+    str: *const c_char,
+    lower: *mut c_char,
+    size: usize,
+    alloc_lower: *mut *mut c_char,
+) -> c_int {
+    guard("vaccel_str_to_lower", || {
+        if str.is_null() {
+            return Err(crate::ffi::invalid("str is NULL"));
+        }
+        // SAFETY: non-null and NUL-terminated (caller guarantee).
+        let bytes = unsafe { CStr::from_ptr(str) }.to_bytes();
+        let lowered: Vec<u8> = bytes.iter().map(u8::to_ascii_lowercase).collect();
+        if !alloc_lower.is_null() {
+            let out = crate::ffi::out_ptr(alloc_lower, "alloc_lower")?;
+            let p = crate::cmem::malloc(lowered.len() + 1, "string")?;
+            // SAFETY: `p` holds `len + 1` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(lowered.as_ptr(), p, lowered.len());
+                p.add(lowered.len()).write(0);
+                crate::ffi::write_out(out, p.cast::<c_char>());
+            }
+            return Ok(());
+        }
+        if lower.is_null() || size == 0 {
+            return Err(crate::ffi::invalid("no output buffer"));
+        }
+        // SAFETY: `lower` holds `size` writable bytes (caller guarantee).
+        let out = unsafe { crate::ffi::slice_mut(lower.cast::<u8>(), size, "lower") }?;
+        // Truncated to `size - 1` bytes and NUL-terminated, byte for byte (no UTF-8 rules).
+        let n = lowered.len().min(size - 1);
+        for (dst, src) in out.iter_mut().zip(lowered.iter().take(n)) {
+            *dst = *src;
+        }
+        if let Some(nul) = out.get_mut(n) {
+            *nul = 0;
+        }
+        Ok(())
+    })
+}

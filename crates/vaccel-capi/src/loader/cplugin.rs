@@ -1,0 +1,1018 @@
+//! The adapter from a C plugin descriptor to the [`Plugin`] trait.
+//!
+//! Each method turns its Rust operands into the C forms upstream plugins expect (the C views
+//! of the session and resources, `struct vaccel_arg` arrays over the callers' own buffers,
+//! tensors over the input bytes), calls the plugin's function, and turns the results back.
+//! Nothing is copied except what C cannot borrow (strings need a NUL, dims a C array).
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use vaccel_abi::{
+    VACCEL_OP_MAX, vaccel_arg, vaccel_exec_op_fn, vaccel_exec_with_resource_fn,
+    vaccel_fpga_arraycopy_fn, vaccel_fpga_mmult_fn, vaccel_fpga_parallel_fn, vaccel_fpga_vadd_fn,
+    vaccel_image_classify_fn, vaccel_image_op_fn, vaccel_minmax_fn, vaccel_model_fn,
+    vaccel_noop_fn, vaccel_opencv_fn, vaccel_plugin, vaccel_plugin_init_fn,
+    vaccel_plugin_resource_fn, vaccel_plugin_session_flags_fn, vaccel_plugin_session_fn,
+    vaccel_sgemm_fn, vaccel_tf_buffer, vaccel_tf_model_fn, vaccel_tf_model_run_fn, vaccel_tf_node,
+    vaccel_tf_status, vaccel_tf_tensor, vaccel_tflite_model_run_fn, vaccel_tflite_tensor,
+    vaccel_torch_buffer, vaccel_torch_model_run_fn, vaccel_torch_sgemm_fn, vaccel_torch_tensor,
+};
+use vaccel_core::arg::Arg;
+use vaccel_core::plugin::{Plugin, PluginInfo, SgemmArgs};
+use vaccel_core::tensor::{
+    TfLiteRunOutput, TfLiteTensor, TfNode, TfRunOutput, TfStatus, TfTensor, TorchTensor,
+};
+use vaccel_core::{Error, ErrorCode, Id, OpSet, OpType, PluginType, Resource, Result, Session};
+
+use crate::api::tensor::{self as t};
+use crate::ffi;
+use crate::views::{self, ResGuard};
+
+/// The hooks of a descriptor, copied at load.
+#[derive(Clone, Copy)]
+pub(crate) struct Hooks {
+    pub(crate) init: vaccel_plugin_init_fn,
+    pub(crate) fini: vaccel_plugin_init_fn,
+    session_init: vaccel_plugin_session_flags_fn,
+    session_release: vaccel_plugin_session_fn,
+    session_update: vaccel_plugin_session_flags_fn,
+    resource_register: vaccel_plugin_resource_fn,
+    resource_unregister: vaccel_plugin_resource_fn,
+    resource_sync: vaccel_plugin_resource_fn,
+}
+
+/// What a descriptor says, read once at load.
+pub(crate) struct RawInfo {
+    pub(crate) name: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) vaccel_version: Option<String>,
+    is_virtio: bool,
+    plugin_type: u32,
+    pub(crate) hooks: Hooks,
+}
+
+impl RawInfo {
+    /// Reads `desc->info`.
+    ///
+    /// # Safety
+    ///
+    /// `desc` points at a `struct vaccel_plugin` that stays valid (its library loaded) for
+    /// the call; its `info` is null or points at a valid `struct vaccel_plugin_info` whose
+    /// strings are null or NUL-terminated.
+    pub(crate) unsafe fn read(desc: *mut vaccel_plugin) -> std::result::Result<RawInfo, String> {
+        // SAFETY: caller guarantee.
+        let info = unsafe { (*desc).info };
+        if info.is_null() {
+            return Err("its descriptor has no info".into());
+        }
+        // SAFETY: non-null and valid by the caller's guarantee; only read.
+        let info = unsafe { &*info };
+        // SAFETY: the strings are null or NUL-terminated (caller guarantee).
+        let (name, version, vaccel_version) = unsafe {
+            (
+                ffi::lossy_str(info.name),
+                ffi::lossy_str(info.version),
+                ffi::lossy_str(info.vaccel_version),
+            )
+        };
+        Ok(RawInfo {
+            name: name.filter(|n| !n.is_empty()),
+            version: version.filter(|v| !v.is_empty()),
+            vaccel_version,
+            is_virtio: info.is_virtio,
+            plugin_type: info.r#type,
+            hooks: Hooks {
+                init: info.init,
+                fini: info.fini,
+                session_init: info.session_init,
+                session_release: info.session_release,
+                session_update: info.session_update,
+                resource_register: info.resource_register,
+                resource_unregister: info.resource_unregister,
+                resource_sync: info.resource_sync,
+            },
+        })
+    }
+}
+
+/// A loaded C plugin.
+pub(crate) struct CPlugin {
+    info: PluginInfo,
+    ops: OpSet,
+    /// The op functions (`vaccel_op.func`), by op type; null where not implemented.
+    funcs: [*mut c_void; VACCEL_OP_MAX as usize],
+    hooks: Hooks,
+    /// An SDK plugin: session hooks run for local sessions too.
+    sdk: bool,
+    /// The `dlopen` handle, closed on drop.
+    handle: *mut c_void,
+    finished: AtomicBool,
+}
+
+// SAFETY: the raw pointers are the library's descriptor and functions, valid while `handle`
+// is open (until drop). Plugins are called from any thread, as upstream calls them: a plugin
+// library must be thread-safe, the contract of the plugin API.
+unsafe impl Send for CPlugin {}
+// SAFETY: as above; `&self` methods only read the pointers.
+unsafe impl Sync for CPlugin {}
+
+macro_rules! op_fn {
+    ($self:ident, $op:expr, $ty:ty) => {{
+        let raw = $self.func($op)?;
+        // SAFETY: (1) a function pointer has the size of a data pointer on every POSIX target
+        // (checked at compile time by `transmute`); (2) `raw` is non-null (`func`); (3) the
+        // plugin registered it for this op, and the op's signature is the contract of
+        // `vaccel_plugin_register_ops` (spec §1.15); (4) the library stays loaded while
+        // `self` lives.
+        unsafe { std::mem::transmute::<*mut c_void, $ty>(raw) }
+    }};
+}
+
+fn c_len(n: usize, what: &str) -> Result<c_int> {
+    c_int::try_from(n).map_err(|_| Error::invalid(format!("too many {what} for a C int: {n}")))
+}
+
+fn c_string(text: &str, what: &str) -> Result<CString> {
+    CString::new(text).map_err(|_| Error::invalid(format!("{what} contains a NUL byte")))
+}
+
+/// `struct vaccel_arg` arrays over the bytes of Rust args (nothing copied).
+struct CArgs {
+    read: Vec<vaccel_arg>,
+    write: Vec<vaccel_arg>,
+}
+
+impl CArgs {
+    fn new(read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<CArgs> {
+        let c_arg = |ptr: *mut u8, size: usize, ty: u32, custom: u32| vaccel_arg {
+            buf: if size == 0 {
+                ptr::null_mut()
+            } else {
+                ptr.cast::<c_void>()
+            },
+            size,
+            r#type: ty,
+            custom_type_id: custom,
+            owned: false,
+        };
+        let read = read
+            .iter()
+            .map(|a| {
+                // `*mut` only because the C struct has a `void *`: plugins read inputs.
+                let b = a.bytes();
+                c_arg(
+                    b.as_ptr().cast_mut(),
+                    b.len(),
+                    a.ty().value(),
+                    a.custom_id(),
+                )
+            })
+            .collect();
+        let mut out = Vec::with_capacity(write.len());
+        for (i, a) in write.iter_mut().enumerate() {
+            let (ty, custom) = (a.ty().value(), a.custom_id());
+            let b = a.bytes_mut().map_err(|e| Error::arg(i, e))?;
+            out.push(c_arg(b.as_mut_ptr(), b.len(), ty, custom));
+        }
+        Ok(CArgs { read, write: out })
+    }
+
+    fn read_ptr(&mut self) -> *mut vaccel_arg {
+        if self.read.is_empty() {
+            ptr::null_mut()
+        } else {
+            self.read.as_mut_ptr()
+        }
+    }
+
+    fn write_ptr(&mut self) -> *mut vaccel_arg {
+        if self.write.is_empty() {
+            ptr::null_mut()
+        } else {
+            self.write.as_mut_ptr()
+        }
+    }
+}
+
+fn out_ptr<T>(s: &mut [T]) -> *mut T {
+    if s.is_empty() {
+        ptr::null_mut()
+    } else {
+        s.as_mut_ptr()
+    }
+}
+
+fn in_ptr<T>(s: &[T]) -> *const T {
+    if s.is_empty() {
+        ptr::null()
+    } else {
+        s.as_ptr()
+    }
+}
+
+/// C nodes over Rust nodes (the names are NUL-terminated copies kept in `_names`).
+struct CNodes {
+    _names: Vec<CString>,
+    nodes: Vec<vaccel_tf_node>,
+}
+
+impl CNodes {
+    fn new(nodes: &[TfNode]) -> Result<CNodes> {
+        let names = nodes
+            .iter()
+            .map(|n| c_string(&n.name, "node name"))
+            .collect::<Result<Vec<_>>>()?;
+        let nodes = nodes
+            .iter()
+            .zip(&names)
+            .map(|(n, name)| vaccel_tf_node {
+                name: name.as_ptr().cast_mut(),
+                id: n.id,
+            })
+            .collect();
+        Ok(CNodes {
+            _names: names,
+            nodes,
+        })
+    }
+}
+
+impl CPlugin {
+    /// Runs the plugin's `init` and reads the ops it registered. Takes ownership of `handle`
+    /// (closed on failure, or when the plugin is dropped).
+    pub(crate) fn init(
+        desc: *mut vaccel_plugin,
+        raw: RawInfo,
+        handle: *mut c_void,
+        sdk: bool,
+    ) -> Result<CPlugin> {
+        let mut info = PluginInfo::new(
+            raw.name.clone().unwrap_or_default(),
+            raw.version.clone().unwrap_or_default(),
+            PluginType::from_bits_retain(raw.plugin_type),
+        );
+        info.vaccel_version = raw.vaccel_version.clone().unwrap_or_default();
+        info.remote = raw.is_virtio;
+        let mut plugin = CPlugin {
+            info,
+            ops: OpSet::EMPTY,
+            funcs: [ptr::null_mut(); VACCEL_OP_MAX as usize],
+            hooks: raw.hooks,
+            sdk,
+            handle,
+            // Until `init` succeeds there is nothing for `fini` to undo.
+            finished: AtomicBool::new(true),
+        };
+        // SAFETY: the descriptor is valid while the library is loaded (it is); `dl_handle` is
+        // a plain field the plugin may read, as upstream sets it.
+        unsafe { (*desc).dl_handle = handle };
+        let init = plugin
+            .hooks
+            .init
+            .ok_or_else(|| Error::invalid("Plugin needs to expose an init function"))?;
+        // SAFETY: the plugin's own init function (non-null), called once, with no arguments,
+        // as upstream calls it after registration. It may call `vaccel_plugin_register_ops`.
+        let ret = unsafe { init() };
+        if ret != 0 {
+            log::error!("Plugin {} init failed: {ret}", plugin.info.name);
+            return Err(plugin.error("init", ret));
+        }
+        plugin.finished.store(false, Ordering::Release);
+        for (index, slot) in plugin.funcs.iter_mut().enumerate() {
+            // SAFETY: the descriptor is valid (library loaded); `ops[i]` is null or points at
+            // a `struct vaccel_op` the plugin registered and keeps alive while loaded.
+            let func = unsafe {
+                let op = (*desc).ops.get(index).copied().unwrap_or(ptr::null_mut());
+                if op.is_null() {
+                    ptr::null_mut()
+                } else {
+                    (*op).func
+                }
+            };
+            if func.is_null() {
+                continue;
+            }
+            if let Some(op) = u8::try_from(index).ok().and_then(OpType::from_value) {
+                *slot = func;
+                plugin.ops = plugin.ops.with(op);
+            }
+        }
+        Ok(plugin)
+    }
+
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn error(&self, what: &str, ret: c_int) -> Error {
+        let code = ErrorCode::from_i32(ret).unwrap_or(ErrorCode::EBACKEND);
+        Error::backend(self.name(), code, format!("{what} returned {ret}"))
+    }
+
+    fn check(&self, op: OpType, ret: c_int) -> Result<()> {
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(self.error(&op.name(), ret))
+        }
+    }
+
+    fn func(&self, op: OpType) -> Result<*mut c_void> {
+        let f = self
+            .funcs
+            .get(usize::from(op.value()))
+            .copied()
+            .unwrap_or(ptr::null_mut());
+        if f.is_null() {
+            return Err(vaccel_core::plugin::not_implemented(self, op));
+        }
+        Ok(f)
+    }
+
+    /// Whether session hooks apply to `sess`: remote sessions (upstream), and every session
+    /// of an SDK plugin.
+    fn session_hooks_apply(&self, sess: &Session) -> bool {
+        sess.is_remote() || self.sdk
+    }
+
+    fn resource(&self, res: &Resource, sess: &Session) -> Result<ResGuard> {
+        views::resource_for_plugin(res, sess.is_remote())
+    }
+
+    fn resource_hook(
+        &self,
+        hook: vaccel_plugin_resource_fn,
+        what: &str,
+        res: &Resource,
+        sess: &Session,
+    ) -> Result<Option<(ResGuard, *mut vaccel_abi::vaccel_session)>> {
+        let Some(hook) = hook else {
+            if sess.is_remote() {
+                return Err(Error::unsupported(format!(
+                    "remote plugin {} has no {what} hook",
+                    self.name()
+                )));
+            }
+            return Ok(None);
+        };
+        let s = views::session_for_plugin(sess)?;
+        let r = self.resource(res, sess)?;
+        // SAFETY: `hook` is the plugin's own function with this signature (its descriptor's
+        // contract); `r.ptr` and `s` are live views, valid for the call (`r` holds the
+        // allocations they point at).
+        let ret = unsafe { hook(r.ptr, s) };
+        if ret != 0 {
+            return Err(self.error(what, ret));
+        }
+        Ok(Some((r, s)))
+    }
+
+    fn mirror_tf_outputs(
+        &self,
+        outs: &mut [*mut vaccel_tf_tensor],
+    ) -> Result<Vec<TfTensor<'static>>> {
+        let mut result = Vec::with_capacity(outs.len());
+        let mut first_err = None;
+        for p in outs.iter_mut() {
+            let taken = std::mem::replace(p, ptr::null_mut());
+            // SAFETY: each slot is null or a heap tensor the plugin allocated with
+            // `vaccel_tf_tensor_allocate`/`_new` (the op's contract); we take ownership.
+            match unsafe { t::take_tf_tensor(taken) } {
+                Ok(tensor) => result.push(tensor),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(result),
+        }
+    }
+}
+
+impl Drop for CPlugin {
+    fn drop(&mut self) {
+        if !self.finished.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.run_fini() {
+                log::warn!("Failed to remove plugin {}: {e}", self.info.name);
+            }
+        }
+        super::unregister(self);
+        if !self.handle.is_null() {
+            // SAFETY: the handle came from `Library::into_raw` at load and is reclaimed once;
+            // every function pointer taken from it dies with `self`.
+            let lib = unsafe { libloading::os::unix::Library::from_raw(self.handle) };
+            if let Err(e) = lib.close() {
+                log::warn!("dlclose of plugin {} failed: {e}", self.info.name);
+            }
+        }
+    }
+}
+
+impl CPlugin {
+    fn run_fini(&self) -> Result<()> {
+        let Some(fini) = self.hooks.fini else {
+            return Ok(());
+        };
+        // SAFETY: the plugin's own fini (non-null), called once (`finished` guards it).
+        let ret = unsafe { fini() };
+        if ret != 0 {
+            return Err(self.error("fini", ret));
+        }
+        Ok(())
+    }
+}
+
+impl Plugin for CPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn ops(&self) -> OpSet {
+        self.ops
+    }
+
+    fn fini(&self) -> Result<()> {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.run_fini()
+    }
+
+    fn session_init(&self, sess: &Session, flags: u32) -> Result<Id> {
+        if !self.session_hooks_apply(sess) {
+            return Ok(0);
+        }
+        let Some(hook) = self.hooks.session_init else {
+            if sess.is_remote() {
+                return Err(Error::unsupported(format!(
+                    "Cannot initialize remote session; plugin {} has no session_init",
+                    self.name()
+                )));
+            }
+            return Ok(0);
+        };
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: the plugin's hook with this signature; `s` is a live view for the call.
+        let ret = unsafe { hook(s, flags) };
+        if ret != 0 {
+            // The session will not be released through the plugin: drop its view now.
+            views::forget_session(sess);
+            return Err(self.error("session_init", ret));
+        }
+        // SAFETY: `s` is still the live view; the plugin set `remote_id` (remote sessions).
+        let remote_id = unsafe { (*s).remote_id };
+        Ok(if sess.is_remote() { remote_id } else { 0 })
+    }
+
+    fn session_update(&self, sess: &Session, flags: u32) -> Result<()> {
+        if !self.session_hooks_apply(sess) {
+            return Ok(());
+        }
+        let Some(hook) = self.hooks.session_update else {
+            if sess.is_remote() {
+                return Err(Error::unsupported(format!(
+                    "remote plugin {} has no session_update",
+                    self.name()
+                )));
+            }
+            return Ok(());
+        };
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: the plugin's hook; `s` is a live view for the call.
+        let ret = unsafe { hook(s, flags) };
+        if ret != 0 {
+            return Err(self.error("session_update", ret));
+        }
+        Ok(())
+    }
+
+    fn session_release(&self, sess: &Session) -> Result<()> {
+        let result = match self.hooks.session_release {
+            Some(hook) if self.session_hooks_apply(sess) => {
+                let s = views::session_for_plugin(sess)?;
+                // SAFETY: the plugin's hook; `s` is a live view for the call.
+                let ret = unsafe { hook(s) };
+                if ret != 0 {
+                    Err(self.error("session_release", ret))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        };
+        // Shadows die with their session; the C API forgets its own views itself.
+        if let Some(c) = views::session_c(sess) {
+            if views::session_from_c(c).is_err() {
+                views::forget_session(sess);
+            }
+        }
+        result
+    }
+
+    fn resource_register(&self, res: &Resource, sess: &Session) -> Result<Id> {
+        match self.resource_hook(self.hooks.resource_register, "resource_register", res, sess)? {
+            // SAFETY: `r` keeps the view alive; the plugin may have set `remote_id`.
+            Some((r, _)) => Ok(unsafe { (*r.ptr).remote_id }),
+            None => Ok(0),
+        }
+    }
+
+    fn resource_unregister(&self, res: &Resource, sess: &Session) -> Result<()> {
+        self.resource_hook(
+            self.hooks.resource_unregister,
+            "resource_unregister",
+            res,
+            sess,
+        )
+        .map(|_| ())
+    }
+
+    fn resource_sync(&self, res: &Resource, sess: &Session) -> Result<()> {
+        if let Some((r, _)) =
+            self.resource_hook(self.hooks.resource_sync, "resource_sync", res, sess)?
+        {
+            views::sync_back(res, &r)?;
+        }
+        Ok(())
+    }
+
+    fn noop(&self, sess: &Session) -> Result<()> {
+        let f = op_fn!(self, OpType::Noop, vaccel_noop_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: `f` has the noop signature (op_fn); `s` is a live view for the call.
+        let ret = unsafe { f(s) };
+        self.check(OpType::Noop, ret)
+    }
+
+    fn exec(
+        &self,
+        sess: &Session,
+        library: &str,
+        symbol: &str,
+        read: &[Arg<'_>],
+        write: &mut [Arg<'_>],
+    ) -> Result<()> {
+        let f = op_fn!(self, OpType::Exec, vaccel_exec_op_fn);
+        let s = views::session_for_plugin(sess)?;
+        let library = c_string(library, "library")?;
+        let symbol = c_string(symbol, "symbol")?;
+        let mut args = CArgs::new(read, write)?;
+        let (nr_read, nr_write) = (args.read.len(), args.write.len());
+        // SAFETY: `f` has the exec signature; `s` is a live view; the strings are
+        // NUL-terminated and live for the call; the arg arrays hold `nr_read`/`nr_write`
+        // entries whose buffers are the args' bytes, borrowed (shared for `read`, exclusive
+        // for `write`) for the whole call. Plugins must not write through read buffers.
+        let ret = unsafe {
+            f(
+                s,
+                library.as_ptr(),
+                symbol.as_ptr(),
+                args.read_ptr(),
+                nr_read,
+                args.write_ptr(),
+                nr_write,
+            )
+        };
+        self.check(OpType::Exec, ret)
+    }
+
+    fn exec_with_resource(
+        &self,
+        sess: &Session,
+        res: &Resource,
+        symbol: &str,
+        read: &[Arg<'_>],
+        write: &mut [Arg<'_>],
+    ) -> Result<()> {
+        let f = op_fn!(self, OpType::ExecWithResource, vaccel_exec_with_resource_fn);
+        let s = views::session_for_plugin(sess)?;
+        let r = self.resource(res, sess)?;
+        let symbol = c_string(symbol, "symbol")?;
+        let mut args = CArgs::new(read, write)?;
+        let (nr_read, nr_write) = (args.read.len(), args.write.len());
+        // SAFETY: as for `exec`; `r` keeps the resource view and its blobs alive.
+        let ret = unsafe {
+            f(
+                s,
+                r.ptr,
+                symbol.as_ptr(),
+                args.read_ptr(),
+                nr_read,
+                args.write_ptr(),
+                nr_write,
+            )
+        };
+        self.check(OpType::ExecWithResource, ret)
+    }
+
+    fn image_classify(
+        &self,
+        sess: &Session,
+        image: &[u8],
+        out_text: &mut [u8],
+        out_imgname: &mut [u8],
+    ) -> Result<()> {
+        let f = op_fn!(self, OpType::ImageClassify, vaccel_image_classify_fn);
+        let s = views::session_for_plugin(sess)?;
+        // Always the 7-argument call (upstream switches to 5 arguments without a text buffer,
+        // an ABI mismatch: spec §12.7).
+        // SAFETY: `f` has the classify signature; every pointer is null with a zero length or
+        // points at that many bytes borrowed for the call (the image shared, the outputs
+        // exclusively and disjoint, as Rust borrows guarantee).
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(image).cast::<c_void>(),
+                out_ptr(out_text),
+                out_ptr(out_imgname),
+                image.len(),
+                out_text.len(),
+                out_imgname.len(),
+            )
+        };
+        self.check(OpType::ImageClassify, ret)
+    }
+
+    fn image_op(
+        &self,
+        sess: &Session,
+        op: OpType,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<()> {
+        let f = op_fn!(self, op, vaccel_image_op_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: as for `image_classify`, with the 5-argument signature of these ops.
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(image).cast::<c_void>(),
+                out_ptr(out_imgname),
+                image.len(),
+                out_imgname.len(),
+            )
+        };
+        self.check(op, ret)
+    }
+
+    fn sgemm(&self, sess: &Session, a: &SgemmArgs<'_>, c: &mut [f32]) -> Result<()> {
+        let f = op_fn!(self, OpType::BlasSgemm, vaccel_sgemm_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: `f` has the sgemm signature; the runtime validated that `a`, `b` and `c`
+        // hold the rows their dimensions and strides claim, so the plugin stays inside them;
+        // `a`/`b` are read-only inputs (cast only for the C prototype), `c` is exclusive.
+        let ret = unsafe {
+            f(
+                s,
+                a.m,
+                a.n,
+                a.k,
+                a.alpha,
+                in_ptr(a.a).cast_mut(),
+                a.lda,
+                in_ptr(a.b).cast_mut(),
+                a.ldb,
+                a.beta,
+                out_ptr(c),
+                a.ldc,
+            )
+        };
+        self.check(OpType::BlasSgemm, ret)
+    }
+
+    fn fpga_arraycopy(&self, sess: &Session, a: &[i32], out: &mut [i32]) -> Result<()> {
+        let f = op_fn!(self, OpType::FpgaArraycopy, vaccel_fpga_arraycopy_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: `f` has the arraycopy signature; `out` holds at least `a.len()` elements
+        // (checked by the runtime); `a` is an input.
+        let ret = unsafe { f(s, in_ptr(a).cast_mut(), out_ptr(out), a.len()) };
+        self.check(OpType::FpgaArraycopy, ret)
+    }
+
+    fn fpga_mmult(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+        let f = op_fn!(self, OpType::FpgaMmult, vaccel_fpga_mmult_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: `b` and `c` hold at least `a.len()` elements (checked by the runtime).
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(a).cast_mut(),
+                in_ptr(b).cast_mut(),
+                out_ptr(c),
+                a.len(),
+            )
+        };
+        self.check(OpType::FpgaMmult, ret)
+    }
+
+    fn fpga_parallel(
+        &self,
+        sess: &Session,
+        a: &[f32],
+        b: &[f32],
+        add_out: &mut [f32],
+        mult_out: &mut [f32],
+    ) -> Result<()> {
+        let f = op_fn!(self, OpType::FpgaParallel, vaccel_fpga_parallel_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: every slice holds at least `a.len()` elements (checked by the runtime).
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(a).cast_mut(),
+                in_ptr(b).cast_mut(),
+                out_ptr(add_out),
+                out_ptr(mult_out),
+                a.len(),
+            )
+        };
+        self.check(OpType::FpgaParallel, ret)
+    }
+
+    fn fpga_vadd(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+        let f = op_fn!(self, OpType::FpgaVectoradd, vaccel_fpga_vadd_fn);
+        let s = views::session_for_plugin(sess)?;
+        // SAFETY: `b` and `c` hold at least `a.len()` elements (checked by the runtime).
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(a).cast_mut(),
+                in_ptr(b).cast_mut(),
+                out_ptr(c),
+                a.len(),
+                b.len(),
+            )
+        };
+        self.check(OpType::FpgaVectoradd, ret)
+    }
+
+    fn minmax(
+        &self,
+        sess: &Session,
+        indata: &[f64],
+        low_threshold: i32,
+        high_threshold: i32,
+        outdata: &mut [f64],
+    ) -> Result<(f64, f64)> {
+        let f = op_fn!(self, OpType::Minmax, vaccel_minmax_fn);
+        let s = views::session_for_plugin(sess)?;
+        let ndata = c_len(indata.len(), "data points")?;
+        let (mut min, mut max) = (0f64, 0f64);
+        // SAFETY: `outdata` holds at least `indata.len()` elements (checked by the runtime);
+        // `min`/`max` are locals.
+        let ret = unsafe {
+            f(
+                s,
+                in_ptr(indata),
+                ndata,
+                low_threshold,
+                high_threshold,
+                out_ptr(outdata),
+                &raw mut min,
+                &raw mut max,
+            )
+        };
+        self.check(OpType::Minmax, ret)?;
+        Ok((min, max))
+    }
+
+    fn opencv(&self, sess: &Session, read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
+        let f = op_fn!(self, OpType::Opencv, vaccel_opencv_fn);
+        let s = views::session_for_plugin(sess)?;
+        let mut args = CArgs::new(read, write)?;
+        let nr_read = c_len(args.read.len(), "read args")?;
+        let nr_write = c_len(args.write.len(), "write args")?;
+        // SAFETY: as for `exec`.
+        let ret = unsafe { f(s, args.read_ptr(), nr_read, args.write_ptr(), nr_write) };
+        self.check(OpType::Opencv, ret)
+    }
+
+    fn tf_model_load(&self, sess: &Session, model: &Resource) -> Result<TfStatus> {
+        self.tf_model(OpType::TfModelLoad, sess, model)
+    }
+
+    fn tf_model_unload(&self, sess: &Session, model: &Resource) -> Result<TfStatus> {
+        self.tf_model(OpType::TfModelUnload, sess, model)
+    }
+
+    fn tf_model_run(
+        &self,
+        sess: &Session,
+        model: &Resource,
+        run_options: Option<&[u8]>,
+        in_nodes: &[TfNode],
+        in_tensors: &[TfTensor<'_>],
+        out_nodes: &[TfNode],
+    ) -> Result<TfRunOutput> {
+        let f = op_fn!(self, OpType::TfModelRun, vaccel_tf_model_run_fn);
+        let s = views::session_for_plugin(sess)?;
+        let m = self.resource(model, sess)?;
+        let options = run_options.map(|o| vaccel_tf_buffer {
+            data: in_ptr(o).cast_mut().cast::<c_void>(),
+            size: o.len(),
+        });
+        let c_in_nodes = CNodes::new(in_nodes)?;
+        let c_out_nodes = CNodes::new(out_nodes)?;
+        let mut inputs = t::CTensors::tf(in_tensors)?;
+        let mut outs = vec![ptr::null_mut::<vaccel_tf_tensor>(); out_nodes.len()];
+        let nr_in = c_len(in_tensors.len(), "input tensors")?;
+        let nr_out = c_len(out_nodes.len(), "output nodes")?;
+        let mut status = vaccel_tf_status {
+            code: 0,
+            message: ptr::null_mut(),
+        };
+        // SAFETY: `f` has the TF run signature; every pointer is null (empty) or points at
+        // locals that live for the call: the options over the caller's bytes, node arrays
+        // with NUL-terminated names, tensors over the input bytes (read-only for the plugin),
+        // `nr_out` null output slots the plugin fills with heap tensors, and a status.
+        let ret = unsafe {
+            f(
+                s,
+                m.ptr,
+                options.as_ref().map_or(ptr::null(), ptr::from_ref),
+                in_ptr(&c_in_nodes.nodes),
+                inputs.ptrs(),
+                nr_in,
+                in_ptr(&c_out_nodes.nodes),
+                out_ptr(&mut outs),
+                nr_out,
+                &raw mut status,
+            )
+        };
+        // SAFETY: the status was filled by the plugin (message null or heap, from strdup).
+        let status = unsafe { t::take_tf_status(&mut status) };
+        let outputs = self.mirror_tf_outputs(&mut outs);
+        self.check(OpType::TfModelRun, ret)?;
+        Ok(TfRunOutput {
+            outputs: outputs?,
+            status,
+        })
+    }
+
+    fn tflite_model_load(&self, sess: &Session, model: &Resource) -> Result<()> {
+        self.model_op(OpType::TfliteModelLoad, sess, model)
+    }
+
+    fn tflite_model_unload(&self, sess: &Session, model: &Resource) -> Result<()> {
+        self.model_op(OpType::TfliteModelUnload, sess, model)
+    }
+
+    fn tflite_model_run(
+        &self,
+        sess: &Session,
+        model: &Resource,
+        inputs: &[TfLiteTensor<'_>],
+        nr_outputs: usize,
+    ) -> Result<TfLiteRunOutput> {
+        let f = op_fn!(self, OpType::TfliteModelRun, vaccel_tflite_model_run_fn);
+        let s = views::session_for_plugin(sess)?;
+        let m = self.resource(model, sess)?;
+        let mut c_inputs = t::CTensors::tflite(inputs)?;
+        let mut outs = vec![ptr::null_mut::<vaccel_tflite_tensor>(); nr_outputs];
+        let nr_in = c_len(inputs.len(), "input tensors")?;
+        let nr_out = c_len(nr_outputs, "output tensors")?;
+        let mut status = 0u8;
+        // SAFETY: as for `tf_model_run`.
+        let ret = unsafe {
+            f(
+                s,
+                m.ptr,
+                c_inputs.ptrs(),
+                nr_in,
+                out_ptr(&mut outs),
+                nr_out,
+                &raw mut status,
+            )
+        };
+        let mut outputs = Vec::with_capacity(outs.len());
+        let mut first_err = None;
+        for p in outs {
+            // SAFETY: null or a heap tensor the plugin allocated (the op's contract).
+            match unsafe { t::take_tflite_tensor(p) } {
+                Ok(tensor) => outputs.push(tensor),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.check(OpType::TfliteModelRun, ret)?;
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(TfLiteRunOutput { outputs, status })
+    }
+
+    fn torch_model_load(&self, sess: &Session, model: &Resource) -> Result<()> {
+        self.model_op(OpType::TorchModelLoad, sess, model)
+    }
+
+    fn torch_model_run(
+        &self,
+        sess: &Session,
+        model: &Resource,
+        run_options: Option<&[u8]>,
+        inputs: &[TorchTensor<'_>],
+        nr_outputs: usize,
+    ) -> Result<Vec<TorchTensor<'static>>> {
+        let f = op_fn!(self, OpType::TorchModelRun, vaccel_torch_model_run_fn);
+        let s = views::session_for_plugin(sess)?;
+        let m = self.resource(model, sess)?;
+        let options = run_options.map(|o| vaccel_torch_buffer {
+            data: in_ptr(o).cast_mut().cast::<c_char>(),
+            size: o.len(),
+        });
+        let mut c_inputs = t::CTensors::torch(inputs)?;
+        let mut outs = vec![ptr::null_mut::<vaccel_torch_tensor>(); nr_outputs];
+        let nr_in = c_len(inputs.len(), "input tensors")?;
+        let nr_out = c_len(nr_outputs, "output tensors")?;
+        // SAFETY: as for `tf_model_run`.
+        let ret = unsafe {
+            f(
+                s,
+                m.ptr,
+                options.as_ref().map_or(ptr::null(), ptr::from_ref),
+                c_inputs.ptrs(),
+                nr_in,
+                out_ptr(&mut outs),
+                nr_out,
+            )
+        };
+        let mut outputs = Vec::with_capacity(outs.len());
+        let mut first_err = None;
+        for p in outs {
+            // SAFETY: null or a heap tensor the plugin allocated (the op's contract).
+            match unsafe { t::take_torch_tensor(p) } {
+                Ok(tensor) => outputs.push(tensor),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.check(OpType::TorchModelRun, ret)?;
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(outputs)
+    }
+
+    fn torch_sgemm(
+        &self,
+        sess: &Session,
+        a: &TorchTensor<'_>,
+        b: &TorchTensor<'_>,
+        c: &TorchTensor<'_>,
+        m: i32,
+        n: i32,
+        k: i32,
+    ) -> Result<Option<TorchTensor<'static>>> {
+        let f = op_fn!(self, OpType::TorchSgemm, vaccel_torch_sgemm_fn);
+        let s = views::session_for_plugin(sess)?;
+        let mut inputs = t::CTensors::torch(&[a.borrowed(), b.borrowed(), c.borrowed()])?;
+        let mut ptrs = inputs.ptr_vec();
+        let mut out = ptr::null_mut::<vaccel_torch_tensor>();
+        let (pa, pb, pc) = match ptrs.as_mut_slice() {
+            [pa, pb, pc] => (ptr::from_mut(pa), ptr::from_mut(pb), ptr::from_mut(pc)),
+            _ => return Err(Error::invalid("torch_sgemm needs three tensors")),
+        };
+        // SAFETY: `f` has the torch sgemm signature; the three in-tensor slots point at C
+        // tensors over the inputs' bytes (live for the call), `out` is a null slot the plugin
+        // may fill with a heap tensor.
+        let ret = unsafe { f(s, pa, pb, pc, m, n, k, &raw mut out) };
+        // SAFETY: null or a heap tensor the plugin allocated.
+        let out = unsafe { t::take_torch_tensor_opt(out) };
+        self.check(OpType::TorchSgemm, ret)?;
+        out
+    }
+}
+
+impl CPlugin {
+    fn tf_model(&self, op: OpType, sess: &Session, model: &Resource) -> Result<TfStatus> {
+        let f = op_fn!(self, op, vaccel_tf_model_fn);
+        let s = views::session_for_plugin(sess)?;
+        let m = self.resource(model, sess)?;
+        let mut status = vaccel_tf_status {
+            code: 0,
+            message: ptr::null_mut(),
+        };
+        // SAFETY: `f` has the TF load/unload signature; `s`, `m.ptr` and the status are live
+        // for the call.
+        let ret = unsafe { f(s, m.ptr, &raw mut status) };
+        // SAFETY: filled by the plugin: message null or from strdup.
+        let status = unsafe { t::take_tf_status(&mut status) };
+        self.check(op, ret)?;
+        Ok(status)
+    }
+
+    fn model_op(&self, op: OpType, sess: &Session, model: &Resource) -> Result<()> {
+        let f = op_fn!(self, op, vaccel_model_fn);
+        let s = views::session_for_plugin(sess)?;
+        let m = self.resource(model, sess)?;
+        // SAFETY: `f` has the `(sess, model)` signature of this op; both views are live.
+        let ret = unsafe { f(s, m.ptr) };
+        self.check(op, ret)
+    }
+}

@@ -1,0 +1,791 @@
+//! C views of Rust sessions and resources: the `struct vaccel_session` / `struct
+//! vaccel_resource` that C code (applications and plugins) sees for a Rust object.
+//!
+//! A view is either the caller's own struct (the C API attaches it when the object is created)
+//! or a *shadow* the library allocates when a C plugin needs a view of a Rust object created
+//! elsewhere. Views are found in both directions: by the address of the Rust object (what
+//! plugin adapters have) and by the address of the C struct (what C API functions receive).
+//! Lookups by address never dereference the C pointer, so an unknown or stale pointer is an
+//! `EINVAL`, not a crash.
+//!
+//! Everything the library allocates for a view (path arrays, blob structs, blob bytes) is
+//! memory *lent* to C: allocated by Rust, reachable only through raw pointers while lent, and
+//! freed when the view's allocation set is dropped. A plugin call holds an `Arc` of the set it
+//! was given, so a concurrent refresh never frees memory a plugin is reading.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::{CString, c_char};
+use std::path::{Path, PathBuf};
+use std::ptr::{self, NonNull};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
+use vaccel_abi::{
+    PATH_MAX, VACCEL_RESOURCE_MAX, pthread_mutex_t, vaccel_blob, vaccel_list_entry, vaccel_plugin,
+    vaccel_plugin_info, vaccel_resource, vaccel_session,
+};
+use vaccel_core::blob::Blob;
+use vaccel_core::plugin::Plugin;
+use vaccel_core::{BlobType, Resource, ResourceType, Session};
+
+use crate::ffi::{Res, invalid};
+
+/// Memory lent to C: a `Box` turned into a raw pointer, freed when this is dropped.
+struct Lent<T: ?Sized>(NonNull<T>);
+
+impl<T: ?Sized> Lent<T> {
+    fn new(value: Box<T>) -> Self {
+        Lent(NonNull::from(Box::leak(value)))
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+}
+
+impl<T: ?Sized> Drop for Lent<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here, once.
+        // C code had it only while the owning view lived; views are dropped when their
+        // object is released (or when no plugin call holds them any more).
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// A C string lent to C (`char *`), freed when dropped.
+struct LentStr(NonNull<c_char>);
+
+impl LentStr {
+    fn new(text: &str) -> Self {
+        // Interior NULs cannot be represented; the C string ends at the first one.
+        let text = text.split('\0').next().unwrap_or_default();
+        let owned = CString::new(text).unwrap_or_default();
+        // SAFETY: `CString::into_raw` never returns null.
+        LentStr(unsafe { NonNull::new_unchecked(owned.into_raw()) })
+    }
+
+    fn ptr(&self) -> *mut c_char {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for LentStr {
+    fn drop(&mut self) {
+        // SAFETY: from `CString::into_raw` in `new`, reclaimed only here, once. C code must not
+        // have changed the string's length (it is documented read-only).
+        drop(unsafe { CString::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// A private, writable mapping of a file (what upstream gives `blob->data`).
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn of(path: &Path) -> Option<Mapping> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private mapping of an open file descriptor; the kernel picks the
+        // address. The result is checked against MAP_FAILED. MAP_PRIVATE means writes through
+        // it never reach the file and nothing else can change what we read except a
+        // truncation of the file by another process (then reads past the end fault, as with
+        // upstream's mapping).
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Mapping {
+            ptr: NonNull::new(p.cast::<u8>())?,
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping made in `of` and unmapped only here.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Where a blob view's bytes live.
+enum BlobData {
+    None,
+    Heap(Lent<[u8]>),
+    Mapped(Mapping),
+}
+
+impl BlobData {
+    fn ptr_len(&self) -> (*mut u8, usize) {
+        match self {
+            BlobData::None => (ptr::null_mut(), 0),
+            BlobData::Heap(lent) => (lent.ptr().cast::<u8>(), lent.ptr().len()),
+            BlobData::Mapped(map) => (map.ptr.as_ptr(), map.len),
+        }
+    }
+}
+
+/// One `struct vaccel_blob` lent to C.
+struct BlobView {
+    // Field order is drop order: the struct goes before what it points at.
+    c: Lent<vaccel_blob>,
+    _name: LentStr,
+    _path: Option<LentStr>,
+    _data: BlobData,
+}
+
+impl BlobView {
+    fn new(blob: &Blob, read_file: bool) -> BlobView {
+        let name = LentStr::new(blob.name());
+        let path = blob.path().map(|p| LentStr::new(&p.to_string_lossy()));
+        let data = match (blob.kind(), blob.path()) {
+            (BlobType::Buffer, _) | (_, None) => match blob.data() {
+                Some(bytes) => BlobData::Heap(Lent::new(Box::<[u8]>::from(&bytes[..]))),
+                None => BlobData::None,
+            },
+            (BlobType::Mapped, Some(path)) => match Mapping::of(path) {
+                Some(map) => BlobData::Mapped(map),
+                None => blob.data().map_or(BlobData::None, |bytes| {
+                    BlobData::Heap(Lent::new(Box::<[u8]>::from(&bytes[..])))
+                }),
+            },
+            (BlobType::File, Some(path)) if read_file => {
+                Mapping::of(path).map_or(BlobData::None, BlobData::Mapped)
+            }
+            (BlobType::File, Some(_)) => BlobData::None,
+        };
+        let (data_ptr, size) = data.ptr_len();
+        let c = Lent::new(Box::new(vaccel_blob {
+            r#type: blob.kind().value(),
+            name: name.ptr(),
+            path: path.as_ref().map_or(ptr::null_mut(), LentStr::ptr),
+            path_owned: blob.owns_file(),
+            data: data_ptr,
+            data_owned: !matches!(data, BlobData::None),
+            size,
+        }));
+        BlobView {
+            c,
+            _name: name,
+            _path: path,
+            _data: data,
+        }
+    }
+}
+
+/// Everything the library allocated for one resource view.
+pub(crate) struct ResAlloc {
+    // Arrays first: they point at the strings and blobs below.
+    path_ptrs: Lent<[*mut c_char]>,
+    blob_ptrs: Lent<[*mut vaccel_blob]>,
+    _paths: Vec<LentStr>,
+    rundir: Option<LentStr>,
+    rundir_src: Option<PathBuf>,
+    blobs: Vec<BlobView>,
+    source: Vec<Arc<Blob>>,
+    read_files: bool,
+}
+
+// SAFETY: the raw pointers point into memory owned by this value and are only dereferenced
+// by C code holding the view, or by `Drop`; moving the owner between threads is sound.
+unsafe impl Send for ResAlloc {}
+// SAFETY: shared access from Rust never dereferences the pointers (C code may, concurrently,
+// as upstream allows for its own structs).
+unsafe impl Sync for ResAlloc {}
+
+impl ResAlloc {
+    fn build(res: &Resource, read_files: bool) -> ResAlloc {
+        let source = res.blobs();
+        let paths: Vec<LentStr> = res.paths().iter().map(|p| LentStr::new(p)).collect();
+        let path_ptrs: Box<[*mut c_char]> = paths.iter().map(LentStr::ptr).collect();
+        let blobs: Vec<BlobView> = source
+            .iter()
+            .map(|b| BlobView::new(b, read_files))
+            .collect();
+        let blob_ptrs: Box<[*mut vaccel_blob]> = blobs.iter().map(|b| b.c.ptr()).collect();
+        let rundir_src = res.rundir();
+        ResAlloc {
+            path_ptrs: Lent::new(path_ptrs),
+            blob_ptrs: Lent::new(blob_ptrs),
+            _paths: paths,
+            rundir: rundir_src
+                .as_ref()
+                .map(|d| LentStr::new(&d.to_string_lossy())),
+            rundir_src,
+            blobs,
+            source,
+            read_files,
+        }
+    }
+
+    fn is_current(&self, res: &Resource, read_files: bool) -> bool {
+        let blobs = res.blobs();
+        (self.read_files || !read_files)
+            && self.rundir_src == res.rundir()
+            && blobs.len() == self.source.len()
+            && blobs
+                .iter()
+                .zip(&self.source)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+
+    fn array_ptr<T>(lent: &Lent<[T]>) -> *mut T {
+        if lent.ptr().is_empty() {
+            ptr::null_mut()
+        } else {
+            lent.ptr().cast::<T>()
+        }
+    }
+}
+
+/// A raw pointer to a view that may travel between threads inside the registry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CPtr<T>(*mut T);
+// SAFETY: the registry only stores and compares these addresses; dereferences happen in the
+// functions below under the documented contracts.
+unsafe impl<T> Send for CPtr<T> {}
+
+struct SessView {
+    c: CPtr<vaccel_session>,
+    /// Allocated by the library (a shadow), freed when forgotten.
+    shadow: bool,
+    rust: Weak<Session>,
+}
+
+struct ResView {
+    c: CPtr<vaccel_resource>,
+    shadow: bool,
+    rust: Weak<Resource>,
+    alloc: Option<Arc<ResAlloc>>,
+}
+
+#[derive(Default)]
+struct Views {
+    sessions: HashMap<usize, SessView>,
+    sess_by_c: HashMap<usize, usize>,
+    resources: HashMap<usize, ResView>,
+    res_by_c: HashMap<usize, usize>,
+}
+
+static VIEWS: LazyLock<Mutex<Views>> = LazyLock::new(Mutex::default);
+
+fn views() -> MutexGuard<'static, Views> {
+    VIEWS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn addr<T: ?Sized>(p: *const T) -> usize {
+    p.cast::<()>() as usize
+}
+
+thread_local! {
+    /// The caller's struct while `vaccel_session_init` creates its Rust session, so that a C
+    /// plugin's `session_init` hook already sees the caller's struct.
+    static PENDING_SESSION: Cell<*mut vaccel_session> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Marks `c` as the view of the session being created on this thread until the returned
+/// guard drops.
+pub(crate) fn pending_session(c: *mut vaccel_session) -> impl Drop {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PENDING_SESSION.with(|p| p.set(ptr::null_mut()));
+        }
+    }
+    PENDING_SESSION.with(|p| p.set(c));
+    Reset
+}
+
+/// Synthesised `struct vaccel_plugin` descriptors of Rust plugins, for `sess->plugin`.
+struct Synthetic {
+    plugin: vaccel_plugin,
+    info: vaccel_plugin_info,
+    _strings: [CString; 3],
+}
+
+// SAFETY: the pointers inside point into the same boxed value, which is never freed or
+// mutated after creation.
+unsafe impl Send for Synthetic {}
+
+/// Synthesised descriptors by plugin name and version.
+type SyntheticMap = HashMap<(String, String), Box<Synthetic>>;
+
+static SYNTHETIC: LazyLock<Mutex<SyntheticMap>> = LazyLock::new(Mutex::default);
+
+/// The C descriptor of a session's plugin: the library's own for C plugins, a synthesised
+/// read-only one (name, version, type; no ops) for Rust plugins. Kept for the whole process.
+fn plugin_descriptor(plugin: &Arc<dyn Plugin>) -> *mut vaccel_plugin {
+    if let Some(desc) = crate::loader::descriptor_of(plugin) {
+        return desc;
+    }
+    let info = plugin.info();
+    let key = (info.name.clone(), info.version.clone());
+    let mut map = SYNTHETIC.lock().unwrap_or_else(PoisonError::into_inner);
+    let entry = map.entry(key).or_insert_with(|| {
+        let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
+        let strings = [c(&info.name), c(&info.version), c(&info.vaccel_version)];
+        let mut synthetic = Box::new(Synthetic {
+            plugin: vaccel_plugin {
+                dl_handle: ptr::null_mut(),
+                entry: vaccel_list_entry {
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                },
+                ops: [ptr::null_mut(); vaccel_abi::VACCEL_OP_MAX as usize],
+                info: ptr::null_mut(),
+            },
+            info: vaccel_plugin_info {
+                name: strings[0].as_ptr(),
+                version: strings[1].as_ptr(),
+                vaccel_version: strings[2].as_ptr(),
+                init: None,
+                fini: None,
+                is_virtio: info.remote,
+                r#type: info.plugin_type.bits(),
+                session_init: None,
+                session_release: None,
+                session_update: None,
+                resource_register: None,
+                resource_unregister: None,
+                resource_sync: None,
+            },
+            _strings: strings,
+        });
+        synthetic.plugin.info = &raw mut synthetic.info;
+        let entry = &raw mut synthetic.plugin.entry;
+        synthetic.plugin.entry = vaccel_list_entry {
+            next: entry,
+            prev: entry,
+        };
+        synthetic
+    });
+    &raw mut entry.plugin
+}
+
+/// An empty list head at `head`.
+///
+/// # Safety
+///
+/// `head` points at writable memory for a list entry.
+unsafe fn init_list(head: *mut vaccel_list_entry) {
+    // SAFETY: caller guarantee; the entry points at itself (`LIST_ENTRY_INIT`).
+    unsafe {
+        head.write(vaccel_list_entry {
+            next: head,
+            prev: head,
+        })
+    };
+}
+
+/// Fills a session struct from `sess`. `fresh` (re)initialises every field, including the
+/// ones plugins own (`priv`); otherwise only the library's fields are refreshed.
+///
+/// # Safety
+///
+/// `c` points at writable memory for a `struct vaccel_session` (fresh: possibly
+/// uninitialised), not accessed by anything else during the call.
+unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
+    let plugin = plugin_descriptor(&sess.plugin());
+    let mut counts = [0usize; VACCEL_RESOURCE_MAX as usize];
+    for res in sess.resources() {
+        if let Some(n) = counts.get_mut(res.kind().value() as usize) {
+            *n += 1;
+        }
+    }
+    let mut rundir = [0 as c_char; PATH_MAX];
+    let dir = sess.rundir().to_string_lossy();
+    for (dst, src) in rundir.iter_mut().zip(dir.bytes().take(PATH_MAX - 1)) {
+        *dst = src as c_char;
+    }
+    // SAFETY: `c` is valid for writes (caller guarantee). Fresh structs are written whole
+    // (`write` does not read or drop the old bytes); otherwise individual plain-data fields
+    // are assigned through the raw pointer.
+    unsafe {
+        if fresh {
+            c.write(vaccel_session {
+                id: 0,
+                remote_id: 0,
+                hint: 0,
+                is_virtio: false,
+                rundir: [0; PATH_MAX],
+                resources: [vaccel_list_entry {
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                }; VACCEL_RESOURCE_MAX as usize],
+                resource_counts: [0; VACCEL_RESOURCE_MAX as usize],
+                resources_lock: pthread_mutex_t::INIT,
+                plugin: ptr::null_mut(),
+                r#priv: ptr::null_mut(),
+            });
+            for i in 0..VACCEL_RESOURCE_MAX as usize {
+                init_list((&raw mut (*c).resources).cast::<vaccel_list_entry>().add(i));
+            }
+        }
+        (*c).id = sess.id();
+        (*c).remote_id = sess.remote_id();
+        (*c).hint = sess.hint();
+        (*c).is_virtio = sess.is_remote();
+        (*c).rundir = rundir;
+        (*c).resource_counts = counts;
+        (*c).plugin = plugin;
+    }
+}
+
+/// Fills a resource struct from `res` and the allocations made for it.
+///
+/// # Safety
+///
+/// As [`fill_session`], for a `struct vaccel_resource`.
+unsafe fn fill_resource(c: *mut vaccel_resource, res: &Resource, alloc: &ResAlloc, fresh: bool) {
+    // SAFETY: as in `fill_session`.
+    unsafe {
+        if fresh {
+            c.write(vaccel_resource {
+                id: 0,
+                remote_id: 0,
+                r#type: 0,
+                path_type: 0,
+                paths: ptr::null_mut(),
+                nr_paths: 0,
+                rundir: ptr::null_mut(),
+                blobs: ptr::null_mut(),
+                nr_blobs: 0,
+                entry: vaccel_list_entry {
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                },
+                sessions: vaccel_list_entry {
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                },
+                sessions_lock: pthread_mutex_t::INIT,
+                refcount: std::sync::atomic::AtomicU32::new(0),
+                plugin_priv: ptr::null_mut(),
+            });
+            init_list(&raw mut (*c).entry);
+            init_list(&raw mut (*c).sessions);
+        }
+        (*c).id = res.id();
+        (*c).remote_id = res.remote_id();
+        (*c).r#type = res.kind().value();
+        (*c).path_type = res.path_type().value();
+        (*c).paths = ResAlloc::array_ptr(&alloc.path_ptrs);
+        (*c).nr_paths = alloc.path_ptrs.ptr().len();
+        (*c).rundir = alloc.rundir.as_ref().map_or(ptr::null_mut(), LentStr::ptr);
+        (*c).blobs = ResAlloc::array_ptr(&alloc.blob_ptrs);
+        (*c).nr_blobs = alloc.blob_ptrs.ptr().len();
+        let refcount = u32::try_from(res.refcount()).unwrap_or(u32::MAX);
+        (*c).refcount
+            .store(refcount, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Records the caller's struct `c` as the view of a session it just created, and fills it.
+///
+/// # Safety
+///
+/// `c` points at writable memory for a `struct vaccel_session` that stays valid until the
+/// session is released (the C API contract of `vaccel_session_init`).
+pub(crate) unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>) {
+    let mut v = views();
+    let key = addr(Arc::as_ptr(sess));
+    // The struct may already have been adopted by a plugin hook during creation.
+    let fresh = !matches!(v.sessions.get(&key), Some(view) if view.c.0 == c);
+    // SAFETY: caller guarantee; nothing else accesses the struct while the lock is held.
+    unsafe { fill_session(c, sess, fresh) };
+    v.sess_by_c.insert(addr(c), key);
+    v.sessions.insert(
+        key,
+        SessView {
+            c: CPtr(c),
+            shadow: false,
+            rust: Arc::downgrade(sess),
+        },
+    );
+}
+
+/// The Rust session of a C struct, or `EINVAL` if `c` is not a live session.
+pub(crate) fn session_from_c(c: *const vaccel_session) -> Res<Arc<Session>> {
+    let v = views();
+    v.sess_by_c
+        .get(&addr(c))
+        .and_then(|key| v.sessions.get(key))
+        .and_then(|view| view.rust.upgrade())
+        .ok_or_else(|| invalid("not an initialized session (NULL, released or unknown)"))
+}
+
+/// The C struct of a session, if it has a view.
+pub(crate) fn session_c(sess: &Session) -> Option<*mut vaccel_session> {
+    views()
+        .sessions
+        .get(&addr(ptr::from_ref(sess)))
+        .map(|view| view.c.0)
+}
+
+/// The C struct to hand a plugin for `sess`: its view refreshed, the struct being created on
+/// this thread, or a new shadow.
+///
+/// Views are matched by the session's address. That is sound because every view is removed
+/// when its session goes: the C API's at `vaccel_session_release`, shadows in the plugin
+/// adapter's `session_release` hook (or when `session_init` fails).
+pub(crate) fn session_for_plugin(sess: &Session) -> Res<*mut vaccel_session> {
+    let key = addr(ptr::from_ref(sess));
+    let mut v = views();
+    if let Some(view) = v.sessions.get_mut(&key) {
+        if view.rust.strong_count() == 0 {
+            // Created while `Session::new` ran (no `Arc` was tracked yet): pick it up now.
+            view.rust = find_session_weak(sess);
+        }
+        let c = view.c.0;
+        // SAFETY: a live view: either the caller's struct (valid until released, by the C
+        // API contract) or our shadow.
+        unsafe { fill_session(c, sess, false) };
+        return Ok(c);
+    }
+    let pending = PENDING_SESSION.with(Cell::get);
+    let (c, shadow) = if pending.is_null() {
+        let shadow: Box<std::mem::MaybeUninit<vaccel_session>> = Box::new_uninit();
+        (Box::into_raw(shadow).cast::<vaccel_session>(), true)
+    } else {
+        (pending, false)
+    };
+    // SAFETY: `c` is either the struct the C API is initialising (writable caller memory) or a
+    // fresh allocation of the right size; `fresh` writes every field first.
+    unsafe { fill_session(c, sess, true) };
+    let rust = find_session_weak(sess);
+    v.sessions.insert(
+        key,
+        SessView {
+            c: CPtr(c),
+            shadow,
+            rust,
+        },
+    );
+    v.sess_by_c.insert(addr(c), key);
+    Ok(c)
+}
+
+/// A `Weak` to `sess` if the runtime tracks it already, else an empty one (sessions being
+/// created are tracked only once `Session::new` is done).
+fn find_session_weak(sess: &Session) -> Weak<Session> {
+    match sess.runtime().session_by_id(sess.id()) {
+        Ok(arc) if ptr::eq(Arc::as_ptr(&arc), sess) => Arc::downgrade(&arc),
+        _ => Weak::new(),
+    }
+}
+
+fn drop_session_view(v: &mut Views, view: SessView) {
+    v.sess_by_c.remove(&addr(view.c.0));
+    if view.shadow {
+        // SAFETY: shadows are allocated by `session_for_plugin` with `Box` and freed only
+        // here, when their view is removed.
+        drop(unsafe { Box::from_raw(view.c.0) });
+    }
+}
+
+/// Removes a session's view (at release), freeing it if it is a shadow.
+pub(crate) fn forget_session(sess: &Session) {
+    let mut v = views();
+    if let Some(view) = v.sessions.remove(&addr(ptr::from_ref(sess))) {
+        drop_session_view(&mut v, view);
+    }
+}
+
+/// Removes the view whose C struct is `c` (cleanup of a failed `vaccel_session_init`).
+pub(crate) fn forget_session_c(c: *const vaccel_session) {
+    let mut v = views();
+    if let Some(key) = v.sess_by_c.get(&addr(c)).copied() {
+        if let Some(view) = v.sessions.remove(&key) {
+            drop_session_view(&mut v, view);
+        }
+    }
+}
+
+/// Records the caller's struct `c` as the view of a resource it just created, and fills it.
+///
+/// # Safety
+///
+/// `c` points at writable memory for a `struct vaccel_resource` that stays valid until the
+/// resource is released.
+pub(crate) unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource>) {
+    let alloc = Arc::new(ResAlloc::build(res, false));
+    let mut v = views();
+    // SAFETY: caller guarantee; the lock serialises library writes to the struct.
+    unsafe { fill_resource(c, res, &alloc, true) };
+    let key = addr(Arc::as_ptr(res));
+    v.res_by_c.insert(addr(c), key);
+    if let Some(old) = v.resources.insert(
+        key,
+        ResView {
+            c: CPtr(c),
+            shadow: false,
+            rust: Arc::downgrade(res),
+            alloc: Some(alloc),
+        },
+    ) {
+        drop_resource_view(&mut v, old);
+    }
+}
+
+/// The Rust resource of a C struct, or `EINVAL` if `c` is not a live resource.
+pub(crate) fn resource_from_c(c: *const vaccel_resource) -> Res<Arc<Resource>> {
+    let v = views();
+    v.res_by_c
+        .get(&addr(c))
+        .and_then(|key| v.resources.get(key))
+        .and_then(|view| view.rust.upgrade())
+        .ok_or_else(|| invalid("not an initialized resource (NULL, released or unknown)"))
+}
+
+/// The C struct of a resource, if it has a view.
+pub(crate) fn resource_c(res: &Resource) -> Option<*mut vaccel_resource> {
+    views()
+        .resources
+        .get(&addr(ptr::from_ref(res)))
+        .map(|view| view.c.0)
+}
+
+/// A resource view handed to a plugin: the struct, and the allocations it points at, kept
+/// alive for the duration of the call.
+pub(crate) struct ResGuard {
+    pub(crate) ptr: *mut vaccel_resource,
+    alloc: Arc<ResAlloc>,
+}
+
+impl ResGuard {
+    /// The C blob structs, in resource order.
+    pub(crate) fn blobs(&self) -> impl Iterator<Item = *mut vaccel_blob> + '_ {
+        self.alloc.blobs.iter().map(|b| b.c.ptr())
+    }
+}
+
+/// Refreshes a resource's view (creating a shadow if it has none) and returns it.
+/// `read_files` maps the bytes of `FILE` blobs too (remote sessions ship them).
+///
+/// Views are matched by the resource's address. The C API removes its views at release;
+/// shadows of resources that have gone are swept here, so an address reused by a new
+/// resource never finds an old shadow.
+pub(crate) fn resource_for_plugin(res: &Resource, read_files: bool) -> Res<ResGuard> {
+    let key = addr(ptr::from_ref(res));
+    let mut v = views();
+    let dead: Vec<usize> = v
+        .resources
+        .iter()
+        .filter(|(k, view)| **k != key && view.shadow && view.rust.strong_count() == 0)
+        .map(|(k, _)| *k)
+        .collect();
+    for k in dead {
+        if let Some(old) = v.resources.remove(&k) {
+            drop_resource_view(&mut v, old);
+        }
+    }
+    if !v.resources.contains_key(&key) {
+        let shadow: Box<std::mem::MaybeUninit<vaccel_resource>> = Box::new_uninit();
+        let c = Box::into_raw(shadow).cast::<vaccel_resource>();
+        let rust = match res.runtime().resource_by_id(res.id()) {
+            Ok(arc) if ptr::eq(Arc::as_ptr(&arc), res) => Arc::downgrade(&arc),
+            _ => Weak::new(),
+        };
+        let alloc = Arc::new(ResAlloc::build(res, read_files));
+        // SAFETY: a fresh allocation of the right size, fully written by `fresh`.
+        unsafe { fill_resource(c, res, &alloc, true) };
+        v.res_by_c.insert(addr(c), key);
+        v.resources.insert(
+            key,
+            ResView {
+                c: CPtr(c),
+                shadow: true,
+                rust,
+                alloc: Some(Arc::clone(&alloc)),
+            },
+        );
+        return Ok(ResGuard { ptr: c, alloc });
+    }
+    let view = v
+        .resources
+        .get_mut(&key)
+        .ok_or_else(|| invalid("resource view vanished"))?;
+    let alloc = match &view.alloc {
+        Some(alloc) if alloc.is_current(res, read_files) => Arc::clone(alloc),
+        _ => {
+            let alloc = Arc::new(ResAlloc::build(res, read_files));
+            view.alloc = Some(Arc::clone(&alloc));
+            alloc
+        }
+    };
+    let c = view.c.0;
+    // SAFETY: a live view (the caller's struct, valid until released, or our shadow); the
+    // registry lock serialises the library's writes.
+    unsafe { fill_resource(c, res, &alloc, false) };
+    Ok(ResGuard { ptr: c, alloc })
+}
+
+/// Refreshes a resource's view after the runtime changed it (registration loaded its blobs,
+/// a sync replaced them), if it has one.
+pub(crate) fn refresh_resource(res: &Resource) {
+    if resource_c(res).is_some() {
+        let _ = resource_for_plugin(res, false);
+    }
+}
+
+fn drop_resource_view(v: &mut Views, view: ResView) {
+    v.res_by_c.remove(&addr(view.c.0));
+    if view.shadow {
+        // SAFETY: shadows are allocated by `resource_for_plugin` with `Box` and freed only
+        // here, when their view is removed.
+        drop(unsafe { Box::from_raw(view.c.0) });
+    }
+    // `view.alloc` is freed once no plugin call holds it.
+}
+
+/// Removes a resource's view (at release), freeing it if it is a shadow.
+pub(crate) fn forget_resource(res: &Resource) {
+    let mut v = views();
+    if let Some(view) = v.resources.remove(&addr(ptr::from_ref(res))) {
+        drop_resource_view(&mut v, view);
+    }
+}
+
+/// Copies the bytes of a buffer resource's blob views back into the resource, after a
+/// plugin's `resource_sync` hook wrote into `blob->data` (how upstream's remote plugin syncs).
+pub(crate) fn sync_back(res: &Resource, guard: &ResGuard) -> Res<()> {
+    let blobs = res.blobs();
+    if blobs.iter().any(|b| b.kind() != BlobType::Buffer) {
+        return Ok(());
+    }
+    let mut data = Vec::with_capacity(blobs.len());
+    for c in guard.blobs() {
+        // SAFETY: `c` is one of the blob structs of `guard`'s allocation set, alive while the
+        // guard is; the plugin's hook has returned, so nothing writes it now. `data`/`size`
+        // are read as the plugin left them.
+        let (p, size) = unsafe { ((*c).data, (*c).size) };
+        // SAFETY: `p` points at `size` readable bytes: our own buffer, or one the plugin
+        // installed in its place (its contract).
+        let bytes = unsafe { crate::ffi::bytes(p.cast(), size, "blob data") }?;
+        data.push(Bytes::copy_from_slice(bytes));
+    }
+    res.set_blob_data(data)?;
+    refresh_resource(res);
+    Ok(())
+}
+
+/// Type of a resource by its numeric value, for the C API.
+pub(crate) fn resource_type(value: u32) -> Res<ResourceType> {
+    ResourceType::from_value(value).ok_or_else(|| invalid(format!("invalid resource type {value}")))
+}

@@ -1,0 +1,156 @@
+//! Shared helpers of the C API tests: find `libvaccel.so` and the headers, compile C programs
+//! with the system compiler, run them with a controlled environment, and report failures with
+//! the full command, status and output (rule T2).
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding the artifacts of this build (`target/<profile>`): `libvaccel.so`,
+/// `libvaccel.a` and the plugin libraries.
+pub fn artifact_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// A library artifact of this build: `deps/` holds what `cargo test` just built (cargo only
+/// copies artifacts up to the profile directory for `cargo build`), else the profile
+/// directory.
+pub fn artifact(file: &str) -> PathBuf {
+    let dir = artifact_dir();
+    let fresh = dir.join("deps").join(file);
+    if fresh.exists() {
+        return fresh;
+    }
+    let built = dir.join(file);
+    assert!(
+        built.exists(),
+        "{file} is missing from {}: it is built with the crate's dependencies \
+         (cargo test -p vaccel-capi)",
+        dir.display()
+    );
+    built
+}
+
+/// The bundled plugins built as libraries (cargo's names; installed as `libvaccel-<name>.so`).
+pub const PLUGIN_LIBS: [&str; 3] = [
+    "libvaccel_noop.so",
+    "libvaccel_exec.so",
+    "libvaccel_mbench.so",
+];
+
+/// `libvaccel.so` of this build.
+pub fn libvaccel() -> PathBuf {
+    artifact("libvaccel.so")
+}
+
+/// The public headers.
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// A C source of the tests.
+pub fn c_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(name)
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "command: {cmd:?}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd`, panicking with the full context if it cannot start.
+pub fn output(cmd: &mut Command) -> Output {
+    match cmd.output() {
+        Ok(out) => out,
+        Err(e) => panic!("could not run {cmd:?}: {e}"),
+    }
+}
+
+/// Runs `cmd` and expects success.
+pub fn check(cmd: &mut Command) -> Output {
+    let out = output(cmd);
+    assert!(out.status.success(), "{}", describe(cmd, &out));
+    out
+}
+
+/// Compiles C sources into an executable linked with `libvaccel.so` (rpath set).
+pub fn build_program(sources: &[PathBuf], out: &Path) {
+    let lib_dir = libvaccel().parent().unwrap().to_path_buf();
+    let mut cmd = Command::new("cc");
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o"])
+        .arg(out)
+        .arg("-I")
+        .arg(include_dir())
+        .args(sources)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg("-lvaccel")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()));
+    check(&mut cmd);
+}
+
+/// Compiles C sources into a shared library (a plugin); `defines` are `-D` flags.
+pub fn build_plugin(source: &Path, out: &Path, defines: &[&str]) {
+    let mut cmd = Command::new("cc");
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
+        .arg(out)
+        .arg("-I")
+        .arg(include_dir())
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg(source);
+    check(&mut cmd);
+}
+
+/// A command for a test program with a clean vAccel environment: every `VACCEL_*` variable of
+/// the test's own environment is removed, the log level is errors only, and the run
+/// directory base is private to the test.
+pub fn program(exe: &Path, rundir: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("VACCEL_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("XDG_RUNTIME_DIR", rundir);
+    cmd
+}
+
+/// Asserts that `out` succeeded and its stdout contains every line of `expected`, in order.
+pub fn assert_lines_in_order(cmd: &Command, out: &Output, expected: &[&str]) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    for want in expected {
+        assert!(
+            lines.any(|l| l == *want),
+            "missing line {want:?} (in order)\n{}",
+            describe(cmd, out)
+        );
+    }
+}
+
+/// The full context of a run, for assertion messages.
+pub fn context(cmd: &Command, out: &Output) -> String {
+    describe(cmd, out)
+}

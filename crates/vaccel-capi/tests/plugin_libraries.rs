@@ -1,0 +1,175 @@
+//! The bundled plugins built as libraries (`libvaccel-noop.so`, `libvaccel-exec.so`,
+//! `libvaccel-mbench.so`, made with the plugin SDK) load by path through `VACCEL_PLUGINS` and
+//! behave exactly like their built-in twins: the same program prints the same output and the
+//! same log lines (timestamps and run directories aside).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// stdout without timestamps, with run directories and the plugin spec (the only
+/// legitimate differences) masked.
+fn normalized(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            // `YYYY.MM.DD-HH:MM:SS.CC - ` prefixes log lines.
+            let line = match line.get(..25) {
+                Some(prefix) if prefix.ends_with(" - ") && prefix.starts_with("20") => &line[25..],
+                _ => line,
+            };
+            let masked: Vec<&str> = line
+                .split(' ')
+                .map(|w| if w.contains("/vaccel/") { "<dir>" } else { w })
+                .collect();
+            masked.join(" ")
+        })
+        .filter(|l| !l.contains("plugins = ") && !l.contains("Loaded plugin "))
+        .collect()
+}
+
+struct Twin {
+    builtin: &'static str,
+    library: PathBuf,
+}
+
+fn twins() -> [Twin; 3] {
+    [
+        Twin {
+            builtin: "noop",
+            library: artifact("libvaccel_noop.so"),
+        },
+        Twin {
+            builtin: "exec",
+            library: artifact("libvaccel_exec.so"),
+        },
+        Twin {
+            builtin: "mbench",
+            library: artifact("libvaccel_mbench.so"),
+        },
+    ]
+}
+
+/// Runs `exe args` with the built-in plugin and with its library; both must succeed and print
+/// the same (normalized) output. Returns the library run's stdout.
+fn same_output(
+    work: &Path,
+    twin: &Twin,
+    exe: &Path,
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> String {
+    let mut outputs = Vec::new();
+    for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+        let mut cmd = program(exe, work);
+        cmd.args(args).env("VACCEL_PLUGINS", plugin);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = check(&mut cmd);
+        outputs.push((normalized(&out.stdout), context(&cmd, &out)));
+    }
+    assert_eq!(
+        outputs[0].0, outputs[1].0,
+        "built-in and library outputs differ\n=== built-in ===\n{}\n=== library ===\n{}",
+        outputs[0].1, outputs[1].1
+    );
+    outputs[1].1.clone()
+}
+
+#[test]
+fn noop_library_matches_the_built_in_noop() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("classify");
+    build_program(&[c_source("classify.c")], &exe);
+    let image = workspace_root().join("examples/data/example.jpg");
+    let model = workspace_root().join("examples/data/imagenet.txt");
+    let twin = &twins()[0];
+    let out = same_output(
+        work.path(),
+        twin,
+        &exe,
+        &[image.as_os_str(), "2".as_ref(), model.as_os_str()],
+        &[("VACCEL_LOG_LEVEL", "4")],
+    );
+    for line in [
+        "classification tags: This is a dummy classification tag!",
+        "[noop] Calling Image classification for session 1",
+        "[noop] model: ",
+    ] {
+        assert!(out.contains(line), "missing {line:?}\n{out}");
+    }
+}
+
+#[test]
+fn exec_library_matches_the_built_in_exec() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("exec_app");
+    build_program(&[c_source("exec_app.c")], &exe);
+    let mytestlib = artifact("libmytestlib.so");
+    let twin = &twins()[1];
+    let out = same_output(
+        work.path(),
+        twin,
+        &exe,
+        &[mytestlib.as_os_str(), "exec".as_ref()],
+        &[("VACCEL_LOG_LEVEL", "4")],
+    );
+    for line in [
+        "exec: 0 output: 20",
+        "exec_with_resource: 0 output: 20",
+        "genop exec: 0 output: 20",
+        "I got input: 10",
+        "[exec] session:1 Calling exec_with_resource",
+    ] {
+        assert!(out.contains(line), "missing {line:?}\n{out}");
+    }
+}
+
+#[test]
+fn mbench_library_matches_the_built_in_mbench() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("exec_app");
+    build_program(&[c_source("exec_app.c")], &exe);
+    let twin = &twins()[2];
+    // Timings differ from run to run: compare without the [prof] lines, then check them.
+    for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+        let mut cmd = program(&exe, work.path());
+        cmd.arg(&exe)
+            .arg("mbench")
+            .env("VACCEL_PLUGINS", plugin)
+            .env("VACCEL_PROFILING_ENABLED", "1")
+            .env("VACCEL_LOG_LEVEL", "3");
+        let out = check(&mut cmd);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("mbench: 0"), "{}", context(&cmd, &out));
+        assert!(
+            stdout.contains("[prof] vaccel_mbench_plugin: total_time: "),
+            "{}",
+            context(&cmd, &out)
+        );
+    }
+}
+
+#[test]
+fn plugin_libraries_export_upstream_descriptors() {
+    // The symbols upstream's loader looks up, plus the vaccel-rs binding.
+    for twin in twins() {
+        let out = check(
+            std::process::Command::new("nm")
+                .args(["-D", "--defined-only"])
+                .arg(&twin.library),
+        );
+        let symbols = String::from_utf8_lossy(&out.stdout);
+        for sym in ["vaccel_plugin", "vaccel_rs_plugin_bind"] {
+            assert!(
+                symbols.lines().any(|l| l.ends_with(&format!(" {sym}"))),
+                "{} does not export {sym}",
+                twin.library.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The exported descriptor (`vaccel_plugin`, its info and ops), the library constructor that
+//! fills it, the host binding and the descriptor's hooks.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CString, c_char, c_int};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::{Arc, OnceLock};
+
+use vaccel_abi::{
+    VACCEL_OP_MAX, vaccel_list_entry, vaccel_op, vaccel_plugin, vaccel_plugin_info,
+    vaccel_resource, vaccel_rs_host, vaccel_session,
+};
+use vaccel_core::plugin::Plugin;
+use vaccel_core::{Config, OpType};
+
+use crate::Factory;
+use crate::ffi::guard;
+use crate::{mirror, ops};
+
+/// A static the C side reads and (for the descriptor) writes.
+struct Shared<T>(UnsafeCell<T>);
+
+// SAFETY: the statics are written only by the library constructor, which the dynamic loader
+// runs once before any other code of the library can run or the host can see the symbols;
+// afterwards the library only reads them (the host may write `dl_handle`, a field we never
+// read).
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    const fn new(value: T) -> Self {
+        Shared(UnsafeCell::new(value))
+    }
+
+    const fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+static DESCRIPTOR: Shared<vaccel_plugin> = Shared::new(vaccel_plugin {
+    dl_handle: ptr::null_mut(),
+    entry: vaccel_list_entry {
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+    },
+    ops: [ptr::null_mut(); VACCEL_OP_MAX as usize],
+    info: ptr::null_mut(),
+});
+
+static INFO: Shared<vaccel_plugin_info> = Shared::new(vaccel_plugin_info {
+    name: ptr::null(),
+    version: ptr::null(),
+    vaccel_version: ptr::null(),
+    init: None,
+    fini: None,
+    is_virtio: false,
+    r#type: 0,
+    session_init: None,
+    session_release: None,
+    session_update: None,
+    resource_register: None,
+    resource_unregister: None,
+    resource_sync: None,
+});
+
+static OPS: Shared<[vaccel_op; VACCEL_OP_MAX as usize]> = Shared::new(
+    [const {
+        vaccel_op {
+            r#type: 0,
+            func: ptr::null_mut(),
+            owner: ptr::null_mut(),
+        }
+    }; VACCEL_OP_MAX as usize],
+);
+
+/// The exported `const struct vaccel_plugin *`.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct DescriptorPtr(*const vaccel_plugin);
+
+// SAFETY: a constant pointer to a static; see `Shared`.
+unsafe impl Sync for DescriptorPtr {}
+
+impl DescriptorPtr {
+    /// The pointer to this library's descriptor.
+    pub const fn new() -> Self {
+        DescriptorPtr(DESCRIPTOR.get())
+    }
+}
+
+impl Default for DescriptorPtr {
+    fn default() -> Self {
+        DescriptorPtr::new()
+    }
+}
+
+/// The plugin of this library and the strings its descriptor points at.
+pub(crate) struct State {
+    pub(crate) plugin: Arc<dyn Plugin>,
+    pub(crate) config: Config,
+    _strings: [CString; 3],
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+/// The plugin, once constructed.
+pub(crate) fn state() -> Option<&'static State> {
+    STATE.get()
+}
+
+/// The host's services, once bound.
+static HOST: OnceLock<vaccel_rs_host> = OnceLock::new();
+
+/// Whether the host is a vaccel-rs runtime that called `vaccel_rs_plugin_bind`.
+pub(crate) fn host() -> Option<&'static vaccel_rs_host> {
+    HOST.get()
+}
+
+fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).unwrap_or_default()
+}
+
+/// The library constructor: creates the plugin and fills the descriptor. A failure leaves the
+/// descriptor without info (the loader then refuses the library) and is reported on stderr.
+pub fn construct(factory: &dyn Factory) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // The host's environment; malformed values fall back to the defaults here and are
+        // reported by the host itself.
+        let config = Config::from_env().unwrap_or_default();
+        let plugin = factory.create(&config)?;
+        fill(plugin, config);
+        Ok::<(), vaccel_core::Error>(())
+    }));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("vaccel plugin library: could not create the plugin: {e}"),
+        Err(_) => eprintln!("vaccel plugin library: the plugin panicked while being created"),
+    }
+}
+
+fn fill(plugin: Arc<dyn Plugin>, config: Config) {
+    let info = plugin.info().clone();
+    let strings = [
+        c_string(&info.name),
+        c_string(&info.version),
+        c_string(&info.vaccel_version),
+    ];
+    let names: [*const c_char; 3] = [
+        strings[0].as_ptr(),
+        strings[1].as_ptr(),
+        strings[2].as_ptr(),
+    ];
+    let implemented = plugin.ops();
+    if STATE
+        .set(State {
+            plugin,
+            config,
+            _strings: strings,
+        })
+        .is_err()
+    {
+        return;
+    }
+    let desc = DESCRIPTOR.get();
+    // SAFETY: the constructor runs once, before anything else can read the statics (see
+    // `Shared`); the string pointers point into `STATE`, which lives for the process.
+    unsafe {
+        INFO.get().write(vaccel_plugin_info {
+            name: names[0],
+            version: names[1],
+            vaccel_version: names[2],
+            init: Some(plugin_init),
+            fini: Some(plugin_fini),
+            is_virtio: info.remote,
+            r#type: info.plugin_type.bits(),
+            session_init: Some(session_init),
+            session_release: Some(session_release),
+            session_update: Some(session_update),
+            resource_register: Some(resource_register),
+            resource_unregister: Some(resource_unregister),
+            resource_sync: Some(resource_sync),
+        });
+        let ops = OPS.get().cast::<vaccel_op>();
+        for op in implemented.iter() {
+            let index = usize::from(op.value());
+            let slot = ops.add(index);
+            slot.write(vaccel_op {
+                r#type: u32::from(op.value()),
+                func: ops::function(op),
+                owner: desc,
+            });
+            (&raw mut (*desc).ops)
+                .cast::<*mut vaccel_op>()
+                .add(index)
+                .write(slot);
+        }
+        (*desc).info = INFO.get();
+    }
+}
+
+/// Whether `op` is a valid index of the ops table (compile-time sanity).
+const _: () = assert!(OpType::MAX as u32 == VACCEL_OP_MAX);
+
+/// Log levels as the host numbers them.
+fn host_level(level: log::Level) -> c_int {
+    match level {
+        log::Level::Error => 1,
+        log::Level::Warn => 2,
+        log::Level::Info => 3,
+        log::Level::Debug => 4,
+        log::Level::Trace => 5,
+    }
+}
+
+/// Forwards the library's log records to the host's logger.
+struct Forward;
+
+/// Records of the mirror runtime's own bookkeeping (creating mirrors, registering them), which
+/// the host logs for the real objects already.
+fn is_bookkeeping(target: &str) -> bool {
+    [
+        "vaccel_core::runtime",
+        "vaccel_core::session",
+        "vaccel_core::resource",
+        "vaccel_core::registry",
+        "vaccel_core::config",
+        "vaccel_core::logging",
+        "vaccel_core::id_pool",
+    ]
+    .iter()
+    .any(|prefix| target.starts_with(prefix))
+}
+
+impl log::Log for Forward {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        match host().and_then(|h| h.log_enabled) {
+            // SAFETY: the host's function, valid for the process (bind's contract).
+            Some(f) => unsafe { f(host_level(metadata.level())) },
+            None => false,
+        }
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if is_bookkeeping(record.target()) || !self.enabled(record.metadata()) {
+            return;
+        }
+        let Some(write) = host().and_then(|h| h.log_write) else {
+            return;
+        };
+        let message = c_string(&record.args().to_string());
+        // SAFETY: the host's function (bind's contract); the message is NUL-terminated and
+        // lives for the call.
+        unsafe { write(host_level(record.level()), message.as_ptr()) };
+    }
+
+    fn flush(&self) {}
+}
+
+static FORWARD: Forward = Forward;
+
+/// `vaccel_rs_plugin_bind`: keeps the host's services and routes logging to its logger.
+///
+/// # Safety
+///
+/// `host` is null or points at a `struct vaccel_rs_host` whose functions stay valid for the
+/// process.
+pub unsafe fn bind(host: *const vaccel_rs_host) -> c_int {
+    guard(|| {
+        // SAFETY: caller guarantee.
+        let Some(table) = (unsafe { host.as_ref() }) else {
+            return Err(vaccel_core::Error::invalid("host table is NULL"));
+        };
+        let _ = HOST.set(*table);
+        if log::set_logger(&FORWARD).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        Ok(())
+    })
+}
+
+extern "C" fn plugin_init() -> c_int {
+    guard(mirror::start)
+}
+
+extern "C" fn plugin_fini() -> c_int {
+    guard(|| {
+        mirror::stop();
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn session_init(sess: *mut vaccel_session, _flags: u32) -> c_int {
+    guard(|| {
+        // SAFETY: the host passes a valid session view (hook contract).
+        let mirror = unsafe { mirror::session(sess) }?;
+        // SAFETY: as above; `remote_id` is the plugin-owned field of the view.
+        unsafe { (*sess).remote_id = mirror.remote_id() };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn session_release(sess: *mut vaccel_session) -> c_int {
+    guard(|| {
+        mirror::release_session(sess);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn session_update(sess: *mut vaccel_session, flags: u32) -> c_int {
+    guard(|| {
+        // SAFETY: the host passes a valid session view (hook contract).
+        let mirror = unsafe { mirror::session(sess) }?;
+        let plugin = &state().ok_or_else(mirror::not_constructed)?.plugin;
+        plugin.session_update(&mirror, flags)
+    })
+}
+
+unsafe extern "C" fn resource_register(
+    res: *mut vaccel_resource,
+    sess: *mut vaccel_session,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the host passes valid views (hook contract).
+        let (_, mirror) = unsafe { mirror::resource(res, sess) }?;
+        if mirror.remote_id() > 0 {
+            // SAFETY: as above; `remote_id` is the plugin-owned field of the view.
+            unsafe { (*res).remote_id = mirror.remote_id() };
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn resource_unregister(
+    res: *mut vaccel_resource,
+    sess: *mut vaccel_session,
+) -> c_int {
+    // SAFETY: the host passes valid views (hook contract).
+    guard(|| unsafe { mirror::unregister(res, sess) })
+}
+
+unsafe extern "C" fn resource_sync(res: *mut vaccel_resource, sess: *mut vaccel_session) -> c_int {
+    // SAFETY: the host passes valid views (hook contract).
+    guard(|| unsafe { mirror::sync(res, sess) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookkeeping_records_are_filtered_plugin_records_are_not() {
+        assert!(is_bookkeeping("vaccel_core::session"));
+        assert!(is_bookkeeping("vaccel_core::runtime"));
+        assert!(!is_bookkeeping("vaccel_core::blob"));
+        assert!(!is_bookkeeping("vaccel_core::prof"));
+        assert!(!is_bookkeeping("vaccel_plugin_noop"));
+    }
+
+    #[test]
+    fn levels_use_the_host_numbering() {
+        assert_eq!(host_level(log::Level::Error), 1);
+        assert_eq!(host_level(log::Level::Debug), 4);
+        assert_eq!(host_level(log::Level::Trace), 5);
+    }
+
+    #[test]
+    fn descriptor_is_empty_until_constructed() {
+        let desc = DescriptorPtr::new();
+        // SAFETY: reading the static descriptor of this (test) binary, never constructed.
+        assert!(unsafe { (*desc.0).info.is_null() });
+        assert!(state().is_none());
+    }
+}
