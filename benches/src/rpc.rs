@@ -35,9 +35,14 @@ fn main() -> Result<()> {
     let exe = std::env::current_exe()?;
     let agent_bin = exe.with_file_name("vaccel-rpc-agent");
     if !agent_bin.exists() {
-        bail!("{} not found: cargo build --release --workspace first", agent_bin.display());
+        bail!(
+            "{} not found: cargo build --release --workspace first",
+            agent_bin.display()
+        );
     }
-    println!("| transport | call | vAccel p50 (us) | vAccel p99 (us) | raw p50 (us) | raw p99 (us) | p50 ratio | vAccel throughput |");
+    println!(
+        "| transport | call | vAccel p50 (us) | vAccel p99 (us) | raw p50 (us) | raw p99 (us) | p50 ratio | vAccel throughput |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut rss = Vec::new();
     for transport in ["unix", "tcp"] {
@@ -46,18 +51,28 @@ fn main() -> Result<()> {
                 format!("unix://{}/agent.sock", dir.display()),
                 format!("unix://{}/raw.sock", dir.display()),
             ),
-            _ => (format!("tcp://127.0.0.1:{}", free_port()?), format!("tcp://127.0.0.1:{}", free_port()?)),
+            _ => (
+                format!("tcp://127.0.0.1:{}", free_port()?),
+                format!("tcp://127.0.0.1:{}", free_port()?),
+            ),
         };
         let agent = Proc::spawn(
             Command::new(&agent_bin).args(["-a", &agent_addr, "--vaccel-config", "plugins=noop"]),
             &agent_addr,
         )?;
-        let raw = Proc::spawn(Command::new(&exe).args(["--raw-server", &raw_addr]), &raw_addr)?;
+        let raw = Proc::spawn(
+            Command::new(&exe).args(["--raw-server", &raw_addr]),
+            &raw_addr,
+        )?;
         std::thread::sleep(Duration::from_millis(200));
         let idle_kib = status_kib(agent.child.id(), "VmRSS:")?;
         let agent_addr: Address = agent_addr.parse()?;
         let raw_addr: Address = raw_addr.parse()?;
-        for (label, size, iters) in [("1 KiB image", 1 << 10, 20_000), ("1 MiB image", 1 << 20, 300), ("64 MiB image", 64 << 20, 12)] {
+        for (label, size, iters) in [
+            ("1 KiB image", 1 << 10, 20_000),
+            ("1 MiB image", 1 << 20, 300),
+            ("64 MiB image", 64 << 20, 12),
+        ] {
             let image = vec![0x5au8; size];
             let v = vaccel_latencies(&agent_addr, &image, iters, 1)?;
             let r = raw_latencies(&raw_addr, size + REQUEST_EXTRA, iters, 1)?;
@@ -73,7 +88,9 @@ fn main() -> Result<()> {
         drop(agent);
     }
     println!();
-    println!("| transport | agent idle RSS | agent peak RSS (after the 64 MiB calls) | peak / 64 MiB payload |");
+    println!(
+        "| transport | agent idle RSS | agent peak RSS (after the 64 MiB calls) | peak / 64 MiB payload |"
+    );
     println!("|---|---|---|---|");
     for (t, idle, peak) in rss {
         println!(
@@ -94,7 +111,10 @@ fn row(transport: &str, label: &str, v: &[f64], r: &[f64], size: usize) {
     } else {
         format!("{:.0} calls/s/client", 1e6 / vp50)
     };
-    println!("| {transport} | {label} | {vp50:.1} | {vp99:.1} | {rp50:.1} | {rp99:.1} | {:.2}x | {tput} |", vp50 / rp50);
+    println!(
+        "| {transport} | {label} | {vp50:.1} | {vp99:.1} | {rp50:.1} | {rp99:.1} | {:.2}x | {tput} |",
+        vp50 / rp50
+    );
 }
 
 fn pct(samples: &[f64], p: f64) -> f64 {
@@ -106,7 +126,12 @@ fn pct(samples: &[f64], p: f64) -> f64 {
 
 /// Latencies (us) of `iters` classify calls per client, `clients` clients in parallel (each
 /// its own runtime, plugin and connection).
-fn vaccel_latencies(addr: &Address, image: &[u8], iters: usize, clients: usize) -> Result<Vec<f64>> {
+fn vaccel_latencies(
+    addr: &Address,
+    image: &[u8],
+    iters: usize,
+    clients: usize,
+) -> Result<Vec<f64>> {
     let image = Arc::new(image.to_vec());
     let handles: Vec<_> = (0..clients)
         .map(|_| {
@@ -134,7 +159,10 @@ fn vaccel_latencies(addr: &Address, image: &[u8], iters: usize, clients: usize) 
         .collect();
     let mut all = Vec::new();
     for h in handles {
-        all.extend(h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??);
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+        );
     }
     Ok(all)
 }
@@ -165,7 +193,10 @@ fn raw_latencies(addr: &Address, request: usize, iters: usize, clients: usize) -
         .collect();
     let mut all = Vec::new();
     for h in handles {
-        all.extend(h.join().map_err(|_| anyhow::anyhow!("raw client thread panicked"))??);
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("raw client thread panicked"))??,
+        );
     }
     Ok(all)
 }
@@ -232,6 +263,13 @@ fn free_port() -> Result<u16> {
 
 fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with(key)).context("no such status line")?;
-    Ok(line.split_whitespace().nth(1).context("no value")?.parse()?)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .context("no such status line")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no value")?
+        .parse()?)
 }

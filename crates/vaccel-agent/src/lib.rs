@@ -1,1 +1,692 @@
-//! stub
+//! The vAccel RPC agent: runs the calls of remote vAccel clients (upstream's `AgentService`,
+//! spec §8.6) on this machine's runtime, with sessions and resources owned per client.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vaccel_agent::Agent;
+//! use vaccel_rpc::server::ServerConfig;
+//! use vaccel_rpc::transport::Listener;
+//!
+//! let rt = vaccel::builder()
+//!     .config(vaccel::Config::default().with_plugins("noop"))
+//!     .build()?;
+//! let listener = Listener::bind(&"unix:///tmp/vaccel.sock".parse()?)?;
+//! let handle = Arc::new(Agent::new(rt)).server(ServerConfig::default()).start(listener)?;
+//! // ... until a signal:
+//! handle.shutdown(std::time::Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+mod client;
+mod convert;
+pub mod logging;
+pub mod options;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use prost::Message;
+use vaccel::{
+    ErrorCode, Resource, ResourceType, Runtime, Session, TfLiteDataType, TfLiteTensor,
+    TorchDataType, TorchTensor,
+};
+use vaccel::{TfDataType, TfTensor};
+use vaccel_rpc::proto::grpc;
+use vaccel_rpc::proto::vaccel as pv;
+use vaccel_rpc::proto::vaccel::{
+    genop as pg, image, profiling as pp, resource as pr, session as ps, tf, tflite, torch,
+};
+use vaccel_rpc::server::{
+    CallContext, ConnectionData, ConnectionInfo, META_DIRECTORY, Server, ServerConfig, Service,
+    method_not_found,
+};
+use vaccel_rpc::status::{self, code};
+
+use crate::client::{
+    AgentSession, Client, ClientKey, GENOP_READ_ARGS, GENOP_RESP_WRITE_ARGS, GENOP_SESS_GENOP,
+    GENOP_WRITE_ARGS,
+};
+
+/// The profiler component name upstream's agent reports.
+pub const COMPONENT: &str = "vaccel-rpc-agent";
+
+// Log targets: upstream's (the agent binary's modules), so lines read the same.
+pub(crate) const T_SESSION: &str = "vaccel_rpc_agent::session";
+pub(crate) const T_RESOURCE: &str = "vaccel_rpc_agent::resource";
+pub(crate) const T_CLIENT: &str = "vaccel_rpc_agent::client";
+const T_GENOP: &str = "vaccel_rpc_agent::ops::genop";
+const T_IMAGE: &str = "vaccel_rpc_agent::ops::image";
+const T_TF: &str = "vaccel_rpc_agent::ops::tensorflow";
+const T_TFLITE: &str = "vaccel_rpc_agent::ops::tensorflow_lite";
+const T_TORCH: &str = "vaccel_rpc_agent::ops::torch";
+const T_PROFILING: &str = "vaccel_rpc_agent::profiling";
+
+/// Size of the text buffers of `ImageClassification` (upstream's).
+pub const IMAGE_TAGS_LEN: usize = 1024;
+
+/// Upstream's answer to an id ≤ 0 ("Invalid argument: Invalid ID: 0", `INTERNAL`), with the
+/// vAccel code in the detail so clients get `EINVAL` rather than a generic error.
+pub(crate) fn invalid_id(raw: i64) -> grpc::Status {
+    status::status(
+        code::INTERNAL,
+        format!("Invalid argument: Invalid ID: {raw}"),
+        ErrorCode::EINVAL,
+    )
+}
+
+fn failed(e: &vaccel::Error) -> grpc::Status {
+    status::error_status(e)
+}
+
+fn decode<M: Message + Default>(payload: Bytes) -> Result<M, grpc::Status> {
+    M::decode(payload)
+        .map_err(|e| status::invalid_argument(format!("could not decode the request: {e}")))
+}
+
+fn encode(msg: &impl Message) -> Vec<u8> {
+    msg.encode_to_vec()
+}
+
+fn empty() -> Vec<u8> {
+    Vec::new()
+}
+
+fn tf_status(s: &vaccel::TfStatus) -> pv::Status {
+    pv::Status {
+        code: u32::from(s.code),
+        message: s.message.clone(),
+    }
+}
+
+/// The agent: a runtime and the clients it serves.
+#[derive(Debug)]
+pub struct Agent {
+    rt: Runtime,
+    profiling: bool,
+    /// Clients by identity, with their number of open connections. Locked when a connection
+    /// opens or closes, never on the call path (calls reach their client through the
+    /// connection).
+    clients: Mutex<HashMap<ClientKey, (Arc<Client>, usize)>>,
+}
+
+impl Agent {
+    /// An agent running calls on `rt`.
+    pub fn new(rt: Runtime) -> Agent {
+        Agent {
+            profiling: rt.config().profiling_enabled,
+            rt,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The runtime calls run on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// A server with the agent under both upstream service names (sync and async builds).
+    pub fn server(self: Arc<Self>, config: ServerConfig) -> Server {
+        Server::builder()
+            .config(config)
+            .service(vaccel_rpc::SERVICE, self.clone())
+            .service(vaccel_rpc::SERVICE_ASYNC, self)
+            .build()
+    }
+
+    fn create_session(&self, c: &Client, req: ps::CreateRequest) -> Result<Vec<u8>, grpc::Status> {
+        let sess = Session::new(&self.rt, req.flags).map_err(|e| failed(&e))?;
+        let id = sess.id();
+        c.add_session(sess, self.profiling);
+        log::info!(target: T_SESSION, "Created session {id}");
+        Ok(encode(&ps::CreateResponse { session_id: id }))
+    }
+
+    fn update_session(c: &Client, req: ps::UpdateRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        // As upstream's agent: the hint is informational once the session exists; the plugin
+        // it was created with stays.
+        log::info!(
+            target: T_SESSION,
+            "Updating hint {} for session {}",
+            req.flags,
+            s.sess.id()
+        );
+        Ok(empty())
+    }
+
+    fn destroy_session(c: &Client, req: ps::DestroyRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.remove_session(req.session_id)?;
+        let id = s.sess.id();
+        drop(s);
+        log::info!(target: T_SESSION, "Destroyed session {id}");
+        Ok(empty())
+    }
+
+    fn register_resource(
+        &self,
+        ctx: &CallContext<'_>,
+        c: &Client,
+        req: pr::RegisterRequest,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        if req.resource_id < 0 {
+            return Err(invalid_id(req.resource_id));
+        }
+        if req.resource_id > 0 {
+            // An existing resource of this client, registered with another of its sessions.
+            let res = c.resource(req.resource_id, "Unknown resource")?;
+            log::info!(
+                target: T_RESOURCE,
+                "Registering resource {} with session {}",
+                res.id(),
+                s.sess.id()
+            );
+            s.sess.register(&res).map_err(|e| failed(&e))?;
+            return Ok(encode(&pr::RegisterResponse {
+                resource_id: res.id(),
+            }));
+        }
+        log::info!(target: T_RESOURCE, "Creating new resource");
+        let kind = u32::try_from(req.resource_type)
+            .ok()
+            .and_then(ResourceType::from_value)
+            .ok_or_else(|| {
+                status::invalid_argument(format!("Unknown resource type {}", req.resource_type))
+            })?;
+        let res = if !req.blobs.is_empty() {
+            let as_directory = ctx.metadata_value(META_DIRECTORY) == Some("1");
+            let mut files = Vec::with_capacity(req.blobs.len());
+            for (i, b) in req.blobs.into_iter().enumerate() {
+                if b.data.len() <= u32::MAX as usize && b.size as usize != b.data.len() {
+                    return Err(status::invalid_argument(format!(
+                        "Conversion failed: blob {i} has size {} but {} bytes",
+                        b.size,
+                        b.data.len()
+                    )));
+                }
+                files.push((b.name, b.data));
+            }
+            // Names are sanitised there: nothing is written outside the resource directory.
+            Resource::from_named_buffers(&self.rt, files, kind, as_directory)
+        } else if !req.paths.is_empty() {
+            Resource::from_paths(&self.rt, &req.paths, kind)
+        } else {
+            return Err(status::invalid_argument("No paths or blobs provided"));
+        }
+        .map_err(|e| failed(&e))?;
+        log::info!(
+            target: T_RESOURCE,
+            "Registering resource {} with session {}",
+            res.id(),
+            s.sess.id()
+        );
+        // On failure the resource is dropped here, which releases it.
+        s.sess.register(&res).map_err(|e| failed(&e))?;
+        let id = res.id();
+        c.add_resource(res);
+        Ok(encode(&pr::RegisterResponse { resource_id: id }))
+    }
+
+    fn unregister_resource(
+        c: &Client,
+        req: pr::UnregisterRequest,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let res = c.resource(req.resource_id, "Unknown resource")?;
+        let s = c.session(req.session_id)?;
+        log::info!(
+            target: T_RESOURCE,
+            "Unregistering resource {} from session {}",
+            res.id(),
+            s.sess.id()
+        );
+        s.sess.unregister(&res).map_err(|e| failed(&e))?;
+        c.release_if_unused(&res);
+        Ok(empty())
+    }
+
+    fn sync_resource(c: &Client, req: pr::SyncRequest) -> Result<Vec<u8>, grpc::Status> {
+        let res = c.resource(req.resource_id, "Unknown resource")?;
+        log::info!(target: T_RESOURCE, "Synchronizing resource {}", res.id());
+        let mut blobs = Vec::new();
+        for blob in res.blobs() {
+            // Bytes the client shipped (or the agent downloaded for it): from the file when
+            // there is one, since a plugin may have written to it. A file of the agent's own
+            // that a client merely named by path is never sent back (upstream answers "Blob has
+            // no data" too), or any agent file would be readable through `paths`.
+            let data = match (blob.path(), blob.data()) {
+                (Some(path), _) if blob.owns_file() => {
+                    std::fs::read(path).map(Bytes::from).map_err(|e| {
+                        failed(&vaccel::Error::io(format!("read {}", path.display()), e))
+                    })?
+                }
+                (None, Some(data)) => data.clone(),
+                _ => {
+                    return Err(status::status(
+                        code::INTERNAL,
+                        "Blob has no data",
+                        ErrorCode::EINVAL,
+                    ));
+                }
+            };
+            blobs.push(pr::Blob {
+                r#type: i32::try_from(blob.kind().value()).unwrap_or(0),
+                name: blob.name().to_owned(),
+                size: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                data,
+            });
+        }
+        Ok(encode(&pr::SyncResponse { blobs }))
+    }
+
+    fn genop(c: &Client, req: pg::Request) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        log::info!(target: T_GENOP, "session:{} Genop", s.sess.id());
+        // Ids in the arguments are resource ids: only this client's exist for it.
+        if let Some(id) = convert::genop_resource_id(&req.read_args) {
+            if id > 0 && c.resource_by_id(id).is_none() {
+                return Err(status::not_found(format!("Unknown resource {id}")));
+            }
+        }
+        run_genop(&s, &req.read_args, &req.write_args)
+    }
+
+    fn genop_stream(c: &Client, messages: Vec<Bytes>) -> Result<Vec<u8>, grpc::Status> {
+        let mut session_id = 0;
+        let mut read = Vec::new();
+        let mut write = Vec::new();
+        for m in messages {
+            let part: pg::Request = decode(m)?;
+            if part.session_id != 0 {
+                session_id = part.session_id;
+            }
+            read.extend(part.read_args);
+            write.extend(part.write_args);
+        }
+        let req = pg::Request {
+            session_id,
+            read_args: convert::join_parts(read)?,
+            write_args: convert::join_parts(write)?,
+        };
+        Self::genop(c, req)
+    }
+
+    fn image_classification(c: &Client, req: image::Request) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        log::info!(target: T_IMAGE, "session:{} Image classification", s.sess.id());
+        let mut tags = vec![0u8; IMAGE_TAGS_LEN];
+        let mut imgname = vec![0u8; IMAGE_TAGS_LEN];
+        s.sess
+            .image_classify(&req.image, &mut tags, &mut imgname)
+            .map_err(|e| failed(&e))?;
+        Ok(encode(&image::Response {
+            tags: Bytes::from(tags),
+        }))
+    }
+
+    fn tf_model_load(c: &Client, req: tf::ModelLoadRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow model")?;
+        log::info!(target: T_TF, "session:{} TensorFlow model load", s.sess.id());
+        let st = s.sess.tf_model_load(&model).map_err(|e| failed(&e))?;
+        Ok(encode(&tf::ModelLoadResponse {
+            graph_def: Bytes::new(),
+            status: Some(tf_status(&st)),
+        }))
+    }
+
+    fn tf_model_unload(c: &Client, req: tf::ModelUnloadRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow model")?;
+        log::info!(target: T_TF, "session:{} TensorFlow model unload", s.sess.id());
+        let st = s.sess.tf_model_unload(&model).map_err(|e| failed(&e))?;
+        Ok(encode(&tf::ModelUnloadResponse {
+            status: Some(tf_status(&st)),
+        }))
+    }
+
+    fn tf_model_run(c: &Client, req: tf::ModelRunRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow model")?;
+        log::info!(target: T_TF, "session:{} TensorFlow model run", s.sess.id());
+        let in_nodes = convert::nodes(&req.in_nodes);
+        let out_nodes = convert::nodes(&req.out_nodes);
+        let inputs = req
+            .in_tensors
+            .iter()
+            .map(|t| convert::tensor::<TfDataType>(t.dims.clone(), t.r#type, &t.data))
+            .collect::<Result<Vec<TfTensor<'_>>, _>>()?;
+        let out = s
+            .sess
+            .tf_model_run(
+                &model,
+                req.run_options.as_deref(),
+                &in_nodes,
+                &inputs,
+                &out_nodes,
+            )
+            .map_err(|e| failed(&e))?;
+        let out_tensors = out
+            .outputs
+            .into_iter()
+            .map(|t| {
+                let (data, dims, r#type) = convert::out_parts(t);
+                tf::Tensor { data, dims, r#type }
+            })
+            .collect();
+        Ok(encode(&tf::ModelRunResponse {
+            out_tensors,
+            status: Some(tf_status(&out.status)),
+        }))
+    }
+
+    fn tflite_model_load(
+        c: &Client,
+        req: tflite::ModelLoadRequest,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow Lite model")?;
+        log::info!(target: T_TFLITE, "session:{} TensorFlow Lite model load", s.sess.id());
+        s.sess.tflite_model_load(&model).map_err(|e| failed(&e))?;
+        Ok(empty())
+    }
+
+    fn tflite_model_unload(
+        c: &Client,
+        req: tflite::ModelUnloadRequest,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow Lite model")?;
+        log::info!(target: T_TFLITE, "session:{} TensorFlow Lite model unload", s.sess.id());
+        s.sess.tflite_model_unload(&model).map_err(|e| failed(&e))?;
+        Ok(empty())
+    }
+
+    fn tflite_model_run(c: &Client, req: tflite::ModelRunRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown TensorFlow Lite model")?;
+        log::info!(target: T_TFLITE, "session:{} TensorFlow Lite model run", s.sess.id());
+        let inputs = req
+            .in_tensors
+            .iter()
+            .map(|t| {
+                let dims = t.dims.iter().map(|&d| i64::from(d)).collect();
+                convert::tensor::<TfLiteDataType>(dims, t.r#type, &t.data)
+            })
+            .collect::<Result<Vec<TfLiteTensor<'_>>, _>>()?;
+        let nr_out = usize::try_from(req.nr_out_tensors)
+            .map_err(|_| status::invalid_argument("nr_out_tensors is too large"))?;
+        let out = s
+            .sess
+            .tflite_model_run(&model, &inputs, nr_out)
+            .map_err(|e| failed(&e))?;
+        let mut out_tensors = Vec::with_capacity(out.outputs.len());
+        for t in out.outputs {
+            let (data, dims, r#type) = convert::out_parts(t);
+            let dims = dims
+                .into_iter()
+                .map(i32::try_from)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    failed(&vaccel::Error::backend(
+                        "agent",
+                        ErrorCode::ERANGE,
+                        "an output dimension does not fit in int32",
+                    ))
+                })?;
+            out_tensors.push(tflite::Tensor { data, dims, r#type });
+        }
+        Ok(encode(&tflite::ModelRunResponse {
+            out_tensors,
+            status: Some(pv::Status {
+                code: u32::from(out.status),
+                message: String::new(),
+            }),
+        }))
+    }
+
+    fn torch_model_load(c: &Client, req: torch::ModelLoadRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown PyTorch model")?;
+        log::info!(target: T_TORCH, "session:{} PyTorch model load", s.sess.id());
+        s.sess.torch_model_load(&model).map_err(|e| failed(&e))?;
+        Ok(empty())
+    }
+
+    fn torch_model_run(c: &Client, req: torch::ModelRunRequest) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        let model = c.resource(req.model_id, "Unknown Py model")?;
+        log::info!(target: T_TORCH, "session:{} PyTorch model run", s.sess.id());
+        let inputs = req
+            .in_tensors
+            .iter()
+            .map(|t| convert::tensor::<TorchDataType>(t.dims.clone(), t.r#type, &t.data))
+            .collect::<Result<Vec<TorchTensor<'_>>, _>>()?;
+        let nr_out = usize::try_from(req.nr_out_tensors)
+            .map_err(|_| status::invalid_argument("nr_out_tensors is too large"))?;
+        let out = s
+            .sess
+            .torch_model_run(&model, req.run_options.as_deref(), &inputs, nr_out)
+            .map_err(|e| failed(&e))?;
+        let out_tensors = out
+            .into_iter()
+            .map(|t| {
+                let (data, dims, r#type) = convert::out_parts(t);
+                torch::Tensor { data, dims, r#type }
+            })
+            .collect();
+        Ok(encode(&torch::ModelRunResponse { out_tensors }))
+    }
+
+    fn get_profiler(c: &Client, req: pp::Request) -> Result<Vec<u8>, grpc::Status> {
+        let s = c.session(req.session_id)?;
+        log::debug!(target: T_PROFILING, "session:{} Get profiler", s.sess.id());
+        let profiler = s
+            .prof
+            .as_ref()
+            .map(client::Profiler::to_proto)
+            .filter(|p| !p.regions.is_empty());
+        Ok(encode(&pp::Response { profiler }))
+    }
+}
+
+/// Runs a genop with the wire's arguments: read arguments borrow the request's bytes, write
+/// arguments are owned writable copies, and all of them come back.
+fn run_genop(
+    s: &AgentSession,
+    read_meta: &[pg::Arg],
+    write_meta: &[pg::Arg],
+) -> Result<Vec<u8>, grpc::Status> {
+    let read = s.timed(GENOP_READ_ARGS, || convert::read_args(read_meta))?;
+    let mut bufs = s.timed(GENOP_WRITE_ARGS, || convert::write_buffers(write_meta))?;
+    {
+        let mut write = convert::write_args(write_meta, &mut bufs)?;
+        s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
+            .map_err(|e| failed(&e))?;
+    }
+    Ok(s.timed(GENOP_RESP_WRITE_ARGS, || {
+        encode(&pg::Response {
+            write_args: convert::response_args(write_meta, bufs),
+        })
+    }))
+}
+
+impl Service for Agent {
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let Some(c) = ctx.connection_data::<Client>() else {
+            return Err(status::status(
+                code::INTERNAL,
+                "connection has no client",
+                ErrorCode::EBACKEND,
+            ));
+        };
+        match method {
+            "CreateSession" => self.create_session(c, decode(payload)?),
+            "UpdateSession" => Self::update_session(c, decode(payload)?),
+            "DestroySession" => Self::destroy_session(c, decode(payload)?),
+            "RegisterResource" => self.register_resource(ctx, c, decode(payload)?),
+            "UnregisterResource" => Self::unregister_resource(c, decode(payload)?),
+            "SyncResource" => Self::sync_resource(c, decode(payload)?),
+            "ImageClassification" => Self::image_classification(c, decode(payload)?),
+            "TensorflowModelLoad" => Self::tf_model_load(c, decode(payload)?),
+            "TensorflowModelUnload" => Self::tf_model_unload(c, decode(payload)?),
+            "TensorflowModelRun" => Self::tf_model_run(c, decode(payload)?),
+            "TensorflowLiteModelLoad" => Self::tflite_model_load(c, decode(payload)?),
+            "TensorflowLiteModelUnload" => Self::tflite_model_unload(c, decode(payload)?),
+            "TensorflowLiteModelRun" => Self::tflite_model_run(c, decode(payload)?),
+            "TorchModelLoad" => Self::torch_model_load(c, decode(payload)?),
+            "TorchModelRun" => Self::torch_model_run(c, decode(payload)?),
+            "Genop" => Self::genop(c, decode(payload)?),
+            "GetProfiler" => Self::get_profiler(c, decode(payload)?),
+            _ => Err(method_not_found(ctx.service(), method)),
+        }
+    }
+
+    fn call_client_stream(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        messages: Vec<Bytes>,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let Some(c) = ctx.connection_data::<Client>() else {
+            return Err(method_not_found(ctx.service(), method));
+        };
+        match method {
+            "GenopStream" => Self::genop_stream(c, messages),
+            _ => Err(method_not_found(ctx.service(), method)),
+        }
+    }
+
+    fn connection_opened(&self, conn: &ConnectionInfo) -> Option<ConnectionData> {
+        let key = ClientKey::of(conn);
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let (client, count) = clients.entry(key).or_insert_with(|| {
+            let label = conn
+                .peer
+                .map_or_else(|| format!("connection {}", conn.id), |p| p.to_string());
+            (Arc::new(Client::new(label)), 0)
+        });
+        *count += 1;
+        let data: ConnectionData = client.clone();
+        Some(data)
+    }
+
+    fn connection_closed(&self, conn: &ConnectionInfo, _data: Option<ConnectionData>) {
+        let key = ClientKey::of(conn);
+        let gone = {
+            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            match clients.get_mut(&key) {
+                Some((_, count)) if *count > 1 => {
+                    *count -= 1;
+                    None
+                }
+                Some(_) => clients.remove(&key).map(|(client, _)| client),
+                None => None,
+            }
+        };
+        // Every call of this client has finished (the server calls this after the
+        // connection's last call): nothing can use these objects any more.
+        if let Some(client) = gone {
+            client.release_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vaccel_rpc::transport::Peer;
+
+    fn agent() -> Agent {
+        let rt = vaccel::builder()
+            .config(vaccel::Config::default().with_plugins("noop"))
+            .skip_logging()
+            .build()
+            .unwrap();
+        Agent::new(rt)
+    }
+
+    fn conn(id: u64, peer: Option<Peer>) -> ConnectionInfo {
+        ConnectionInfo { id, peer }
+    }
+
+    #[test]
+    fn clients_are_grouped_by_process_and_released_with_their_last_connection() {
+        let a = agent();
+        let unix = Some(Peer::Unix {
+            pid: 42,
+            uid: 0,
+            gid: 0,
+        });
+        let c1 = a.connection_opened(&conn(1, unix)).unwrap();
+        let c2 = a.connection_opened(&conn(2, unix)).unwrap();
+        assert!(Arc::ptr_eq(&c1, &c2), "same pid, same client");
+        let client = c1.downcast_ref::<Client>().unwrap();
+        a.create_session(client, ps::CreateRequest { flags: 0 })
+            .unwrap();
+        assert_eq!(a.runtime().session_count(), 1);
+        a.connection_closed(&conn(1, unix), Some(c1.clone()));
+        assert_eq!(a.runtime().session_count(), 1, "another connection is open");
+        a.connection_closed(&conn(2, unix), Some(c2));
+        assert_eq!(a.runtime().session_count(), 0, "released with the last one");
+
+        // pid 0 (unknown namespace) and TCP: one connection each.
+        let ns = Some(Peer::Unix {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        });
+        let x = a.connection_opened(&conn(3, ns)).unwrap();
+        let y = a.connection_opened(&conn(4, ns)).unwrap();
+        assert!(!Arc::ptr_eq(&x, &y));
+    }
+
+    #[test]
+    fn split_arguments_are_joined() {
+        let part = |n: u32, of: u32, b: &'static [u8]| pg::Arg {
+            buf: Bytes::from_static(b),
+            size: 4,
+            arg_type: pg::ArgType::Buffer as i32,
+            parts: of,
+            part_no: n,
+            ..Default::default()
+        };
+        let whole = pg::Arg {
+            buf: Bytes::from_static(&[3]),
+            size: 1,
+            arg_type: pg::ArgType::Uint8 as i32,
+            ..Default::default()
+        };
+        let joined =
+            convert::join_parts(vec![whole.clone(), part(1, 2, b"ab"), part(2, 2, b"cd")]).unwrap();
+        assert_eq!(joined.len(), 2);
+        assert_eq!(&joined[1].buf[..], b"abcd");
+        assert_eq!(joined[1].size, 4);
+        assert!(convert::join_parts(vec![part(2, 2, b"cd")]).is_err());
+        assert!(convert::join_parts(vec![part(1, 2, b"ab")]).is_err());
+        assert!(convert::join_parts(vec![part(1, 2, b"ab"), whole]).is_err());
+    }
+
+    #[test]
+    fn ids_below_one_are_refused_like_upstream() {
+        let st = invalid_id(0);
+        assert_eq!(st.code, code::INTERNAL);
+        assert_eq!(st.message, "Invalid argument: Invalid ID: 0");
+        assert_eq!(
+            status::status_to_error(&st).code(),
+            ErrorCode::EINVAL,
+            "the code survives"
+        );
+    }
+}

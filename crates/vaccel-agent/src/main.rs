@@ -1,1 +1,98 @@
-fn main() {}
+//! `vaccel-rpc-agent`: serves vAccel calls from remote clients (VMs, containers, other hosts)
+//! on this machine's runtime. Glue over `vaccel_agent` and `vaccel_rpc::server`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use vaccel_agent::Agent;
+use vaccel_agent::options::{VaccelConfigArg, parse_vaccel_config, runtime_config};
+use vaccel_rpc::addr::Address;
+use vaccel_rpc::server::ServerConfig;
+use vaccel_rpc::transport::Listener;
+
+/// How long calls in flight may run on after a shutdown signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// vAccel RPC agent: runs the vAccel calls of remote clients on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "vaccel-rpc-agent", version)]
+struct Cli {
+    /// Address to listen on: tcp://HOST:PORT, unix:///PATH, unix://@NAME or vsock://CID:PORT
+    /// (vsock binds any CID).
+    #[arg(short = 'a', long = "server-address", default_value = vaccel_rpc::DEFAULT_ADDRESS)]
+    server_address: String,
+
+    /// vAccel configuration as key=value pairs separated by ',': plugins, log_level,
+    /// log_file, profiling_enabled, version_ignore. Without it, VACCEL_* variables are used.
+    #[arg(long = "vaccel-config", value_parser = parse_vaccel_config)]
+    vaccel_config: Option<VaccelConfigArg>,
+
+    /// Largest frame accepted, in bytes (larger messages need the chunked extension).
+    #[arg(long = "max-frame-size", default_value_t = vaccel_rpc::frame::DEFAULT_MAX_FRAME)]
+    max_frame_size: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vaccel-rpc-agent: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = runtime_config(cli.vaccel_config, vaccel::config::env_lookup)
+        .context("invalid vAccel configuration")?;
+    vaccel_agent::logging::init(config.log_level, config.log_file.as_deref())
+        .context("cannot set up logging")?;
+    log::info!("vAccel RPC agent started");
+
+    let address: Address = cli.server_address.parse()?;
+    if cli.max_frame_size < 1024 {
+        anyhow::bail!("--max-frame-size must be at least 1024 bytes");
+    }
+    // Registered before listening, so a signal can never kill the agent with its socket
+    // file left behind.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    let rt = vaccel::builder()
+        .config(config)
+        .skip_logging()
+        .build()
+        .context("cannot start the vAccel runtime")?;
+    let listener = Listener::bind(&address)
+        .with_context(|| format!("cannot listen on '{}'", cli.server_address))?;
+    let server = Arc::new(Agent::new(rt)).server(ServerConfig {
+        max_frame_size: cli.max_frame_size,
+        ..ServerConfig::default()
+    });
+    let handle = server
+        .start(listener)
+        .with_context(|| format!("cannot serve on '{}'", cli.server_address))?;
+    log::info!(
+        "Listening on '{}', press Ctrl+C to exit",
+        cli.server_address
+    );
+    if let (Address::Tcp { port: 0, .. }, Some(bound)) = (&address, handle.local_tcp_addr()) {
+        log::info!("Bound to tcp://{bound}");
+    }
+
+    let signal = signals.forever().next();
+    log::info!(
+        "Received signal {}, shutting down",
+        signal.map_or_else(|| "?".to_owned(), |s| s.to_string())
+    );
+    if !handle.shutdown(SHUTDOWN_DEADLINE) {
+        log::warn!("Some calls were still running after {SHUTDOWN_DEADLINE:?}");
+    }
+    log::info!("vAccel RPC agent stopped");
+    Ok(())
+}

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, Datelike as _, FixedOffset, Local, Offset as _, TimeZone, Timelike as _, Utc};
+use chrono::{
+    DateTime, Datelike as _, FixedOffset, Local, Offset as _, TimeZone, Timelike as _, Utc,
+};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::config::Config;
@@ -247,7 +249,8 @@ impl Logger {
         // Lines already written to the old destination must not be lost with it.
         let _ = current.flush();
         *current = sink;
-        self.utc_offset.store(Local::now().offset().local_minus_utc(), Ordering::Relaxed);
+        self.utc_offset
+            .store(Local::now().offset().local_minus_utc(), Ordering::Relaxed);
         self.level.store(level as usize, Ordering::Relaxed);
         Ok(())
     }

@@ -16,9 +16,11 @@
 )]
 
 pub mod addr;
+pub mod client;
 pub mod frame;
 pub mod fuzzing;
 pub mod message;
+pub mod server;
 pub mod status;
 pub mod transport;
 

@@ -136,10 +136,30 @@ pub fn valid_args(program: &str) -> Vec<String> {
 /// just built).
 pub fn mytestlib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(build_mytestlib)
+    LIB.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("mytestlib/Cargo.toml");
+        cargo_build(&manifest, &["--lib"], "libmytestlib.so")
+    })
 }
 
-fn build_mytestlib() -> PathBuf {
+/// The `vaccel-rpc-agent` binary of the workspace, built like [`mytestlib`] (it belongs to
+/// another package, so Cargo gives this test no `CARGO_BIN_EXE_` path for it).
+pub fn agent_binary() -> &'static Path {
+    static AGENT: OnceLock<PathBuf> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        let manifest =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/vaccel-agent/Cargo.toml");
+        cargo_build(
+            &manifest,
+            &["--bin", "vaccel-rpc-agent"],
+            "vaccel-rpc-agent",
+        )
+    })
+}
+
+/// Runs `cargo build <what>` for another package of the workspace with the profile, target and
+/// target directory of the running test binaries, and returns `artifact` in the profile directory.
+fn cargo_build(manifest: &Path, what: &[&str], artifact: &str) -> PathBuf {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_exec"))
         .parent()
         .expect("binaries live in a directory");
@@ -156,11 +176,12 @@ fn build_mytestlib() -> PathBuf {
         let grandparent = parent.parent().expect("triple directory has a parent");
         (grandparent, parent.file_name())
     };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("mytestlib/Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--offline", "--lib", "--manifest-path"])
-        .arg(&manifest)
+    cmd.args(["build", "--offline"])
+        .args(what)
+        .arg("--manifest-path")
+        .arg(manifest)
         .env("CARGO_TARGET_DIR", target_dir);
     match profile_dir {
         "debug" => {}
@@ -177,15 +198,15 @@ fn build_mytestlib() -> PathBuf {
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
-    let lib = bin_dir.join("libmytestlib.so");
+    let built = bin_dir.join(artifact);
     assert!(
-        output.status.success() && lib.is_file(),
-        "building libmytestlib.so failed\ncommand: {cmd:?}\nstatus: {}\nstderr:\n{}\nexpected: {}",
+        output.status.success() && built.is_file(),
+        "building {artifact} failed\ncommand: {cmd:?}\nstatus: {}\nstderr:\n{}\nexpected: {}",
         output.status,
         String::from_utf8_lossy(&output.stderr),
-        lib.display()
+        built.display()
     );
-    lib
+    built
 }
 
 /// One finished run of an example.

@@ -1,0 +1,1667 @@
+//! The ttrpc server core: accepts connections on a [`Listener`], reads request frames, runs
+//! each call on a [`Service`] and writes the response, with several calls in flight per
+//! connection and no lock shared between connections on the call path.
+//!
+//! Threads, per connection: a small pool (grown lazily up to
+//! [`ServerConfig::threads_per_connection`]) run as leader/follower. One thread at a time has
+//! the reading duty: it reads frames until one completes a request, runs the request itself and
+//! writes the response under the connection's write lock. It hands the duty to a follower
+//! (waking or spawning one) at once when more input is already buffered, and otherwise only if
+//! the request runs longer than [`ServerConfig::handoff_delay`] (a watchdog thread does it). So
+//! a call costs no channel hop and no thread wake-up beyond the reader's own, a slow call
+//! never holds back the calls behind it for long, and a connection whose threads are all busy
+//! stops being read (back-pressure) instead of queueing without bound. No lock is shared
+//! between connections on the call path.
+//!
+//! Protocol details (see `docs/wire.md`): unknown services or methods are answered
+//! `INVALID_ARGUMENT "/<service>/<method> does not exist"`; a frame over the size limit is
+//! answered on its stream and its connection closed without reading the body; undecodable
+//! envelopes are answered on their stream and the connection stays usable; unknown frame types
+//! are ignored; `vaccel.rs.ext.Extensions/GetCapabilities`, chunked requests and responses and
+//! client-streaming calls (upstream's async `GenopStream`) are built in.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use vaccel_rpc::proto::grpc;
+//! use vaccel_rpc::server::{CallContext, Server, Service, method_not_found};
+//! use vaccel_rpc::transport::Listener;
+//!
+//! struct Echo;
+//! impl Service for Echo {
+//!     fn call(&self, ctx: &CallContext<'_>, method: &str, payload: Bytes)
+//!         -> Result<Vec<u8>, grpc::Status> {
+//!         match method {
+//!             "Echo" => Ok(payload.to_vec()),
+//!             _ => Err(method_not_found(ctx.service(), method)),
+//!         }
+//!     }
+//! }
+//!
+//! let listener = Listener::bind(&"unix:///tmp/echo.sock".parse()?)?;
+//! let server = Server::builder().service("test.Echo", Arc::new(Echo)).build();
+//! let handle = server.start(listener)?;
+//! // ... until asked to stop:
+//! handle.shutdown(std::time::Duration::from_secs(5));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message;
+use prost::encoding::encode_varint;
+use vaccel_core::ErrorCode;
+
+use crate::frame::{self, FrameError, FrameReader, flags, kind};
+use crate::message;
+use crate::proto::grpc;
+use crate::proto::vaccel::rs::ext;
+use crate::status::{self, code};
+use crate::transport::{Listener, Peer, Stream};
+
+/// Request metadata announcing a chunked request: the total payload bytes (extension 2).
+pub const META_CHUNKED: &str = "vaccel-rs-chunked";
+/// Request metadata: the client accepts chunked responses of at most this many bytes per frame.
+pub const META_ACCEPT_CHUNKS: &str = "vaccel-rs-accept-chunks";
+/// `RegisterResource` metadata: the blobs are one directory tree (extension 3).
+pub const META_DIRECTORY: &str = "vaccel-rs-directory";
+/// Default largest message reassembled from chunks or stream messages: 4 GiB.
+pub const DEFAULT_MAX_MESSAGE: u64 = 4 << 30;
+/// Default cap of threads serving one connection.
+pub const DEFAULT_THREADS_PER_CONNECTION: usize = 16;
+/// Default [`ServerConfig::handoff_delay`].
+pub const DEFAULT_HANDOFF_DELAY: Duration = Duration::from_micros(500);
+/// Version of the extension protocol advertised by `GetCapabilities`.
+pub const EXTENSIONS_VERSION: u32 = 1;
+
+/// Streams (chunked requests, client streams) one connection may have open at once.
+const MAX_OPEN_STREAMS: usize = 1024;
+/// Reassembly buffers start at most this large and grow as data arrives, so a client cannot
+/// make the agent reserve a 4 GiB buffer with a 10-byte frame.
+const MAX_INITIAL_REASSEMBLY: u64 = 64 << 20;
+/// How often a blocked `accept` looks at the stop flag when it cannot be woken otherwise
+/// (vsock listeners ignore `shutdown`).
+const ACCEPT_POLL: Duration = Duration::from_millis(200);
+
+/// Limits and sizes of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest frame read or written (default 1 GiB, upstream's limit). Larger incoming frames
+    /// close their connection; larger responses go out chunked when the client accepts it and
+    /// are refused with `INVALID_ARGUMENT` otherwise.
+    pub max_frame_size: usize,
+    /// Largest message reassembled from a chunked request or a client stream (default 4 GiB).
+    pub max_message_size: u64,
+    /// Threads that may serve one connection at once (default 16, at least 1).
+    pub threads_per_connection: usize,
+    /// How long a request may run before another thread takes over reading its connection
+    /// (default 500 µs). Calls behind a longer one wait at most about twice this; zero hands
+    /// the reading over at every request (one more thread wake-up per call).
+    pub handoff_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame_size: frame::DEFAULT_MAX_FRAME,
+            max_message_size: DEFAULT_MAX_MESSAGE,
+            threads_per_connection: DEFAULT_THREADS_PER_CONNECTION,
+            handoff_delay: DEFAULT_HANDOFF_DELAY,
+        }
+    }
+}
+
+/// One accepted connection, as services see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Unique (per server) connection number, from 1.
+    pub id: u64,
+    /// Who is on the other end, when the transport could tell.
+    pub peer: Option<Peer>,
+}
+
+/// What a service keeps per connection (returned by [`Service::connection_opened`]).
+pub type ConnectionData = Arc<dyn Any + Send + Sync>;
+
+/// Everything about a call besides its method and payload.
+pub struct CallContext<'a> {
+    connection: &'a ConnectionInfo,
+    stream_id: u32,
+    service: &'a str,
+    metadata: &'a [grpc::KeyValue],
+    data: Option<&'a (dyn Any + Send + Sync)>,
+}
+
+impl fmt::Debug for CallContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("connection", &self.connection)
+            .field("stream_id", &self.stream_id)
+            .field("service", &self.service)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CallContext<'a> {
+    /// The connection the call came on.
+    pub fn connection(&self) -> &'a ConnectionInfo {
+        self.connection
+    }
+
+    /// The call's stream id.
+    pub fn stream_id(&self) -> u32 {
+        self.stream_id
+    }
+
+    /// The service name as the client wrote it.
+    pub fn service(&self) -> &'a str {
+        self.service
+    }
+
+    /// The request's metadata.
+    pub fn metadata(&self) -> &'a [grpc::KeyValue] {
+        self.metadata
+    }
+
+    /// The first value of metadata `key`.
+    pub fn metadata_value(&self, key: &str) -> Option<&'a str> {
+        self.metadata
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.as_str())
+    }
+
+    /// What the service returned from [`Service::connection_opened`] for this connection, if
+    /// it is a `T`.
+    pub fn connection_data<T: Any>(&self) -> Option<&'a T> {
+        self.data.and_then(|d| d.downcast_ref::<T>())
+    }
+}
+
+/// A ttrpc service: one or more service names route to it.
+pub trait Service: Send + Sync {
+    /// Runs `method` with its encoded request message and returns the encoded response
+    /// message, or the status to answer with. Called concurrently from many threads.
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u8>, grpc::Status>;
+
+    /// Runs a client-streaming `method` (e.g. upstream's `GenopStream`) with every message the
+    /// client sent. By default no method streams.
+    fn call_client_stream(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        messages: Vec<Bytes>,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let _ = messages;
+        Err(method_not_found(ctx.service(), method))
+    }
+
+    /// A connection was accepted; what is returned is handed to every call on it
+    /// ([`CallContext::connection_data`]) and back to [`Service::connection_closed`].
+    fn connection_opened(&self, conn: &ConnectionInfo) -> Option<ConnectionData> {
+        let _ = conn;
+        None
+    }
+
+    /// A connection closed and every call it carried has finished.
+    fn connection_closed(&self, conn: &ConnectionInfo, data: Option<ConnectionData>) {
+        let _ = (conn, data);
+    }
+}
+
+/// The answer to an unknown service or method, as upstream's sync server gives it.
+pub fn method_not_found(service: &str, method: &str) -> grpc::Status {
+    status::invalid_argument(format!("/{service}/{method} does not exist"))
+}
+
+/// Builds a [`Server`].
+#[derive(Default)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+    routes: Vec<(String, Arc<dyn Service>)>,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field(
+                "services",
+                &self.routes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// All limits at once.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// [`ServerConfig::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// [`ServerConfig::max_message_size`].
+    pub fn max_message_size(mut self, bytes: u64) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// [`ServerConfig::threads_per_connection`].
+    pub fn threads_per_connection(mut self, threads: usize) -> Self {
+        self.config.threads_per_connection = threads;
+        self
+    }
+
+    /// [`ServerConfig::handoff_delay`].
+    pub fn handoff_delay(mut self, delay: Duration) -> Self {
+        self.config.handoff_delay = delay;
+        self
+    }
+
+    /// Routes the service name `name` to `service` (one service may have several names).
+    pub fn service(mut self, name: impl Into<String>, service: Arc<dyn Service>) -> Self {
+        self.routes.push((name.into(), service));
+        self
+    }
+
+    /// The server, ready to [`Server::start`].
+    pub fn build(self) -> Server {
+        let mut services: Vec<Arc<dyn Service>> = Vec::new();
+        let mut routes = HashMap::new();
+        for (name, svc) in self.routes {
+            let ptr = Arc::as_ptr(&svc).cast::<()>();
+            let index = match services
+                .iter()
+                .position(|s| std::ptr::eq(Arc::as_ptr(s).cast::<()>(), ptr))
+            {
+                Some(i) => i,
+                None => {
+                    services.push(svc);
+                    services.len() - 1
+                }
+            };
+            routes.insert(name, index);
+        }
+        let mut config = self.config;
+        config.threads_per_connection = config.threads_per_connection.max(1);
+        Server {
+            shared: Arc::new(Shared {
+                config,
+                routes,
+                services,
+                stop: AtomicBool::new(false),
+                next_id: AtomicU64::new(1),
+                conns: Mutex::new(HashMap::new()),
+                conns_changed: Condvar::new(),
+                watchdog: Watchdog::default(),
+            }),
+        }
+    }
+}
+
+/// A server: services and limits, not yet listening.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: ServerConfig,
+    routes: HashMap<String, usize>,
+    services: Vec<Arc<dyn Service>>,
+    stop: AtomicBool,
+    next_id: AtomicU64,
+    /// Live connections: touched when one opens or closes, never on the call path.
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    conns_changed: Condvar,
+    watchdog: Watchdog,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Server {
+    /// A builder.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> ServerConfig {
+        self.shared.config
+    }
+
+    /// Starts accepting on `listener` (on a thread of its own) and returns at once.
+    pub fn start(self, listener: Listener) -> io::Result<ServerHandle> {
+        // A blocked accept must notice a shutdown even where it cannot be woken (vsock).
+        set_accept_timeout(&listener, ACCEPT_POLL)?;
+        let local_tcp_addr = listener.local_tcp_addr();
+        let watchdog = if self.shared.config.handoff_delay.is_zero() {
+            None
+        } else {
+            let shared = Arc::clone(&self.shared);
+            let handle = thread::Builder::new()
+                .name("vaccel-rpc-watchdog".into())
+                .spawn(move || watchdog_loop(&shared))?;
+            let _ = self.shared.watchdog.thread.set(handle.thread().clone());
+            Some(handle)
+        };
+        let listener = Arc::new(listener);
+        let accept = {
+            let shared = Arc::clone(&self.shared);
+            let listener = Arc::clone(&listener);
+            thread::Builder::new()
+                .name("vaccel-rpc-accept".into())
+                .spawn(move || accept_loop(&shared, &listener))?
+        };
+        Ok(ServerHandle {
+            shared: self.shared,
+            listener: Some(listener),
+            accept: Some(accept),
+            watchdog,
+            local_tcp_addr,
+        })
+    }
+}
+
+/// A running server. Dropping it shuts it down without waiting for calls in flight.
+#[derive(Debug)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    listener: Option<Arc<Listener>>,
+    accept: Option<JoinHandle<()>>,
+    watchdog: Option<JoinHandle<()>>,
+    local_tcp_addr: Option<SocketAddr>,
+}
+
+impl ServerHandle {
+    /// The bound address of a TCP listener (to learn the port after binding port 0).
+    pub fn local_tcp_addr(&self) -> Option<SocketAddr> {
+        self.local_tcp_addr
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.shared.conns).len()
+    }
+
+    /// Stops accepting, stops reading new requests, lets the calls in flight finish and write
+    /// their responses for up to `deadline`, then closes every connection. Returns whether
+    /// everything finished in time. A Unix socket file is removed.
+    pub fn shutdown(mut self, deadline: Duration) -> bool {
+        self.stop(deadline)
+    }
+
+    fn stop(&mut self, deadline: Duration) -> bool {
+        let Some(listener) = self.listener.take() else {
+            return true;
+        };
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wakes a blocked accept at once on TCP and Unix sockets; vsock polls the flag.
+        let _ = nix::sys::socket::shutdown(listener.raw_fd(), nix::sys::socket::Shutdown::Both);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        // Removes the Unix socket file: nobody can connect any more.
+        drop(listener);
+        let conns: Vec<Arc<Conn>> = lock(&self.shared.conns).values().cloned().collect();
+        for conn in &conns {
+            conn.shutdown(Shutdown::Read);
+        }
+        drop(conns);
+        let end = Instant::now() + deadline;
+        let mut conns = lock(&self.shared.conns);
+        while !conns.is_empty() {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            conns = self
+                .shared
+                .conns_changed
+                .wait_timeout(conns, end - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let clean = conns.is_empty();
+        drop(conns);
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.thread().unpark();
+            let _ = watchdog.join();
+        }
+        let conns = lock(&self.shared.conns);
+        if !clean {
+            log::warn!(
+                "{} connection(s) still busy after {deadline:?}; closing them",
+                conns.len()
+            );
+            for conn in conns.values() {
+                conn.shutdown(Shutdown::Both);
+            }
+        }
+        clean
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
+    }
+}
+
+fn set_accept_timeout(listener: &Listener, timeout: Duration) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    let tv = timeval(timeout);
+    let r = match listener {
+        Listener::Tcp(l) => setsockopt(l, ReceiveTimeout, &tv),
+        Listener::Unix { listener, .. } => setsockopt(listener, ReceiveTimeout, &tv),
+        Listener::Vsock(l) => setsockopt(l, ReceiveTimeout, &tv),
+    };
+    r.map_err(io::Error::from)
+}
+
+fn timeval(d: Duration) -> nix::sys::time::TimeVal {
+    use nix::sys::time::TimeValLike;
+    nix::sys::time::TimeVal::microseconds(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Accepted TCP sockets inherit the listener's receive timeout: clear it.
+fn clear_read_timeout(stream: &Stream) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    let tv = timeval(Duration::ZERO);
+    setsockopt(stream, ReceiveTimeout, &tv).map_err(io::Error::from)
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok(stream) => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Err(e) = open_connection(shared, stream) {
+                    log::warn!("Could not set up a new connection: {e}");
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                // E.g. out of descriptors: do not spin.
+                log::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// A connection: the read side (only the thread with the reading duty touches it), the
+/// write side, and its thread pool.
+struct Conn {
+    info: ConnectionInfo,
+    read: Mutex<ReadSide>,
+    write: Mutex<Stream>,
+    /// A third handle to shut the socket down without taking either lock.
+    control: Stream,
+    pool: Mutex<Pool>,
+    /// Followers wait here for the reading duty.
+    pool_changed: Condvar,
+    /// Per service (same index as `Shared::services`).
+    data: Vec<Option<ConnectionData>>,
+    /// A large request body given back after its call, for the next large frame (see
+    /// `frame::reclaim`): no fresh pages to fault in for every large request.
+    spare: Mutex<Option<Vec<u8>>>,
+}
+
+/// A connection's threads. Exactly one thread has the reading duty at any time, or the duty
+/// waits in `token` for a follower to pick it up.
+struct Pool {
+    /// Threads serving the connection.
+    threads: usize,
+    /// Followers waiting on `pool_changed`.
+    idle: usize,
+    /// The duty holder is running a request and will read again after it; since when. The
+    /// watchdog hands the duty to a follower if that takes longer than the hand-off delay.
+    deferred: Option<Instant>,
+    /// The duty, handed off and not yet picked up.
+    token: bool,
+    /// The connection is done: no more reading.
+    closed: bool,
+}
+
+impl Conn {
+    fn shutdown(&self, how: Shutdown) {
+        let r = match &self.control {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Vsock(s) => s.shutdown(how),
+        };
+        if let Err(e) = r {
+            log::trace!("connection {}: shutdown: {e}", self.info.id);
+        }
+    }
+}
+
+struct ReadSide {
+    reader: FrameReader<Stream>,
+    streams: HashMap<u32, Pending>,
+}
+
+/// A stream being received.
+enum Pending {
+    /// A chunked request: `total` bytes announced, `buf` so far.
+    Chunked {
+        req: grpc::Request,
+        total: u64,
+        buf: Vec<u8>,
+    },
+    /// A client stream: one message per DATA frame.
+    Messages {
+        req: grpc::Request,
+        messages: Vec<Bytes>,
+        bytes: u64,
+    },
+    /// Refused (already answered): its remaining DATA frames are dropped.
+    Discard,
+}
+
+/// A request ready to run.
+enum Work {
+    /// A unary REQUEST frame, envelope not yet decoded (that happens off the read side).
+    Unary { stream_id: u32, body: Bytes },
+    /// A chunked request, reassembled (`req.payload` holds the message).
+    Assembled { stream_id: u32, req: grpc::Request },
+    /// A client stream, complete.
+    Stream {
+        stream_id: u32,
+        req: grpc::Request,
+        messages: Vec<Bytes>,
+    },
+}
+
+fn open_connection(shared: &Arc<Shared>, stream: Stream) -> io::Result<()> {
+    clear_read_timeout(&stream)?;
+    let peer = stream.peer().ok();
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let info = ConnectionInfo { id, peer };
+    let read_half = stream.try_clone()?;
+    let control = stream.try_clone()?;
+    log::debug!(
+        "Connection {id} opened ({})",
+        peer.map_or_else(|| "unknown peer".to_owned(), |p| p.to_string())
+    );
+    let data = shared
+        .services
+        .iter()
+        .map(|s| s.connection_opened(&info))
+        .collect();
+    let conn = Arc::new(Conn {
+        info,
+        read: Mutex::new(ReadSide {
+            reader: FrameReader::new(read_half),
+            streams: HashMap::new(),
+        }),
+        write: Mutex::new(stream),
+        control,
+        pool: Mutex::new(Pool {
+            threads: 1,
+            idle: 0,
+            deferred: None,
+            token: false,
+            closed: false,
+        }),
+        pool_changed: Condvar::new(),
+        data,
+        spare: Mutex::new(None),
+    });
+    lock(&shared.conns).insert(id, Arc::clone(&conn));
+    let spawned = {
+        let shared = Arc::clone(shared);
+        let conn = Arc::clone(&conn);
+        thread::Builder::new()
+            .name(format!("vaccel-rpc-conn-{id}"))
+            .spawn(move || serve_connection(&shared, &conn, true))
+    };
+    if let Err(e) = spawned {
+        lock(&conn.pool).threads = 0;
+        finish_connection(shared, &conn);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The body of every thread of a connection: with the reading duty, read until a request is
+/// complete, run it, and read again; without it, wait for it.
+///
+/// The duty is handed to a follower at once when more input is already buffered (pipelined
+/// requests); otherwise the reading thread keeps it while it runs the request, and the
+/// watchdog hands it over only if the request runs longer than the hand-off delay. So a
+/// client making one call at a time costs no thread wake-up besides its own (a futex wake-up
+/// per call doubled the latency of a small call on a 2-vCPU VM), while a long call never
+/// blocks the calls behind it for more than the delay.
+fn serve_connection(shared: &Arc<Shared>, conn: &Arc<Conn>, mut duty: bool) {
+    loop {
+        if !duty {
+            if !wait_for_duty(conn) {
+                break;
+            }
+            duty = true;
+        }
+        let next = {
+            let mut side = lock(&conn.read);
+            next_work(shared, conn, &mut side).map(|w| (w, side.reader.buffered() > 0))
+        };
+        let Some((work, more_buffered)) = next else {
+            close_pool(conn);
+            break;
+        };
+        {
+            let mut pool = lock(&conn.pool);
+            if more_buffered || shared.config.handoff_delay.is_zero() {
+                hand_off(shared, conn, &mut pool);
+                duty = false;
+            } else {
+                pool.deferred = Some(Instant::now());
+            }
+        }
+        if duty {
+            shared.watchdog.arm();
+        }
+        run(shared, conn, work);
+        if duty && lock(&conn.pool).deferred.take().is_none() {
+            // The watchdog gave the duty to another thread meanwhile.
+            duty = false;
+        }
+    }
+    let last = {
+        let mut pool = lock(&conn.pool);
+        pool.threads -= 1;
+        pool.threads == 0
+    };
+    if last {
+        finish_connection(shared, conn);
+    }
+}
+
+/// Waits until this thread picks up the reading duty (`true`) or the connection is done.
+fn wait_for_duty(conn: &Conn) -> bool {
+    let mut pool = lock(&conn.pool);
+    loop {
+        if pool.closed {
+            return false;
+        }
+        if pool.token {
+            pool.token = false;
+            return true;
+        }
+        pool.idle += 1;
+        pool = conn
+            .pool_changed
+            .wait(pool)
+            .unwrap_or_else(PoisonError::into_inner);
+        pool.idle -= 1;
+    }
+}
+
+fn close_pool(conn: &Conn) {
+    let mut pool = lock(&conn.pool);
+    pool.closed = true;
+    pool.token = false;
+    conn.pool_changed.notify_all();
+}
+
+/// Gives the reading duty to a waiting follower, or to a new thread when none waits and the
+/// pool is not full. When it is full, the duty waits for the first thread to finish its
+/// request (back-pressure: the connection is not read meanwhile).
+fn hand_off(shared: &Arc<Shared>, conn: &Arc<Conn>, pool: &mut Pool) {
+    pool.token = true;
+    if pool.idle > 0 {
+        conn.pool_changed.notify_one();
+        return;
+    }
+    if pool.threads >= shared.config.threads_per_connection {
+        return;
+    }
+    pool.threads += 1;
+    let spawned = {
+        let shared = Arc::clone(shared);
+        let conn = Arc::clone(conn);
+        thread::Builder::new()
+            .name(format!("vaccel-rpc-conn-{}", conn.info.id))
+            .spawn(move || serve_connection(&shared, &conn, false))
+    };
+    if let Err(e) = spawned {
+        pool.threads -= 1;
+        log::warn!(
+            "connection {}: could not start another thread ({e}); requests run one at a time",
+            conn.info.id
+        );
+    }
+}
+
+/// Hands the reading duty of connections whose reading thread has been running one request
+/// for longer than the hand-off delay to a follower. Ticks only while some thread holds the
+/// duty through a request; parks otherwise.
+#[derive(Debug, Default)]
+struct Watchdog {
+    armed: AtomicBool,
+    thread: std::sync::OnceLock<thread::Thread>,
+}
+
+impl Watchdog {
+    /// Called after deferring a hand-off: wakes the watchdog if it sleeps for good. Costs one
+    /// atomic load while it ticks.
+    fn arm(&self) {
+        if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+fn watchdog_loop(shared: &Arc<Shared>) {
+    let delay = shared.config.handoff_delay;
+    while !shared.stop.load(Ordering::SeqCst) {
+        if !shared.watchdog.armed.load(Ordering::SeqCst) {
+            thread::park();
+            continue;
+        }
+        thread::park_timeout(delay);
+        if !watchdog_tick(shared, delay) {
+            shared.watchdog.armed.store(false, Ordering::SeqCst);
+            // A hand-off deferred between the scan and the store saw `armed` still set and
+            // did not wake us: look once more.
+            if watchdog_tick(shared, delay) {
+                shared.watchdog.armed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// One scan; whether any connection has a deferred hand-off.
+fn watchdog_tick(shared: &Arc<Shared>, delay: Duration) -> bool {
+    let conns: Vec<Arc<Conn>> = lock(&shared.conns).values().cloned().collect();
+    let mut any = false;
+    for conn in &conns {
+        let mut pool = lock(&conn.pool);
+        if let Some(since) = pool.deferred {
+            any = true;
+            if since.elapsed() >= delay && !pool.closed {
+                pool.deferred = None;
+                hand_off(shared, conn, &mut pool);
+            }
+        }
+    }
+    any
+}
+
+/// The last thread of a closed connection: tell the services and forget it.
+fn finish_connection(shared: &Shared, conn: &Conn) {
+    conn.shutdown(Shutdown::Both);
+    for (svc, data) in shared.services.iter().zip(&conn.data) {
+        let data = data.clone();
+        if catch_unwind(AssertUnwindSafe(|| svc.connection_closed(&conn.info, data))).is_err() {
+            log::error!("connection {}: close hook panicked", conn.info.id);
+        }
+    }
+    lock(&shared.conns).remove(&conn.info.id);
+    shared.conns_changed.notify_all();
+    log::debug!("Connection {} closed", conn.info.id);
+}
+
+/// Reads frames until one completes a request. `None`: the connection is done (EOF, transport
+/// error, malformed framing or an oversized frame).
+fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> {
+    loop {
+        let mut spare = lock(&conn.spare).take();
+        let read = side
+            .reader
+            .read_frame_reusing(shared.config.max_frame_size, &mut spare);
+        if spare.is_some() {
+            *lock(&conn.spare) = spare;
+        }
+        let frame = match read {
+            Ok(frame) => frame,
+            Err(FrameError::Closed) => return None,
+            Err(FrameError::TooLarge {
+                header,
+                length,
+                max,
+            }) => {
+                log::warn!(
+                    "connection {}: frame of {length} bytes over the limit of {max}; closing it",
+                    conn.info.id
+                );
+                let st = status::invalid_argument(format!(
+                    "message length {length} exceed maximum message size of {max}"
+                ));
+                send_status(conn, header.stream_id, &st);
+                return None;
+            }
+            Err(e) => {
+                log::debug!("connection {}: {e}", conn.info.id);
+                return None;
+            }
+        };
+        let h = frame.header;
+        match h.kind {
+            kind::REQUEST if h.flags & flags::REMOTE_OPEN != 0 => {
+                if let Some(work) = open_stream(shared, conn, side, h, frame.body) {
+                    return Some(work);
+                }
+            }
+            kind::REQUEST => {
+                return Some(Work::Unary {
+                    stream_id: h.stream_id,
+                    body: frame.body,
+                });
+            }
+            kind::DATA => {
+                if let Some(work) = stream_data(shared, conn, side, h, frame.body) {
+                    return Some(work);
+                }
+            }
+            other => {
+                log::trace!(
+                    "connection {}: ignoring frame type {other:#x} on stream {}",
+                    conn.info.id,
+                    h.stream_id
+                );
+            }
+        }
+    }
+}
+
+fn metadata<'m>(req: &'m grpc::Request, key: &str) -> Option<&'m str> {
+    req.metadata
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
+}
+
+/// A REQUEST opening a stream: a chunked request (metadata [`META_CHUNKED`]) or a client
+/// stream.
+fn open_stream(
+    shared: &Shared,
+    conn: &Conn,
+    side: &mut ReadSide,
+    h: frame::Header,
+    body: Bytes,
+) -> Option<Work> {
+    let req = match message::decode_request(body) {
+        Ok(req) => req,
+        Err(e) => {
+            send_status(conn, h.stream_id, &status::invalid_argument(e.to_string()));
+            return None;
+        }
+    };
+    if side.streams.contains_key(&h.stream_id) {
+        let st = status::invalid_argument(format!("stream {} is already open", h.stream_id));
+        send_status(conn, h.stream_id, &st);
+        return None;
+    }
+    if side.streams.len() >= MAX_OPEN_STREAMS {
+        let st = status::status(
+            code::RESOURCE_EXHAUSTED,
+            format!("more than {MAX_OPEN_STREAMS} streams open on one connection"),
+            ErrorCode::EBUSY,
+        );
+        send_status(conn, h.stream_id, &st);
+        side.streams.insert(h.stream_id, Pending::Discard);
+    } else if let Some(total) = metadata(&req, META_CHUNKED) {
+        let max = shared.config.max_message_size;
+        match total.trim().parse::<u64>() {
+            Ok(total) if total <= max => {
+                let initial = usize::try_from(total.min(MAX_INITIAL_REASSEMBLY)).unwrap_or(0);
+                side.streams.insert(
+                    h.stream_id,
+                    Pending::Chunked {
+                        req,
+                        total,
+                        buf: Vec::with_capacity(initial),
+                    },
+                );
+            }
+            Ok(total) => {
+                let st = status::invalid_argument(format!(
+                    "message length {total} exceed maximum message size of {max}"
+                ));
+                send_status(conn, h.stream_id, &st);
+                side.streams.insert(h.stream_id, Pending::Discard);
+            }
+            Err(_) => {
+                let st = status::invalid_argument(format!(
+                    "metadata {META_CHUNKED} is not a byte count: {total:?}"
+                ));
+                send_status(conn, h.stream_id, &st);
+                side.streams.insert(h.stream_id, Pending::Discard);
+            }
+        }
+    } else {
+        side.streams.insert(
+            h.stream_id,
+            Pending::Messages {
+                req,
+                messages: Vec::new(),
+                bytes: 0,
+            },
+        );
+    }
+    if h.flags & flags::REMOTE_CLOSED != 0 {
+        return close_stream(conn, side, h.stream_id);
+    }
+    None
+}
+
+/// A DATA frame: the next piece of an open stream (DATA for unknown streams is dropped).
+fn stream_data(
+    shared: &Shared,
+    conn: &Conn,
+    side: &mut ReadSide,
+    h: frame::Header,
+    body: Bytes,
+) -> Option<Work> {
+    let Some(pending) = side.streams.get_mut(&h.stream_id) else {
+        log::trace!(
+            "connection {}: DATA for unknown stream {}",
+            conn.info.id,
+            h.stream_id
+        );
+        return None;
+    };
+    let len = body.len() as u64;
+    let refused = match pending {
+        Pending::Discard => None,
+        Pending::Chunked { total, buf, .. } => {
+            if buf.len() as u64 + len > *total {
+                Some(status::invalid_argument(format!(
+                    "chunked message longer than the {total} bytes announced"
+                )))
+            } else {
+                buf.extend_from_slice(&body);
+                None
+            }
+        }
+        Pending::Messages {
+            messages, bytes, ..
+        } => {
+            let max = shared.config.max_message_size;
+            if *bytes + len > max {
+                Some(status::invalid_argument(format!(
+                    "message length {} exceed maximum message size of {max}",
+                    *bytes + len
+                )))
+            } else {
+                if h.flags & flags::NO_DATA == 0 {
+                    *bytes += len;
+                    messages.push(body);
+                }
+                None
+            }
+        }
+    };
+    if let Some(st) = refused {
+        send_status(conn, h.stream_id, &st);
+        *pending = Pending::Discard;
+    }
+    if h.flags & flags::REMOTE_CLOSED != 0 {
+        return close_stream(conn, side, h.stream_id);
+    }
+    None
+}
+
+/// The client closed its side of a stream: the request is complete (or was refused).
+fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work> {
+    match side.streams.remove(&stream_id)? {
+        Pending::Discard => None,
+        Pending::Chunked {
+            mut req,
+            total,
+            buf,
+        } => {
+            if buf.len() as u64 != total {
+                let st = status::invalid_argument(format!(
+                    "chunked message ended after {} of the {total} bytes announced",
+                    buf.len()
+                ));
+                send_status(conn, stream_id, &st);
+                return None;
+            }
+            req.payload = Bytes::from(buf);
+            Some(Work::Assembled { stream_id, req })
+        }
+        Pending::Messages { req, messages, .. } => Some(Work::Stream {
+            stream_id,
+            req,
+            messages,
+        }),
+    }
+}
+
+/// Runs one request and writes its answer (on the thread that read it).
+fn run(shared: &Shared, conn: &Conn, work: Work) {
+    // A large request body goes back to the connection for its next large frame once every
+    // slice of it is dropped (after the response is written).
+    let mut keep = None;
+    let (stream_id, req, messages) = match work {
+        Work::Unary { stream_id, body } => match message::decode_request({
+            keep = Some(body.clone());
+            body
+        }) {
+            Ok(req) => (stream_id, req, None),
+            Err(e) => {
+                send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
+                return;
+            }
+        },
+        Work::Assembled { stream_id, req } => (stream_id, req, None),
+        Work::Stream {
+            stream_id,
+            req,
+            messages,
+        } => (stream_id, req, Some(messages)),
+    };
+    let accept_chunks = metadata(&req, META_ACCEPT_CHUNKS)
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        dispatch(shared, conn, stream_id, &req, messages)
+    }))
+    .unwrap_or_else(|_| {
+        log::error!(
+            "/{}/{}: the handler panicked",
+            req.service.as_str(),
+            req.method.as_str()
+        );
+        Err(status::status(
+            code::INTERNAL,
+            "the agent failed while running the request",
+            ErrorCode::EBACKEND,
+        ))
+    });
+    // The answer is encoded in its own buffer: the request's bytes can go back before it is
+    // written, so a follower reading the client's next large request can already reuse them.
+    drop(req);
+    if let Some(body) = keep {
+        frame::reclaim(body, &mut lock(&conn.spare));
+    }
+    respond(shared, conn, stream_id, result, accept_chunks);
+}
+
+fn dispatch(
+    shared: &Shared,
+    conn: &Conn,
+    stream_id: u32,
+    req: &grpc::Request,
+    messages: Option<Vec<Bytes>>,
+) -> Result<Vec<u8>, grpc::Status> {
+    let service = req.service.as_str();
+    let method = req.method.as_str();
+    let Some(&index) = shared.routes.get(service) else {
+        if service == crate::SERVICE_EXT {
+            return extensions(shared, method, messages.is_some());
+        }
+        return Err(method_not_found(service, method));
+    };
+    let Some(svc) = shared.services.get(index) else {
+        return Err(method_not_found(service, method));
+    };
+    let ctx = CallContext {
+        connection: &conn.info,
+        stream_id,
+        service,
+        metadata: &req.metadata,
+        data: conn.data.get(index).and_then(|d| d.as_deref()),
+    };
+    match messages {
+        None => svc.call(&ctx, method, req.payload.clone()),
+        Some(messages) => svc.call_client_stream(&ctx, method, messages),
+    }
+}
+
+/// `vaccel.rs.ext.Extensions` (extension 1).
+fn extensions(shared: &Shared, method: &str, streaming: bool) -> Result<Vec<u8>, grpc::Status> {
+    match method {
+        "GetCapabilities" if !streaming => Ok(ext::Capabilities {
+            version: EXTENSIONS_VERSION,
+            max_frame_size: shared.config.max_frame_size as u64,
+            max_message_size: shared.config.max_message_size,
+            chunked: true,
+        }
+        .encode_to_vec()),
+        _ => Err(method_not_found(crate::SERVICE_EXT, method)),
+    }
+}
+
+/// Writes the answer: one RESPONSE frame, or DATA chunks when the client accepts them and the
+/// response is larger than its chunk size.
+fn respond(
+    shared: &Shared,
+    conn: &Conn,
+    stream_id: u32,
+    result: Result<Vec<u8>, grpc::Status>,
+    accept_chunks: Option<usize>,
+) {
+    let mut head = Vec::with_capacity(16);
+    let body = match result {
+        Ok(msg) => {
+            // grpc.Response{status: {} (always present, as upstream), payload: msg}, encoded
+            // around the message without copying it.
+            head.extend_from_slice(&[0x0a, 0x00]);
+            if !msg.is_empty() {
+                head.push(0x12);
+                encode_varint(msg.len() as u64, &mut head);
+            }
+            msg
+        }
+        Err(st) => message::encode_response_err(&st),
+    };
+    let total = head.len() + body.len();
+    if let Some(chunk) = accept_chunks.filter(|&c| total > c) {
+        write_chunked(conn, stream_id, &[&head, &body], chunk);
+        return;
+    }
+    let max = shared.config.max_frame_size;
+    if total > max || u32::try_from(total).is_err() {
+        let st = status::invalid_argument(format!(
+            "message length {total} exceed maximum message size of {max}"
+        ));
+        send_status(conn, stream_id, &st);
+        return;
+    }
+    write(conn, stream_id, kind::RESPONSE, 0, &[&head, &body]);
+}
+
+/// Sends `parts` (one encoded `grpc.Response`) as DATA frames of at most `chunk` bytes, the last
+/// flagged `REMOTE_CLOSED`. The write lock is taken per frame so other responses interleave.
+fn write_chunked(conn: &Conn, stream_id: u32, parts: &[&[u8]; 2], chunk: usize) {
+    let [a, b] = *parts;
+    let total = a.len() + b.len();
+    let mut offset = 0;
+    while offset < total {
+        let end = (offset + chunk).min(total);
+        let first = a
+            .get(offset.min(a.len())..end.min(a.len()))
+            .unwrap_or_default();
+        let second = b
+            .get(offset.saturating_sub(a.len())..end.saturating_sub(a.len()))
+            .unwrap_or_default();
+        let flags = if end == total {
+            flags::REMOTE_CLOSED
+        } else {
+            0
+        };
+        if !write(conn, stream_id, kind::DATA, flags, &[first, second]) {
+            return;
+        }
+        offset = end;
+    }
+}
+
+fn send_status(conn: &Conn, stream_id: u32, st: &grpc::Status) {
+    let body = message::encode_response_err(st);
+    write(conn, stream_id, kind::RESPONSE, 0, &[&body]);
+}
+
+/// Writes one frame under the write lock; a failed write closes the connection.
+fn write(conn: &Conn, stream_id: u32, kind: u8, flags: u8, parts: &[&[u8]]) -> bool {
+    let result = {
+        let mut w = lock(&conn.write);
+        frame::write_frame(&mut *w, stream_id, kind, flags, parts)
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!(
+                "connection {}: write failed ({e}); closing it",
+                conn.info.id
+            );
+            conn.shutdown(Shutdown::Both);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::addr::Address;
+    use crate::frame::Header;
+
+    /// `Echo` returns its payload; `Sleep` sleeps for payload[0] * 10 ms first; `Panic` panics;
+    /// `Big` returns payload[0] MiB; streams concatenate their messages.
+    struct Echo {
+        opened: AtomicUsize,
+        closed: AtomicUsize,
+    }
+
+    impl Service for Echo {
+        fn call(
+            &self,
+            ctx: &CallContext<'_>,
+            method: &str,
+            payload: Bytes,
+        ) -> Result<Vec<u8>, grpc::Status> {
+            assert_eq!(ctx.connection_data::<u64>(), Some(&ctx.connection().id));
+            match method {
+                "Echo" => Ok(payload.to_vec()),
+                "Sleep" => {
+                    let n = payload.first().copied().unwrap_or(0);
+                    thread::sleep(Duration::from_millis(10 * u64::from(n)));
+                    Ok(payload.to_vec())
+                }
+                "Big" => Ok(vec![7; usize::from(payload[0]) << 20]),
+                "Panic" => panic!("boom"),
+                _ => Err(method_not_found(ctx.service(), method)),
+            }
+        }
+
+        fn call_client_stream(
+            &self,
+            _ctx: &CallContext<'_>,
+            _method: &str,
+            messages: Vec<Bytes>,
+        ) -> Result<Vec<u8>, grpc::Status> {
+            Ok(messages.concat())
+        }
+
+        fn connection_opened(&self, conn: &ConnectionInfo) -> Option<ConnectionData> {
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            Some(Arc::new(conn.id))
+        }
+
+        fn connection_closed(&self, _conn: &ConnectionInfo, data: Option<ConnectionData>) {
+            assert!(data.is_some());
+            self.closed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        addr: Address,
+        echo: Arc<Echo>,
+        handle: Option<ServerHandle>,
+    }
+
+    fn start(max_frame: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = Address::Unix(dir.path().join("s.sock"));
+        let echo = Arc::new(Echo {
+            opened: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+        });
+        let handle = Server::builder()
+            .max_frame_size(max_frame)
+            .service("t.Echo", echo.clone())
+            .service("t.Alias", echo.clone())
+            .build()
+            .start(Listener::bind(&addr).unwrap())
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            addr,
+            echo,
+            handle: Some(handle),
+        }
+    }
+
+    struct Client {
+        w: Stream,
+        r: FrameReader<Stream>,
+    }
+
+    impl Client {
+        fn new(addr: &Address) -> Client {
+            let s = Stream::connect(addr).unwrap();
+            if let Stream::Unix(u) = &s {
+                // A broken server fails the test instead of hanging it.
+                u.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            }
+            Client {
+                w: s.try_clone().unwrap(),
+                r: FrameReader::new(s),
+            }
+        }
+        fn send(
+            &mut self,
+            id: u32,
+            service: &str,
+            method: &str,
+            payload: &[u8],
+            meta: &[(&str, &str)],
+        ) {
+            let mut body = Vec::new();
+            let req = grpc::Request {
+                service: service.into(),
+                method: method.into(),
+                payload: Bytes::copy_from_slice(payload),
+                timeout_nano: 0,
+                metadata: meta
+                    .iter()
+                    .map(|(k, v)| grpc::KeyValue {
+                        key: (*k).into(),
+                        value: (*v).into(),
+                    })
+                    .collect(),
+            };
+            req.encode(&mut body).unwrap();
+            frame::write_frame(&mut self.w, id, kind::REQUEST, 0, &[&body]).unwrap();
+        }
+        fn recv(&mut self) -> (Header, grpc::Response) {
+            let f = self.r.read_frame(usize::MAX).unwrap();
+            (f.header, message::decode_response(f.body).unwrap())
+        }
+    }
+
+    #[test]
+    fn unary_calls_unknown_names_and_panics() {
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, "t.Echo", "Echo", b"hello", &[]);
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, h.kind, h.flags), (1, kind::RESPONSE, 0));
+        assert_eq!(r.status.unwrap().code, 0);
+        assert_eq!(&r.payload[..], b"hello");
+        c.send(3, "t.Alias", "Nope", b"", &[]);
+        let (_, r) = c.recv();
+        let st = r.status.unwrap();
+        assert_eq!(
+            (st.code, st.message.as_str()),
+            (code::INVALID_ARGUMENT, "/t.Alias/Nope does not exist")
+        );
+        c.send(5, "t.Other", "Echo", b"", &[]);
+        assert_eq!(
+            c.recv().1.status.unwrap().message,
+            "/t.Other/Echo does not exist"
+        );
+        c.send(7, "t.Echo", "Panic", b"", &[]);
+        assert_eq!(c.recv().1.status.unwrap().code, code::INTERNAL);
+        // Still usable after a panic.
+        c.send(9, "t.Echo", "Echo", b"x", &[]);
+        assert_eq!(&c.recv().1.payload[..], b"x");
+        // An aliased service is one service: opened once per connection.
+        assert_eq!(fx.echo.opened.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn pipelined_requests_complete_out_of_order() {
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, "t.Echo", "Sleep", &[20], &[]);
+        c.send(3, "t.Echo", "Sleep", &[0], &[]);
+        c.send(5, "t.Echo", "Echo", b"e", &[]);
+        let order: Vec<u32> = (0..3).map(|_| c.recv().0.stream_id).collect();
+        assert_eq!(order.last(), Some(&1), "{order:?}");
+    }
+
+    #[test]
+    fn a_call_arriving_during_a_long_one_is_answered_first() {
+        // Not pipelined (not in the same read): the watchdog must hand the reading over.
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, "t.Echo", "Sleep", &[30], &[]);
+        thread::sleep(Duration::from_millis(50));
+        c.send(3, "t.Echo", "Echo", b"quick", &[]);
+        assert_eq!(c.recv().0.stream_id, 3);
+        assert_eq!(c.recv().0.stream_id, 1);
+    }
+
+    #[test]
+    fn reading_duty_survives_watchdog_handoffs() {
+        // Regression: a thread that picked the duty up from the watchdog lost it on its next
+        // deferred request, and the connection stopped being read.
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        for i in 0..6 {
+            c.send(2 * i + 1, "t.Echo", "Sleep", &[1], &[]);
+            assert_eq!(c.recv().0.stream_id, 2 * i + 1);
+        }
+        c.send(99, "t.Echo", "Echo", b"x", &[]);
+        assert_eq!(c.recv().0.stream_id, 99);
+    }
+
+    #[test]
+    fn immediate_handoff_mode_works_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = Address::Unix(dir.path().join("s.sock"));
+        let echo = Arc::new(Echo {
+            opened: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+        });
+        let _handle = Server::builder()
+            .handoff_delay(Duration::ZERO)
+            .threads_per_connection(2)
+            .service("t.Echo", echo)
+            .build()
+            .start(Listener::bind(&addr).unwrap())
+            .unwrap();
+        let mut c = Client::new(&addr);
+        c.send(1, "t.Echo", "Sleep", &[10], &[]);
+        c.send(3, "t.Echo", "Sleep", &[1], &[]);
+        c.send(5, "t.Echo", "Echo", b"e", &[]);
+        let ids: Vec<u32> = (0..3).map(|_| c.recv().0.stream_id).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[0], 3, "{ids:?}");
+    }
+
+    #[test]
+    fn oversized_frames_close_only_their_connection() {
+        let fx = start(1024);
+        let mut bad = Client::new(&fx.addr);
+        let h = Header {
+            length: 2 << 30,
+            stream_id: 1,
+            kind: kind::REQUEST,
+            flags: 0,
+        };
+        bad.w.write_all(&h.encode()).unwrap();
+        let (rh, r) = bad.recv();
+        assert_eq!(rh.stream_id, 1);
+        let st = r.status.unwrap();
+        assert_eq!(st.code, code::INVALID_ARGUMENT);
+        assert_eq!(
+            st.message,
+            "message length 2147483648 exceed maximum message size of 1024"
+        );
+        assert!(matches!(
+            bad.r.read_frame(usize::MAX),
+            Err(FrameError::Closed)
+        ));
+        let mut good = Client::new(&fx.addr);
+        good.send(1, "t.Echo", "Echo", b"ok", &[]);
+        assert_eq!(&good.recv().1.payload[..], b"ok");
+        // A response over the frame limit is refused unless the client takes chunks.
+        good.send(3, "t.Echo", "Big", &[1], &[]);
+        assert_eq!(good.recv().1.status.unwrap().code, code::INVALID_ARGUMENT);
+    }
+
+    #[test]
+    fn malformed_envelopes_and_unknown_frames() {
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        frame::write_frame(&mut c.w, 1, kind::REQUEST, 0, &[&[0xff, 0xff, 0xff]]).unwrap();
+        let (h, r) = c.recv();
+        assert_eq!(h.stream_id, 1);
+        assert_eq!(r.status.unwrap().code, code::INVALID_ARGUMENT);
+        frame::write_frame(&mut c.w, 3, 0x7f, 0, &[b"junk"]).unwrap();
+        frame::write_frame(&mut c.w, 99, kind::DATA, 0, &[b"junk"]).unwrap();
+        frame::write_frame(&mut c.w, 5, kind::REQUEST, 0, &[]).unwrap();
+        let (h, r) = c.recv();
+        assert_eq!(h.stream_id, 5);
+        assert_eq!(r.status.unwrap().message, "// does not exist");
+    }
+
+    fn open(c: &mut Client, id: u32, method: &str, meta: &[(&str, &str)], fl: u8) {
+        let req = grpc::Request {
+            service: "t.Echo".into(),
+            method: method.into(),
+            metadata: meta
+                .iter()
+                .map(|(k, v)| grpc::KeyValue {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        frame::write_frame(&mut c.w, id, kind::REQUEST, fl, &[&req.encode_to_vec()]).unwrap();
+    }
+
+    #[test]
+    fn chunked_requests_and_responses() {
+        let fx = start(4096);
+        let mut c = Client::new(&fx.addr);
+        let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        open(
+            &mut c,
+            1,
+            "Echo",
+            &[(META_CHUNKED, "10000"), (META_ACCEPT_CHUNKS, "3000")],
+            flags::REMOTE_OPEN,
+        );
+        for (i, piece) in payload.chunks(4000).enumerate() {
+            let last = i == 2;
+            let fl = if last { flags::REMOTE_CLOSED } else { 0 };
+            frame::write_frame(&mut c.w, 1, kind::DATA, fl, &[piece]).unwrap();
+        }
+        let mut whole = Vec::new();
+        loop {
+            let f = c.r.read_frame(usize::MAX).unwrap();
+            assert_eq!((f.header.stream_id, f.header.kind), (1, kind::DATA));
+            assert!(f.body.len() <= 3000);
+            whole.extend_from_slice(&f.body);
+            if f.header.flags & flags::REMOTE_CLOSED != 0 {
+                break;
+            }
+        }
+        let r = message::decode_response(Bytes::from(whole)).unwrap();
+        assert_eq!(r.status.unwrap().code, 0);
+        assert_eq!(&r.payload[..], &payload[..]);
+
+        // Announced too much: refused at once, its DATA dropped, connection still fine.
+        open(
+            &mut c,
+            3,
+            "Echo",
+            &[(META_CHUNKED, "99999999999")],
+            flags::REMOTE_OPEN,
+        );
+        assert_eq!(c.recv().1.status.unwrap().code, code::INVALID_ARGUMENT);
+        frame::write_frame(&mut c.w, 3, kind::DATA, flags::REMOTE_CLOSED, &[b"x"]).unwrap();
+        // Ended short.
+        open(
+            &mut c,
+            5,
+            "Echo",
+            &[(META_CHUNKED, "10")],
+            flags::REMOTE_OPEN,
+        );
+        frame::write_frame(&mut c.w, 5, kind::DATA, flags::REMOTE_CLOSED, &[b"abc"]).unwrap();
+        let (h, r) = c.recv();
+        assert_eq!(h.stream_id, 5);
+        assert_eq!(r.status.unwrap().code, code::INVALID_ARGUMENT);
+        // A client stream (upstream's GenopStream shape).
+        open(
+            &mut c,
+            7,
+            "Stream",
+            &[],
+            flags::REMOTE_OPEN | flags::NO_DATA,
+        );
+        frame::write_frame(&mut c.w, 7, kind::DATA, 0, &[b"ab"]).unwrap();
+        frame::write_frame(&mut c.w, 7, kind::DATA, 0, &[b"cd"]).unwrap();
+        frame::write_frame(
+            &mut c.w,
+            7,
+            kind::DATA,
+            flags::REMOTE_CLOSED | flags::NO_DATA,
+            &[],
+        )
+        .unwrap();
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, h.kind), (7, kind::RESPONSE));
+        assert_eq!(&r.payload[..], b"abcd");
+    }
+
+    #[test]
+    fn capabilities_are_built_in() {
+        let fx = start(4096);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, crate::SERVICE_EXT, "GetCapabilities", b"", &[]);
+        let caps = ext::Capabilities::decode(c.recv().1.payload).unwrap();
+        assert_eq!(
+            caps,
+            ext::Capabilities {
+                version: 1,
+                max_frame_size: 4096,
+                max_message_size: DEFAULT_MAX_MESSAGE,
+                chunked: true
+            }
+        );
+    }
+
+    #[test]
+    fn shutdown_lets_calls_finish_and_closes_everything() {
+        let mut fx = start(4096);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, "t.Echo", "Sleep", &[10], &[]);
+        // Let the request be read before shutting down.
+        thread::sleep(Duration::from_millis(30));
+        let handle = fx.handle.take().unwrap();
+        assert!(handle.shutdown(Duration::from_secs(5)));
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, r.status.unwrap().code), (1, 0));
+        assert!(matches!(
+            c.r.read_frame(usize::MAX),
+            Err(FrameError::Closed)
+        ));
+        assert_eq!(fx.echo.closed.load(Ordering::SeqCst), 1);
+        let Address::Unix(path) = &fx.addr else {
+            unreachable!()
+        };
+        assert!(!path.exists(), "socket file removed");
+    }
+}
