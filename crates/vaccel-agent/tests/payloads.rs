@@ -320,3 +320,51 @@ fn directory_trees_keep_their_structure() {
         dir.display()
     );
 }
+
+/// A 2 GiB file resource registered end to end through the `rpc` plugin (past the 1 GiB frame
+/// limit: chunked), then read back from the agent. Needs several GiB of memory and a minute:
+/// `cargo test --release -p vaccel-agent --test payloads -- --ignored`.
+#[test]
+#[ignore = "slow: ships 2 GiB each way"]
+fn two_gib_resource_end_to_end() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use vaccel::{Config, Resource, ResourceType, Session};
+
+    const SIZE: usize = 2 << 30;
+    let agent = AgentProc::unix(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two_gib.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let block: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+        for _ in 0..SIZE / MIB {
+            f.write_all(&block).unwrap();
+        }
+    }
+    let address = agent.address.clone();
+    let rt = vaccel::builder()
+        .rundir_base(dir.path())
+        .skip_logging()
+        .config(Config::default())
+        .plugin(Arc::new(vaccel_plugin_rpc::RpcPlugin::with_address(
+            address,
+        )))
+        .build()
+        .unwrap();
+    let sess = Session::new(&rt, 0).unwrap();
+    let res = Resource::new(&rt, path.to_str().unwrap(), ResourceType::Data).unwrap();
+    sess.register(&res).unwrap();
+    assert!(res.remote_id() > 0);
+
+    // Read it back: another connection of this process is the same client on unix sockets.
+    // The answer is past the frame limit too: the real client takes it in chunks.
+    std::fs::remove_file(&path).unwrap();
+    let client = vaccel_rpc::client::Client::connect(&agent.address).unwrap();
+    let blobs = client.sync_resource(res.remote_id()).unwrap();
+    let data = &blobs[0].data;
+    assert_eq!(data.len(), SIZE);
+    for offset in [0, 1, MIB - 1, MIB, SIZE / 2 + 7, SIZE - 1] {
+        assert_eq!(data[offset], (offset % MIB % 251) as u8, "byte {offset}");
+    }
+}
