@@ -20,20 +20,58 @@ pub fn artifact_dir() -> PathBuf {
     deps.parent().expect("profile dir").to_path_buf()
 }
 
-/// A library artifact of this build: `deps/` holds what `cargo test` just built (cargo only
-/// copies artifacts up to the profile directory for `cargo build`), else the profile
-/// directory.
+/// Builds the C libraries the tests use, once per test binary: `cargo test` builds a
+/// cdylib-only package's library neither for its own tests nor into the profile directory, so
+/// this runs `cargo build` of those packages with the profile and target directory of the
+/// running tests (a no-op when they are up to date).
+fn ensure_built() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = artifact_dir();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile dir name");
+        let target_dir = dir.parent().expect("target dir");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root())
+            .args(["build", "--offline"])
+            .args(["-p", "vaccel-capi", "-p", "mytestlib"])
+            .args([
+                "-p",
+                "vaccel-plugin-noop-lib",
+                "-p",
+                "vaccel-plugin-exec-lib",
+            ])
+            .args(["-p", "vaccel-plugin-mbench-lib"])
+            .env("CARGO_TARGET_DIR", target_dir);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd.output().expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "building the C libraries failed\n{}",
+            describe(&cmd, &out)
+        );
+    });
+}
+
+/// A library artifact of this build, in the profile directory (built on first use).
 pub fn artifact(file: &str) -> PathBuf {
+    ensure_built();
     let dir = artifact_dir();
-    let fresh = dir.join("deps").join(file);
-    if fresh.exists() {
-        return fresh;
-    }
     let built = dir.join(file);
     assert!(
         built.exists(),
-        "{file} is missing from {}: it is built with the crate's dependencies \
-         (cargo test -p vaccel-capi)",
+        "{file} is missing from {} after building it",
         dir.display()
     );
     built
