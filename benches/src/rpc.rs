@@ -5,6 +5,7 @@
 //! Build and run: `cargo build --release --workspace && target/release/rpc-bench`
 //! (pin with `taskset -c 0 target/release/rpc-bench` for latency figures; children inherit it).
 //! Prints markdown tables for BENCHMARKS.md.
+#![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};

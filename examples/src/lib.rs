@@ -23,6 +23,7 @@
 //!     vaccel_examples::main(|args| image::run(ImageOp::Classify, Api::Direct, args))
 //! }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::fmt;

@@ -1,6 +1,7 @@
 //! `classify <image_file> [iterations] [model_path]`: image classification of an image, printing what the plugin returns.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `depth <image_file> [iterations] [model_path]`: depth estimation of an image, printing what the plugin returns.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `detect_generic <image_file> [iterations] [model_path]`: `detect` through the generic operation.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `exec <lib_file> [iterations]`: calls `mytestfunc` of a shared library through the runtime.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `exec_generic <lib_file> [iterations]`: `exec` through the generic operation.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `minmax <data_length> <indata_file> <low_threshold> <high_threshold>`: minimum and maximum of a data file.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

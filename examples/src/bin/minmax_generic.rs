@@ -1,6 +1,7 @@
 //! `minmax_generic <data_length> <indata_file> <low_threshold> <high_threshold>`: `minmax` through the generic operation.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `segment_generic <image_file> [iterations] [model_path]`: `segment` through the generic operation.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

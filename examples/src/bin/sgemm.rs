@@ -1,6 +1,7 @@
 //! `sgemm [iterations] [out_file]`: a 512x512 single-precision matrix multiply.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `sgemm_generic [iterations] [out_file]`: `sgemm` through the generic operation.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `tflite_inference <image_file> <model_path> <labels_file> [iterations]`: image classification with a TensorFlow Lite model.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `torch_inference <image_file> <model_path> <labels_file> [iterations]`: image classification with a TorchScript model.
 //!
 //! See [`vaccel_examples`] for the common behaviour (environment, exit codes, profiling).
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
