@@ -138,7 +138,13 @@ pub fn mytestlib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("mytestlib/Cargo.toml");
-        cargo_build(&manifest, &["--lib"], "libmytestlib.so")
+        // Only the cdylib: an rlib built here would sit unhashed beside the one the examples
+        // link, and the doctests compiled after this run would see two `mytestlib` crates.
+        cargo_build(
+            &manifest,
+            &["rustc", "--lib", "--crate-type", "cdylib"],
+            "libmytestlib.so",
+        )
     })
 }
 
@@ -151,13 +157,13 @@ pub fn agent_binary() -> &'static Path {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/vaccel-agent/Cargo.toml");
         cargo_build(
             &manifest,
-            &["--bin", "vaccel-rpc-agent"],
+            &["build", "--bin", "vaccel-rpc-agent"],
             "vaccel-rpc-agent",
         )
     })
 }
 
-/// Runs `cargo build <what>` for another package of the workspace with the profile, target and
+/// Runs `cargo <what>` (a `build` or `rustc` command) for another package of the workspace with the profile, target and
 /// target directory of the running test binaries, and returns `artifact` in the profile directory.
 fn cargo_build(manifest: &Path, what: &[&str], artifact: &str) -> PathBuf {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_exec"))
@@ -178,8 +184,8 @@ fn cargo_build(manifest: &Path, what: &[&str], artifact: &str) -> PathBuf {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--offline"])
-        .args(what)
+    cmd.args(what)
+        .arg("--offline")
         .arg("--manifest-path")
         .arg(manifest)
         .env("CARGO_TARGET_DIR", target_dir);

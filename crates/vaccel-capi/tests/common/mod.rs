@@ -34,33 +34,47 @@ fn ensure_built() {
             .expect("profile dir name");
         let target_dir = dir.parent().expect("target dir");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root())
-            .args(["build", "--offline"])
-            .args(["-p", "vaccel-capi", "-p", "mytestlib"])
-            .args([
+        // `libvaccel.so`/`.a`, then each cdylib alone: `cargo rustc --crate-type cdylib` makes
+        // no rlib, which would otherwise sit unhashed in `deps/` beside the ones other test
+        // crates link (and break their doctests with two candidates for one crate).
+        let mut commands: Vec<Vec<&str>> = vec![vec!["build", "-p", "vaccel-capi"]];
+        for package in [
+            "mytestlib",
+            "vaccel-plugin-noop-lib",
+            "vaccel-plugin-exec-lib",
+            "vaccel-plugin-mbench-lib",
+        ] {
+            commands.push(vec![
+                "rustc",
                 "-p",
-                "vaccel-plugin-noop-lib",
-                "-p",
-                "vaccel-plugin-exec-lib",
-            ])
-            .args(["-p", "vaccel-plugin-mbench-lib"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
+                package,
+                "--lib",
+                "--crate-type",
+                "cdylib",
+            ]);
         }
-        let out = cmd.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "building the C libraries failed\n{}",
-            describe(&cmd, &out)
-        );
+        for args in commands {
+            let mut cmd = Command::new(&cargo);
+            cmd.current_dir(workspace_root())
+                .args(&args)
+                .arg("--offline")
+                .env("CARGO_TARGET_DIR", target_dir);
+            match profile {
+                "debug" => {}
+                "release" => {
+                    cmd.arg("--release");
+                }
+                other => {
+                    cmd.args(["--profile", other]);
+                }
+            }
+            let out = cmd.output().expect("run cargo");
+            assert!(
+                out.status.success(),
+                "building the C libraries failed\n{}",
+                describe(&cmd, &out)
+            );
+        }
     });
 }
 
