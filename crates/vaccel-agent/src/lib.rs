@@ -150,14 +150,15 @@ impl Agent {
 
     fn update_session(c: &Client, req: ps::UpdateRequest) -> Result<Vec<u8>, grpc::Status> {
         let s = c.session(req.session_id)?;
-        // As upstream's agent: the hint is informational once the session exists; the plugin
-        // it was created with stays.
+        // As upstream's agent: the hint is recorded; the plugin the session was created with
+        // stays.
         log::info!(
             target: T_SESSION,
             "Updating hint {} for session {}",
             req.flags,
             s.sess.id()
         );
+        s.sess.set_hint(req.flags);
         Ok(empty())
     }
 

@@ -301,6 +301,12 @@ impl Session {
         self.lock_resources().clone()
     }
 
+    /// Records new hint flags without re-selecting the plugin (what upstream's agent does for
+    /// `UpdateSession`: the session keeps the plugin it was created with).
+    pub fn set_hint(&self, flags: u32) {
+        self.hint.store(flags, Ordering::Relaxed);
+    }
+
     /// The deprecated `vaccel_session_update`: remote sessions forward the new flags; local
     /// ones re-select their plugin, which is refused while resources are registered.
     pub fn update(&self, flags: u32) -> Result<()> {

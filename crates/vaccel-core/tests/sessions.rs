@@ -127,6 +127,17 @@ fn update_reselects_plugin_only_without_resources() {
 }
 
 #[test]
+fn set_hint_keeps_the_plugin() {
+    let cpu = Recorder::new("cpu", PluginType::CPU, false);
+    let gpu = Recorder::new("gpu", PluginType::GPU, false);
+    let (rt, _base) = runtime(&[cpu, gpu]);
+    let s = Session::new(&rt, 0).unwrap();
+    s.set_hint(PluginType::GPU.bits());
+    assert_eq!(s.hint(), PluginType::GPU.bits());
+    assert_eq!(s.plugin().info().name, "cpu");
+}
+
+#[test]
 fn bundled_plugins_resolve_from_config() {
     let base = tempfile::tempdir().unwrap();
     let bundled = vaccel_core::BundledPlugin {
