@@ -25,11 +25,15 @@
 
 mod client;
 mod convert;
+pub mod health;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message;
@@ -114,6 +118,8 @@ pub struct Agent {
     /// opens or closes, never on the call path (calls reach their client through the
     /// connection).
     clients: Mutex<HashMap<ClientKey, (Arc<Client>, usize)>>,
+    /// Counters for `--metrics-address`; `None` (the default) costs nothing per call.
+    metrics: Option<metrics::Metrics>,
 }
 
 impl Agent {
@@ -123,7 +129,31 @@ impl Agent {
             profiling: rt.config().profiling_enabled,
             rt,
             clients: Mutex::new(HashMap::new()),
+            metrics: None,
         }
+    }
+
+    /// The same agent, counting requests, errors, bytes, latencies and connections for
+    /// [`Agent::metrics_text`].
+    #[must_use]
+    pub fn with_metrics(mut self) -> Agent {
+        self.metrics = Some(metrics::Metrics::default());
+        self
+    }
+
+    /// The Prometheus exposition text of the agent's metrics, when they are on.
+    pub fn metrics_text(&self) -> Option<String> {
+        let m = self.metrics.as_ref()?;
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        Some(m.render(&metrics::Gauges {
+            sessions: self.rt.session_count(),
+            resources: self.rt.resource_count(),
+            clients,
+        }))
     }
 
     /// The runtime calls run on.
@@ -298,7 +328,11 @@ impl Agent {
         run_genop(&s, &req.read_args, &req.write_args)
     }
 
-    fn genop_stream(c: &Client, messages: Vec<Bytes>) -> Result<Vec<u8>, grpc::Status> {
+    fn genop_stream(
+        c: &Client,
+        messages: Vec<Bytes>,
+        op: &mut Option<u8>,
+    ) -> Result<Vec<u8>, grpc::Status> {
         let mut session_id = 0;
         let mut read = Vec::new();
         let mut write = Vec::new();
@@ -315,6 +349,7 @@ impl Agent {
             read_args: convert::join_parts(read)?,
             write_args: convert::join_parts(write)?,
         };
+        *op = genop_op(&req.read_args);
         Self::genop(c, req)
     }
 
@@ -497,6 +532,11 @@ impl Agent {
     }
 }
 
+/// The operation of a genop: the first byte of its first read argument.
+fn genop_op(read: &[pg::Arg]) -> Option<u8> {
+    read.first().and_then(|a| a.buf.first().copied())
+}
+
 /// Runs a genop with the wire's arguments: read arguments borrow the request's bytes, write
 /// arguments are owned writable copies, and all of them come back.
 fn run_genop(
@@ -518,12 +558,34 @@ fn run_genop(
     }))
 }
 
-impl Service for Agent {
-    fn call(
+impl Agent {
+    /// Counts a finished call when metrics are on.
+    fn record(
+        &self,
+        method: &str,
+        op: Option<u8>,
+        bytes_in: usize,
+        start: Option<Instant>,
+        result: &Result<Vec<u8>, grpc::Status>,
+    ) {
+        if let (Some(m), Some(start)) = (&self.metrics, start) {
+            m.record(&metrics::Call {
+                method: metrics::method_index(method),
+                op,
+                bytes_in,
+                bytes_out: result.as_ref().map_or(0, Vec::len),
+                error: result.is_err(),
+                elapsed: start.elapsed(),
+            });
+        }
+    }
+
+    fn dispatch(
         &self,
         ctx: &CallContext<'_>,
         method: &str,
         payload: Bytes,
+        op: &mut Option<u8>,
     ) -> Result<Vec<u8>, grpc::Status> {
         let Some(c) = ctx.connection_data::<Client>() else {
             return Err(status::status(
@@ -548,10 +610,30 @@ impl Service for Agent {
             "TensorflowLiteModelRun" => Self::tflite_model_run(c, decode(payload)?),
             "TorchModelLoad" => Self::torch_model_load(c, decode(payload)?),
             "TorchModelRun" => Self::torch_model_run(c, decode(payload)?),
-            "Genop" => Self::genop(c, decode(payload)?),
+            "Genop" => {
+                let req: pg::Request = decode(payload)?;
+                *op = genop_op(&req.read_args);
+                Self::genop(c, req)
+            }
             "GetProfiler" => Self::get_profiler(c, decode(payload)?),
             _ => Err(method_not_found(ctx.service(), method)),
         }
+    }
+}
+
+impl Service for Agent {
+    fn call(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u8>, grpc::Status> {
+        let start = self.metrics.as_ref().map(|_| Instant::now());
+        let bytes_in = payload.len();
+        let mut op = None;
+        let result = self.dispatch(ctx, method, payload, &mut op);
+        self.record(method, op, bytes_in, start, &result);
+        result
     }
 
     fn call_client_stream(
@@ -563,13 +645,21 @@ impl Service for Agent {
         let Some(c) = ctx.connection_data::<Client>() else {
             return Err(method_not_found(ctx.service(), method));
         };
-        match method {
-            "GenopStream" => Self::genop_stream(c, messages),
+        let start = self.metrics.as_ref().map(|_| Instant::now());
+        let bytes_in = messages.iter().map(Bytes::len).sum();
+        let mut op = None;
+        let result = match method {
+            "GenopStream" => Self::genop_stream(c, messages, &mut op),
             _ => Err(method_not_found(ctx.service(), method)),
-        }
+        };
+        self.record(method, op, bytes_in, start, &result);
+        result
     }
 
     fn connection_opened(&self, conn: &ConnectionInfo) -> Option<ConnectionData> {
+        if let Some(m) = &self.metrics {
+            m.connection_opened();
+        }
         let key = ClientKey::of(conn);
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         let (client, count) = clients.entry(key).or_insert_with(|| {
@@ -600,6 +690,10 @@ impl Service for Agent {
         // connection's last call): nothing can use these objects any more.
         if let Some(client) = gone {
             client.release_all();
+        }
+        // Last: a scrape that sees the connection gone sees what it owned gone too.
+        if let Some(m) = &self.metrics {
+            m.connection_closed();
         }
     }
 }

@@ -10,6 +10,7 @@ use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use vaccel_agent::Agent;
+use vaccel_agent::http::MetricsServer;
 use vaccel_agent::options::{VaccelConfigArg, parse_vaccel_config, runtime_config};
 use vaccel_rpc::addr::Address;
 use vaccel_rpc::server::ServerConfig;
@@ -35,14 +36,62 @@ struct Cli {
     /// Largest frame accepted, in bytes (larger messages need the chunked extension).
     #[arg(long = "max-frame-size", default_value_t = vaccel_rpc::frame::DEFAULT_MAX_FRAME)]
     max_frame_size: usize,
+
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz); off by default.
+    /// Bind it to an address only your monitoring can reach.
+    #[arg(long = "metrics-address", value_name = "HOST:PORT")]
+    metrics_address: Option<String>,
+
+    /// Check the agent at ADDR instead of serving: one round trip (connect and
+    /// GetCapabilities); prints one line, exits 0 when it answered, 1 otherwise.
+    #[arg(long = "check", value_name = "ADDR")]
+    check: Option<String>,
+
+    /// Deadline of --check, in seconds (connection and answer together).
+    #[arg(long = "check-timeout", value_name = "SECONDS", default_value_t = 2.0)]
+    check_timeout: f64,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(address) = &cli.check {
+        return check(address, cli.check_timeout);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vaccel-rpc-agent: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check ADDR`: the one line goes to stdout on success, stderr on failure.
+fn check(address: &str, timeout_secs: f64) -> ExitCode {
+    let result = Duration::try_from_secs_f64(timeout_secs)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--check-timeout must be a positive number of seconds"))
+        .and_then(|timeout| {
+            let parsed: Address = address.parse()?;
+            Ok(vaccel_agent::health::check(&parsed, timeout)?)
+        });
+    match result {
+        Ok(h) => {
+            let protocol = h.extensions.map_or_else(
+                || "upstream protocol".to_owned(),
+                |v| format!("extensions v{v}"),
+            );
+            let line = format!(
+                "ok: {address} answered in {:.1} ms ({protocol})\n",
+                h.elapsed.as_secs_f64() * 1000.0
+            );
+            // A closed stdout does not make a healthy agent unhealthy.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaccel-rpc-agent: check failed: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -70,7 +119,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the vAccel runtime")?;
     let listener = Listener::bind(&address)
         .with_context(|| format!("cannot listen on '{}'", cli.server_address))?;
-    let server = Arc::new(Agent::new(rt)).server(ServerConfig {
+    let mut agent = Agent::new(rt);
+    if cli.metrics_address.is_some() {
+        agent = agent.with_metrics();
+    }
+    let agent = Arc::new(agent);
+    let metrics = match &cli.metrics_address {
+        Some(address) => {
+            let server = MetricsServer::start(address, Arc::clone(&agent))
+                .with_context(|| format!("cannot serve metrics on '{address}'"))?;
+            log::info!("Metrics on http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let server = agent.server(ServerConfig {
         max_frame_size: cli.max_frame_size,
         ..ServerConfig::default()
     });
@@ -93,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if !handle.shutdown(SHUTDOWN_DEADLINE) {
         log::warn!("Some calls were still running after {SHUTDOWN_DEADLINE:?}");
     }
+    drop(metrics);
     log::info!("vAccel RPC agent stopped");
     Ok(())
 }
