@@ -21,6 +21,7 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
         vaccel_plugin_exec::bundled(),
         vaccel_plugin_mbench::bundled(),
         vaccel_plugin_rpc::bundled(),
+        vaccel_plugin_blas::bundled(),
     ]
 }
 
