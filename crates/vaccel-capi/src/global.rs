@@ -174,6 +174,8 @@ fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
         vaccel_plugin_noop::bundled(),
         vaccel_plugin_exec::bundled(),
         vaccel_plugin_mbench::bundled(),
+        vaccel_plugin_rpc::bundled(),
+        vaccel_plugin_blas::bundled(),
     ]
 }
 

@@ -21,6 +21,11 @@ fn install_then_build_classify_with_pkg_config() {
     for lib in PLUGIN_LIBS.iter().chain(&["libvaccel.so", "libvaccel.a"]) {
         std::os::unix::fs::symlink(artifact(lib), release.join(lib)).unwrap();
     }
+    // With the upstream names the plugin libraries' build scripts link beside them.
+    for lib in PLUGIN_LIBS {
+        let upstream = lib.replace('_', "-");
+        std::os::unix::fs::symlink(lib, release.join(upstream)).unwrap();
+    }
     let mut cmd = Command::new("bash");
     cmd.arg(workspace_root().join("scripts/install.sh"))
         .arg("--prefix")
@@ -39,6 +44,7 @@ fn install_then_build_classify_with_pkg_config() {
         "lib/libvaccel-noop.so",
         "lib/libvaccel-exec.so",
         "lib/libvaccel-mbench.so",
+        "lib/libvaccel-rpc.so",
     ] {
         assert!(prefix.join(file).exists(), "{file} not installed");
     }

@@ -1,7 +1,9 @@
 //! The bundled plugins built as libraries (`libvaccel-noop.so`, `libvaccel-exec.so`,
-//! `libvaccel-mbench.so`, made with the plugin SDK) load by path through `VACCEL_PLUGINS` and
-//! behave exactly like their built-in twins: the same program prints the same output and the
-//! same log lines (timestamps and run directories aside).
+//! `libvaccel-mbench.so`, `libvaccel-rpc.so`, made with the plugin SDK) sit in the profile
+//! directory under their upstream names, load by path through `VACCEL_PLUGINS` and behave
+//! exactly like their built-in twins: the same program prints the same output and the same
+//! log lines (timestamps and run directories aside). The rpc library against an agent is in
+//! `rpc.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -172,4 +174,53 @@ fn plugin_libraries_export_upstream_descriptors() {
             );
         }
     }
+}
+
+#[test]
+fn upstream_file_names_link_to_the_built_libraries() {
+    // The build scripts link `libvaccel-<name>.so` to cargo's `libvaccel_<name>.so`.
+    for lib in PLUGIN_LIBS {
+        let built = artifact(lib);
+        let upstream = artifact_dir().join(lib.replace('_', "-"));
+        let target = std::fs::read_link(&upstream)
+            .unwrap_or_else(|e| panic!("{}: not a symbolic link: {e}", upstream.display()));
+        assert_eq!(
+            target,
+            Path::new(lib),
+            "{} must point at {lib}, relatively",
+            upstream.display()
+        );
+        assert_eq!(
+            upstream.canonicalize().unwrap(),
+            built.canonicalize().unwrap()
+        );
+    }
+
+    // Loaded by its full path, as upstream's own tests load it (spec §11).
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("classify");
+    build_program(&[c_source("classify.c")], &exe);
+    let noop = artifact_dir().join("libvaccel-noop.so");
+    let mut cmd = program(&exe, work.path());
+    cmd.arg(workspace_root().join("examples/data/example.jpg"))
+        .arg("1")
+        .env("VACCEL_PLUGINS", &noop)
+        .env("VACCEL_LOG_LEVEL", "4");
+    let out = check(&mut cmd);
+    assert_lines_in_order(
+        &cmd,
+        &out,
+        &[
+            "Initialized session with id: 1",
+            "classification tags: This is a dummy classification tag!",
+            "classification imagename: This is a dummy imgname!",
+        ],
+    );
+    // From the file, not resolved to the bundled twin.
+    let loaded = format!("Loaded plugin noop from {}", noop.display());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&loaded),
+        "missing {loaded:?}\n{}",
+        context(&cmd, &out)
+    );
 }

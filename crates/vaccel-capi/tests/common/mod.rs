@@ -27,55 +27,65 @@ pub fn artifact_dir() -> PathBuf {
 fn ensure_built() {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = artifact_dir();
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("profile dir name");
-        let target_dir = dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         // `libvaccel.so`/`.a`, then each cdylib alone: `cargo rustc --crate-type cdylib` makes
         // no rlib, which would otherwise sit unhashed in `deps/` beside the ones other test
         // crates link (and break their doctests with two candidates for one crate).
-        let mut commands: Vec<Vec<&str>> = vec![vec!["build", "-p", "vaccel-capi"]];
+        cargo(&["build", "-p", "vaccel-capi"]);
         for package in [
             "mytestlib",
             "vaccel-plugin-noop-lib",
             "vaccel-plugin-exec-lib",
             "vaccel-plugin-mbench-lib",
+            "vaccel-plugin-rpc-lib",
         ] {
-            commands.push(vec![
-                "rustc",
-                "-p",
-                package,
-                "--lib",
-                "--crate-type",
-                "cdylib",
-            ]);
-        }
-        for args in commands {
-            let mut cmd = Command::new(&cargo);
-            cmd.current_dir(workspace_root())
-                .args(&args)
-                .arg("--offline")
-                .env("CARGO_TARGET_DIR", target_dir);
-            match profile {
-                "debug" => {}
-                "release" => {
-                    cmd.arg("--release");
-                }
-                other => {
-                    cmd.args(["--profile", other]);
-                }
-            }
-            let out = cmd.output().expect("run cargo");
-            assert!(
-                out.status.success(),
-                "building the C libraries failed\n{}",
-                describe(&cmd, &out)
-            );
+            cargo(&["rustc", "-p", package, "--lib", "--crate-type", "cdylib"]);
         }
     });
+}
+
+/// The agent binary `vaccel-rpc-agent` of this build (built on first use).
+pub fn agent_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| cargo(&["build", "-p", "vaccel-agent", "--bin", "vaccel-rpc-agent"]));
+    let agent = artifact_dir().join("vaccel-rpc-agent");
+    assert!(
+        agent.is_file(),
+        "{} is missing after building it",
+        agent.display()
+    );
+    agent
+}
+
+/// Runs `cargo <args>` in the workspace with the profile and target directory of the
+/// running tests, panicking with the full context on failure.
+fn cargo(args: &[&str]) {
+    let dir = artifact_dir();
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile dir name");
+    let target_dir = dir.parent().expect("target dir");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace_root())
+        .args(args)
+        .arg("--offline")
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building the test artifacts failed\n{}",
+        describe(&cmd, &out)
+    );
 }
 
 /// A library artifact of this build, in the profile directory (built on first use).
@@ -92,10 +102,11 @@ pub fn artifact(file: &str) -> PathBuf {
 }
 
 /// The bundled plugins built as libraries (cargo's names; installed as `libvaccel-<name>.so`).
-pub const PLUGIN_LIBS: [&str; 3] = [
+pub const PLUGIN_LIBS: [&str; 4] = [
     "libvaccel_noop.so",
     "libvaccel_exec.so",
     "libvaccel_mbench.so",
+    "libvaccel_rpc.so",
 ];
 
 /// `libvaccel.so` of this build.
