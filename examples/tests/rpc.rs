@@ -69,6 +69,19 @@ impl Agent {
         agent
     }
 
+    /// The log once it contains every needle (the agent may log just after answering), or as
+    /// it is after a few seconds.
+    fn log_with(&self, needles: &[&str]) -> String {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log_text();
+            if needles.iter().all(|n| log.contains(n)) || Instant::now() > end {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn log_text(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = std::fs::File::open(&self.log) {
@@ -175,7 +188,9 @@ fn exec_examples_run_the_library_on_the_agent() {
         ]);
     // The function printed on the agent's side.
     assert!(
-        agent.log_text().contains("Will return output: 20"),
+        agent
+            .log_with(&["Will return output: 20"])
+            .contains("Will return output: 20"),
         "{}",
         agent.log_text()
     );

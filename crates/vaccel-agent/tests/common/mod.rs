@@ -110,7 +110,27 @@ impl AgentProc {
         }
     }
 
+    /// The first log line containing `needle`, waiting a few seconds for it: the agent may
+    /// write a line just after the response the test reacts to, and the pipe is drained by
+    /// another thread.
     pub fn find_log(&self, needle: &str) -> Option<String> {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.log_now(needle);
+            if found.is_some() || Instant::now() > end {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether no log line contains `needle`, after letting pending lines arrive.
+    pub fn lacks_log(&self, needle: &str) -> bool {
+        std::thread::sleep(Duration::from_millis(200));
+        self.log_now(needle).is_none()
+    }
+
+    fn log_now(&self, needle: &str) -> Option<String> {
         self.log
             .lock()
             .unwrap()
@@ -132,7 +152,7 @@ impl AgentProc {
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self.find_log(needle).is_some() {
+            if self.log_now(needle).is_some() {
                 return true;
             }
             if self.status.is_none() {
@@ -143,7 +163,7 @@ impl AgentProc {
             if self.status.is_some() {
                 // Let the reader threads drain the pipes.
                 std::thread::sleep(Duration::from_millis(100));
-                return self.find_log(needle).is_some();
+                return self.log_now(needle).is_some();
             }
             std::thread::sleep(Duration::from_millis(10));
         }
