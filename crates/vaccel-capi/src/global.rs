@@ -158,6 +158,11 @@ pub(crate) fn bootstrap(config: Config) -> Res<()> {
     }
     let rt = vaccel_core::Runtime::builder()
         .bundled(bundled_plugins())
+        // The same groups as the `vaccel` facade: `cpu` = every CPU backend.
+        .groups([vaccel_core::PluginGroup {
+            name: "cpu",
+            members: &["blas"],
+        }])
         .loader(Arc::new(DlLoader::new()))
         .config(config.clone())
         .build()

@@ -54,7 +54,7 @@ pub use blob::Blob;
 pub use config::Config;
 pub use error::{ArgError, Error, ErrorCode, Result, VACCEL_OK};
 pub use plugin::{Plugin, PluginInfo, SgemmArgs};
-pub use registry::BundledPlugin;
+pub use registry::{BundledPlugin, PluginGroup};
 pub use resource::Resource;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use session::Session;

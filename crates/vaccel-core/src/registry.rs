@@ -27,6 +27,32 @@ impl std::fmt::Debug for BundledPlugin {
     }
 }
 
+/// A name in `VACCEL_PLUGINS` that stands for several plugins (e.g. `cpu`: every CPU backend).
+#[derive(Debug, Clone, Copy)]
+pub struct PluginGroup {
+    /// The group's name.
+    pub name: &'static str,
+    /// What it stands for, in priority order (bundled names or library names).
+    pub members: &'static [&'static str],
+}
+
+/// Replaces every entry of a `:`-separated list that names a group by the group's members.
+pub fn expand_groups(list: &str, groups: &[PluginGroup]) -> String {
+    list.split(':')
+        .map(|entry| {
+            let entry = entry.trim();
+            match groups.iter().find(|g| g.name == entry) {
+                Some(g) => {
+                    log::debug!("Plugin group {} = {}", g.name, g.members.join(":"));
+                    g.members.join(":")
+                }
+                None => entry.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Loads plugin shared libraries at run time (the C API crate provides one).
 pub trait PluginLoader: Send + Sync {
     /// Loads the library named or found at `spec` and returns its plugin.
@@ -379,6 +405,18 @@ mod tests {
             .register(plugin("a", PluginType::CPU, false), false)
             .unwrap();
         assert!(only_remote.find(PluginType::REMOTE.bits()).is_err());
+    }
+
+    #[test]
+    fn groups_expand_in_place() {
+        let groups = [PluginGroup {
+            name: "cpu",
+            members: &["blas", "onnx"],
+        }];
+        assert_eq!(expand_groups("noop:cpu", &groups), "noop:blas:onnx");
+        assert_eq!(expand_groups("cpu", &groups), "blas:onnx");
+        assert_eq!(expand_groups("cpus:noop", &groups), "cpus:noop");
+        assert_eq!(expand_groups("", &groups), "");
     }
 
     #[test]

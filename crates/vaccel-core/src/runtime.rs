@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::id_pool::IdPool;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::prof::OpRegions;
-use crate::registry::{BundledPlugin, PluginLoader, Registry};
+use crate::registry::{BundledPlugin, PluginGroup, PluginLoader, Registry, expand_groups};
 use crate::resource::Resource;
 use crate::session::Session;
 use crate::types::{Id, ResourceType};
@@ -62,6 +62,7 @@ impl std::fmt::Debug for RuntimeInner {
 pub struct RuntimeBuilder {
     config: Option<Config>,
     bundled: Vec<BundledPlugin>,
+    groups: Vec<PluginGroup>,
     plugins: Vec<Arc<dyn Plugin>>,
     loader: Option<Arc<dyn PluginLoader>>,
     rundir_base: Option<PathBuf>,
@@ -87,6 +88,12 @@ impl RuntimeBuilder {
     /// Plugins that `VACCEL_PLUGINS` entries may name.
     pub fn bundled(mut self, bundled: impl IntoIterator<Item = BundledPlugin>) -> Self {
         self.bundled.extend(bundled);
+        self
+    }
+
+    /// Names that stand for several plugins in `VACCEL_PLUGINS` (e.g. `cpu`).
+    pub fn groups(mut self, groups: impl IntoIterator<Item = PluginGroup>) -> Self {
+        self.groups.extend(groups);
         self
     }
 
@@ -132,7 +139,8 @@ impl RuntimeBuilder {
         log::debug!("Created top-level rundir: {}", rundir.path().display());
         let mut registry = Registry::new();
         if let Some(list) = &config.plugins {
-            registry.load_list(list, &self.bundled, self.loader.as_deref(), &config)?;
+            let list = expand_groups(list, &self.groups);
+            registry.load_list(&list, &self.bundled, self.loader.as_deref(), &config)?;
         }
         for plugin in self.plugins {
             registry.register(plugin, config.version_ignore)?;

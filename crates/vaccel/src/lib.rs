@@ -25,9 +25,19 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
     ]
 }
 
-/// A runtime builder that knows the bundled plugins.
+/// Names standing for several bundled plugins: `cpu` selects every CPU backend.
+pub fn plugin_groups() -> Vec<PluginGroup> {
+    vec![PluginGroup {
+        name: "cpu",
+        members: &["blas"],
+    }]
+}
+
+/// A runtime builder that knows the bundled plugins and groups.
 pub fn builder() -> RuntimeBuilder {
-    Runtime::builder().bundled(bundled_plugins())
+    Runtime::builder()
+        .bundled(bundled_plugins())
+        .groups(plugin_groups())
 }
 
 /// A runtime configured from the environment (`VACCEL_PLUGINS`, `VACCEL_LOG_LEVEL`, ...),

@@ -44,3 +44,33 @@ fn c_arg_type_constants_match_the_rust_enum() {
     }
     assert_eq!(abi::VACCEL_ARG_MAX, ArgType::MAX);
 }
+
+#[test]
+fn cpu_selects_every_cpu_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = vaccel::builder()
+        .rundir_base(dir.path())
+        .skip_logging()
+        .config(vaccel::Config::default().with_plugins("cpu"))
+        .build()
+        .unwrap();
+    let names: Vec<String> = rt.plugins().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["blas"]);
+    let sess = vaccel::Session::new(&rt, vaccel::PluginType::CPU.bits()).unwrap();
+    let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [1.0f32, 0.0, 0.0, 1.0]);
+    let mut c = [0f32; 4];
+    let args = vaccel::SgemmArgs {
+        m: 2,
+        n: 2,
+        k: 2,
+        alpha: 1.0,
+        a: &a,
+        lda: 2,
+        b: &b,
+        ldb: 2,
+        beta: 0.0,
+        ldc: 2,
+    };
+    sess.sgemm(&args, &mut c).unwrap();
+    assert_eq!(c, a, "A x I = A");
+}
