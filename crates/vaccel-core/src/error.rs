@@ -247,6 +247,16 @@ pub enum Error {
     /// A feature or combination the runtime does not support.
     #[error("not supported: {0}")]
     NotSupported(Cow<'static, str>),
+    /// A plugin implementing the operation cannot serve this call (a model format it does not
+    /// read, its runtime library missing): the session tries the next local plugin that
+    /// implements the operation, and reports this only when none can.
+    #[error("plugin {plugin} cannot serve this call: {reason}")]
+    Declined {
+        /// The plugin that declined.
+        plugin: String,
+        /// Why.
+        reason: Cow<'static, str>,
+    },
     /// No loaded plugin can serve a session with this hint.
     #[error("could not select a plugin for hint {hint:#x}: {reason}")]
     NoPlugin {
@@ -364,7 +374,10 @@ impl Error {
             | Error::Config { .. }
             | Error::PluginRejected { .. } => ErrorCode::EINVAL,
             Error::OutOfRange { .. } | Error::ArrayFull { .. } => ErrorCode::ERANGE,
-            Error::OpNotImplemented { .. } | Error::NotSupported(_) | Error::NoPlugin { .. } => {
+            Error::OpNotImplemented { .. }
+            | Error::NotSupported(_)
+            | Error::Declined { .. }
+            | Error::NoPlugin { .. } => {
                 ErrorCode::ENOTSUP
             }
             Error::PluginNotFound { .. } | Error::NotFound(_) => ErrorCode::ENOENT,
@@ -389,6 +402,14 @@ impl Error {
     /// Shorthand for [`Error::NotSupported`].
     pub fn unsupported(reason: impl Into<Cow<'static, str>>) -> Self {
         Error::NotSupported(reason.into())
+    }
+
+    /// The plugin named `plugin` cannot serve this call; the next capable plugin is tried.
+    pub fn declined(plugin: impl Into<String>, reason: impl Into<Cow<'static, str>>) -> Self {
+        Error::Declined {
+            plugin: plugin.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for [`Error::NotFound`].

@@ -337,6 +337,17 @@ impl Session {
             OpType::ImageDetect | OpType::ImageSegment | OpType::ImagePose | OpType::ImageDepth => {
                 r.expect_count(1)?;
                 let image = r.bytes(&[ArgType::Buffer])?;
+                if op == OpType::ImageDetect && write.len() == 2 {
+                    // Our extension: a second output receives the detections as text
+                    // (`crate::detection`); upstream callers pass one.
+                    let [imgname, found] = write else {
+                        return Err(Error::invalid("image detection needs 1 or 2 write arguments"));
+                    };
+                    let imgname = out_bytes(imgname, 0, &[ArgType::UcharArray])?;
+                    let found = out_bytes(found, 1, &[ArgType::UcharArray, ArgType::Buffer])?;
+                    let detections = self.image_detect_objects(image, imgname)?;
+                    return crate::detection::encode(&detections, found);
+                }
                 expect_writes(op, write, &[1])?;
                 let [imgname] = write else {
                     return Err(Error::invalid("image ops need 1 write argument"));

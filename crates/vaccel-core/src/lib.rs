@@ -35,6 +35,7 @@
 pub mod arg;
 pub mod blob;
 pub mod config;
+pub mod detection;
 pub mod error;
 pub mod genop;
 pub mod id_pool;
@@ -52,6 +53,7 @@ pub mod types;
 pub use arg::{Arg, ArgArray};
 pub use blob::Blob;
 pub use config::Config;
+pub use detection::Detection;
 pub use error::{ArgError, Error, ErrorCode, Result, VACCEL_OK};
 pub use plugin::{Plugin, PluginInfo, SgemmArgs};
 pub use registry::{BundledPlugin, PluginGroup};

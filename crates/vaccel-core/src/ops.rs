@@ -133,6 +133,20 @@ impl Session {
         self.image_op(OpType::ImageDetect, image, out_imgname)
     }
 
+    /// `vaccel_image_detection` with structured results: the result image name goes to
+    /// `out_imgname` as with [`Session::image_detect`], and the objects found are returned
+    /// (empty when the plugin only produces the image).
+    pub fn image_detect_objects(
+        &self,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<Vec<crate::Detection>> {
+        need(!image.is_empty(), "image detection: image is empty")?;
+        self.dispatch(OpType::ImageDetect, |p| {
+            p.image_detect_objects(self, image, out_imgname)
+        })
+    }
+
     /// `vaccel_image_segmentation`.
     pub fn image_segment(&self, image: &[u8], out_imgname: &mut [u8]) -> Result<()> {
         self.image_op(OpType::ImageSegment, image, out_imgname)

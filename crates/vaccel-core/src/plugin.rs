@@ -23,6 +23,7 @@ use std::fmt;
 
 use crate::VACCEL_VERSION;
 use crate::arg::Arg;
+use crate::detection::Detection;
 use crate::error::{Error, Result};
 use crate::resource::Resource;
 use crate::session::Session;
@@ -239,6 +240,19 @@ pub trait Plugin: Send + Sync + 'static {
         out_imgname: &mut [u8],
     ) -> Result<()> {
         Err(not_implemented(self, op))
+    }
+
+    /// `VACCEL_OP_IMAGE_DETECT` with structured results (our extension): writes the result
+    /// image name like [`Plugin::image_op`] and returns what was found. Plugins that only
+    /// produce the image keep this default, which reports no detections.
+    fn image_detect_objects(
+        &self,
+        sess: &Session,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<Vec<Detection>> {
+        self.image_op(sess, OpType::ImageDetect, image, out_imgname)
+            .map(|()| Vec::new())
     }
 
     /// `VACCEL_OP_BLAS_SGEMM` (dimensions already validated).

@@ -1,0 +1,1 @@
+//! The `onnx` CPU plugin (work in progress).

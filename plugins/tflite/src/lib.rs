@@ -1,0 +1,1 @@
+//! The `tflite` CPU plugin (work in progress).
