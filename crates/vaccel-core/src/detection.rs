@@ -57,7 +57,13 @@ fn clean_label(label: &str) -> String {
     }
     label
         .chars()
-        .map(|c| if c.is_whitespace() || c == '\0' { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c == '\0' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -101,7 +107,8 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Detection>> {
             let bad = || Error::invalid(format!("malformed detection line {line:?}"));
             let mut it = line.split_whitespace();
             let label = it.next().ok_or_else(bad)?.to_owned();
-            let mut num = || -> Result<f32> { it.next().ok_or_else(bad)?.parse().map_err(|_| bad()) };
+            let mut num =
+                || -> Result<f32> { it.next().ok_or_else(bad)?.parse().map_err(|_| bad()) };
             let d = Detection {
                 label,
                 score: num()?,

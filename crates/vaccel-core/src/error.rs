@@ -377,9 +377,7 @@ impl Error {
             Error::OpNotImplemented { .. }
             | Error::NotSupported(_)
             | Error::Declined { .. }
-            | Error::NoPlugin { .. } => {
-                ErrorCode::ENOTSUP
-            }
+            | Error::NoPlugin { .. } => ErrorCode::ENOTSUP,
             Error::PluginNotFound { .. } | Error::NotFound(_) => ErrorCode::ENOENT,
             Error::NotAPlugin { .. } => ErrorCode::ELIBBAD,
             Error::PluginExists(_) | Error::AlreadyExists(_) => ErrorCode::EEXIST,

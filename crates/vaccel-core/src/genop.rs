@@ -341,7 +341,9 @@ impl Session {
                     // Our extension: a second output receives the detections as text
                     // (`crate::detection`); upstream callers pass one.
                     let [imgname, found] = write else {
-                        return Err(Error::invalid("image detection needs 1 or 2 write arguments"));
+                        return Err(Error::invalid(
+                            "image detection needs 1 or 2 write arguments",
+                        ));
                     };
                     let imgname = out_bytes(imgname, 0, &[ArgType::UcharArray])?;
                     let found = out_bytes(found, 1, &[ArgType::UcharArray, ArgType::Buffer])?;

@@ -25,15 +25,15 @@ fn need(ok: bool, what: &'static str) -> Result<()> {
 
 impl Session {
     #[inline]
-    fn dispatch<T>(&self, op: OpType, call: impl FnOnce(&dyn Plugin) -> Result<T>) -> Result<T> {
+    fn dispatch<T>(&self, op: OpType, mut call: impl FnMut(&dyn Plugin) -> Result<T>) -> Result<T> {
         log::debug!(
             "session:{} Looking for func implementing op {}",
             self.id(),
             op.name()
         );
-        let guard = self.plugin_guard();
-        let plugin: &dyn Plugin = &**guard;
-        if !plugin.ops().contains(op) {
+        let candidates = self.route(op);
+        if candidates.is_empty() {
+            let plugin = self.plugin();
             log::error!(
                 "Could not return func, plugin {} does not implement {}",
                 plugin.info().name,
@@ -44,13 +44,24 @@ impl Session {
                 op,
             });
         }
-        log::debug!(
-            "Returning func for op {} from plugin {}",
-            op.name(),
-            plugin.info().name
-        );
         let _region = self.runtime().inner().regions.region(op).enter();
-        call(plugin)
+        let mut declined = None;
+        for plugin in &candidates {
+            self.join(plugin)?;
+            log::debug!(
+                "Returning func for op {} from plugin {}",
+                op.name(),
+                plugin.info().name
+            );
+            match call(&**plugin) {
+                Err(e @ Error::Declined { .. }) => {
+                    log::debug!("session:{} {e}; trying the next plugin", self.id());
+                    declined.get_or_insert(e);
+                }
+                other => return other,
+            }
+        }
+        Err(declined.unwrap_or_else(|| Error::declined("(none)", "no plugin could serve the call")))
     }
 
     /// Type check first, then registration (upstream order, §2.1).

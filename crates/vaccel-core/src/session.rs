@@ -32,6 +32,9 @@ pub struct Session {
     rt: Runtime,
     resources: Mutex<Vec<Arc<Resource>>>,
     plugin_initialized: AtomicBool,
+    /// Other local plugins the session has routed operations to (see [`Session::route`]),
+    /// each told of the session and its resources like the bound plugin.
+    joined: Mutex<Vec<Arc<dyn Plugin>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -71,6 +74,7 @@ impl Session {
             rt: rt.clone(),
             resources: Mutex::new(Vec::new()),
             plugin_initialized: AtomicBool::new(false),
+            joined: Mutex::new(Vec::new()),
         });
         // From here on, dropping `sess` on an error path undoes everything (Drop).
         std::fs::create_dir_all(&sess.rundir)
@@ -196,6 +200,16 @@ impl Session {
             list.push(Arc::clone(res));
         }
         res.link_session(self);
+        for other in self.joined_plugins() {
+            if let Err(e) = other.resource_register(res, self) {
+                log::warn!(
+                    "session:{} Plugin {} could not take resource {}: {e}",
+                    self.id,
+                    other.info().name,
+                    res.id()
+                );
+            }
+        }
         if self.remote {
             log::debug!(
                 "session:{} Registered resource {} with remote (id: {})",
@@ -236,6 +250,16 @@ impl Session {
     }
 
     fn notify_unregister(&self, res: &Resource) -> Result<()> {
+        for other in self.joined_plugins() {
+            if let Err(e) = other.resource_unregister(res, self) {
+                log::warn!(
+                    "session:{} Plugin {} could not drop resource {}: {e}",
+                    self.id,
+                    other.info().name,
+                    res.id()
+                );
+            }
+        }
         let result = self.plugin().resource_unregister(res, self);
         log::debug!("session:{} Unregistered resource {}", self.id, res.id());
         result
@@ -301,6 +325,75 @@ impl Session {
         self.lock_resources().clone()
     }
 
+    fn joined_plugins(&self) -> Vec<Arc<dyn Plugin>> {
+        self.joined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The plugins that can run `op` for this session, in the order to try them: the bound
+    /// plugin first when it implements `op`; then, for local sessions, every other loaded
+    /// local plugin implementing it, in load order (restricted to plugins sharing a type bit
+    /// with the session's hint when the hint names types). This is what lets one session use
+    /// several CPU backends (`VACCEL_PLUGINS=cpu`): upstream binds each session to one plugin
+    /// and fails ops that plugin lacks.
+    pub(crate) fn route(&self, op: crate::types::OpType) -> Vec<Arc<dyn Plugin>> {
+        let bound = self.plugin();
+        let mut out = Vec::new();
+        if bound.ops().contains(op) {
+            out.push(Arc::clone(&bound));
+        }
+        if self.remote {
+            return out;
+        }
+        let prio = self.hint() & !PluginType::REMOTE.bits();
+        for p in self.rt.inner().registry.plugins() {
+            let info = p.info();
+            if info.remote
+                || Arc::ptr_eq(p, &bound)
+                || !p.ops().contains(op)
+                || (prio != 0 && info.plugin_type.bits() & prio == 0)
+            {
+                continue;
+            }
+            out.push(Arc::clone(p));
+        }
+        out
+    }
+
+    /// Makes `plugin` (not the bound one) know this session: `session_init`, then
+    /// `resource_register` for every registered resource. Done once per plugin.
+    pub(crate) fn join(self: &Session, plugin: &Arc<dyn Plugin>) -> Result<()> {
+        if Arc::ptr_eq(plugin, &self.plugin()) {
+            return Ok(());
+        }
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if joined.iter().any(|p| Arc::ptr_eq(p, plugin)) {
+            return Ok(());
+        }
+        plugin.session_init(self, self.hint() & !PluginType::REMOTE.bits())?;
+        for res in self.resources() {
+            if let Err(e) = plugin.resource_register(&res, self) {
+                if let Err(e2) = plugin.session_release(self) {
+                    log::warn!(
+                        "session:{} {} release failed: {e2}",
+                        self.id,
+                        plugin.info().name
+                    );
+                }
+                return Err(e);
+            }
+        }
+        log::debug!(
+            "session:{} Routing to plugin {} as well",
+            self.id,
+            plugin.info().name
+        );
+        joined.push(Arc::clone(plugin));
+        Ok(())
+    }
+
     /// Records new hint flags without re-selecting the plugin (what upstream's agent does for
     /// `UpdateSession`: the session keeps the plugin it was created with).
     pub fn set_hint(&self, flags: u32) {
@@ -327,6 +420,16 @@ impl Session {
             ));
         }
         log::debug!("session:{} Selected plugin {}", self.id, plugin.info().name);
+        // Plugins joined for routing are re-joined on demand under the new binding.
+        for other in std::mem::take(&mut *self.joined.lock().unwrap_or_else(|e| e.into_inner())) {
+            if let Err(e) = other.session_release(self) {
+                log::warn!(
+                    "session:{} {} release failed: {e}",
+                    self.id,
+                    other.info().name
+                );
+            }
+        }
         *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = plugin;
         self.hint.store(flags, Ordering::Relaxed);
         Ok(())
@@ -352,6 +455,15 @@ impl Drop for Session {
         if let Err(e) = std::fs::remove_dir_all(&self.rundir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 log::warn!("Could not remove rundir {}: {e}", self.rundir.display());
+            }
+        }
+        for other in std::mem::take(&mut *self.joined.lock().unwrap_or_else(|e| e.into_inner())) {
+            if let Err(e) = other.session_release(self) {
+                log::warn!(
+                    "session:{} Plugin {} could not release the session: {e}",
+                    self.id,
+                    other.info().name
+                );
             }
         }
         if self.plugin_initialized.load(Ordering::Acquire) {
