@@ -17,6 +17,9 @@ use crate::{Api, Cli, Failure};
 /// Size of the output buffers, as upstream's examples allocate them.
 pub const OUT_LEN: usize = 512;
 
+/// Size of the detections output of `detect_generic` (about 60 bytes per object).
+pub const DETECTIONS_LEN: usize = 16 * 1024;
+
 /// Usage line shared by every image program.
 const USAGE: &str = "<image_file> [iterations] [model_path]";
 
@@ -80,6 +83,8 @@ struct Outputs {
     imgname: String,
     /// Classification only.
     text: Option<String>,
+    /// Detection only: what was found (our addition, printed after upstream's line).
+    detections: Vec<vaccel::Detection>,
 }
 
 /// Runs the program for `op` through `api` with the process arguments `raw`.
@@ -118,6 +123,9 @@ pub fn run(op: ImageOp, api: Api, raw: Vec<OsString>) -> Result<(), Failure> {
                 say!("{} tags: {text}", op.label());
             }
             say!("{} imagename: {}", op.label(), outputs.imgname);
+            for d in &outputs.detections {
+                say!("{}", d.display_line());
+            }
         }
         Ok(())
     })
@@ -126,13 +134,14 @@ pub fn run(op: ImageOp, api: Api, raw: Vec<OsString>) -> Result<(), Failure> {
 fn direct(sess: &Session, op: ImageOp, image: &[u8]) -> Result<Outputs, Error> {
     let mut imgname = [0u8; OUT_LEN];
     let mut text = None;
+    let mut detections = Vec::new();
     match op {
         ImageOp::Classify => {
             let mut tags = [0u8; OUT_LEN];
             sess.image_classify(image, &mut tags, &mut imgname)?;
             text = Some(read_c_string(&tags).into_owned());
         }
-        ImageOp::Detect => sess.image_detect(image, &mut imgname)?,
+        ImageOp::Detect => detections = sess.image_detect_objects(image, &mut imgname)?,
         ImageOp::Segment => sess.image_segment(image, &mut imgname)?,
         ImageOp::Pose => sess.image_pose(image, &mut imgname)?,
         ImageOp::Depth => sess.image_depth(image, &mut imgname)?,
@@ -140,6 +149,7 @@ fn direct(sess: &Session, op: ImageOp, image: &[u8]) -> Result<Outputs, Error> {
     Ok(Outputs {
         imgname: read_c_string(&imgname).into_owned(),
         text,
+        detections,
     })
 }
 
@@ -152,15 +162,29 @@ fn generic(sess: &Session, op: ImageOp, image: &[u8]) -> Result<Outputs, Error> 
     ];
     let out = |index| Arg::zeroed(ArgType::UcharArray, OUT_LEN).map_err(|e| Error::arg(index, e));
     let mut write = vec![out(0)?];
-    if op == ImageOp::Classify {
-        write.push(out(1)?);
+    match op {
+        ImageOp::Classify => write.push(out(1)?),
+        // Our extension of the detection layout: a second output receives the detections.
+        ImageOp::Detect => write.push(
+            Arg::zeroed(ArgType::UcharArray, DETECTIONS_LEN).map_err(|e| Error::arg(1, e))?,
+        ),
+        _ => {}
     }
     sess.genop(&read, &mut write)?;
+    let detections = match (op, write.get(1)) {
+        (ImageOp::Detect, Some(found)) => vaccel::detection::decode(found.bytes())?,
+        _ => Vec::new(),
+    };
     let mut texts = write
         .iter()
         .map(|arg| read_c_string(arg.bytes()).into_owned());
     Ok(Outputs {
         imgname: texts.next().unwrap_or_default(),
-        text: texts.next(),
+        text: if op == ImageOp::Classify {
+            texts.next()
+        } else {
+            None
+        },
+        detections,
     })
 }

@@ -451,6 +451,15 @@ impl Plugin for RpcPlugin {
         ops::image_op(self, sess, op, image, out_imgname)
     }
 
+    fn image_detect_objects(
+        &self,
+        sess: &Session,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<Vec<vaccel_core::Detection>> {
+        ops::image_detect_objects(self, sess, image, out_imgname)
+    }
+
     fn sgemm(
         &self,
         sess: &Session,

@@ -146,6 +146,30 @@ pub(crate) fn image_op(
     p.forward(sess, op, &read, &mut write)
 }
 
+/// Room for the detections text (about 60 bytes per object).
+const DETECTIONS_CAPACITY: usize = 16 * 1024;
+
+/// Detection with structured results: our agents fill a second output with the detections
+/// (`vaccel_core::detection`); an agent that ignores it leaves it empty, which reads as none.
+pub(crate) fn image_detect_objects(
+    p: &RpcPlugin,
+    sess: &Session,
+    image: &[u8],
+    out_imgname: &mut [u8],
+) -> Result<Vec<vaccel_core::Detection>> {
+    let mut spare = [0u8; 1];
+    let mut found = vec![0u8; DETECTIONS_CAPACITY];
+    {
+        let mut write = [
+            text_out(out_imgname, &mut spare, 0)?,
+            arg(1, Arg::new_mut(ArgType::UcharArray, &mut found))?,
+        ];
+        let read = [GenopArg::new(ArgType::Buffer, image)];
+        p.forward(sess, OpType::ImageDetect, &read, &mut write)?;
+    }
+    vaccel_core::detection::decode(&found)
+}
+
 pub(crate) fn sgemm(
     p: &RpcPlugin,
     sess: &Session,
