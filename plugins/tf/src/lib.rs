@@ -1,0 +1,1 @@
+//! The `tf` CPU plugin (work in progress).

@@ -1,0 +1,1 @@
+//! The `torch` CPU plugin (work in progress).
