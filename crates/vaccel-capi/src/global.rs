@@ -161,7 +161,7 @@ pub(crate) fn bootstrap(config: Config) -> Res<()> {
         // The same groups as the `vaccel` facade: `cpu` = every CPU backend.
         .groups([vaccel_core::PluginGroup {
             name: "cpu",
-            members: &["blas"],
+            members: &["blas", "tflite", "tf", "torch"],
         }])
         .loader(Arc::new(DlLoader::new()))
         .config(config.clone())
@@ -181,6 +181,9 @@ fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
         vaccel_plugin_mbench::bundled(),
         vaccel_plugin_rpc::bundled(),
         vaccel_plugin_blas::bundled(),
+        vaccel_plugin_tflite::bundled(),
+        vaccel_plugin_tf::bundled(),
+        vaccel_plugin_torch::bundled(),
     ]
 }
 

@@ -22,6 +22,9 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
         vaccel_plugin_mbench::bundled(),
         vaccel_plugin_rpc::bundled(),
         vaccel_plugin_blas::bundled(),
+        vaccel_plugin_tflite::bundled(),
+        vaccel_plugin_tf::bundled(),
+        vaccel_plugin_torch::bundled(),
     ]
 }
 
@@ -29,7 +32,7 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
 pub fn plugin_groups() -> Vec<PluginGroup> {
     vec![PluginGroup {
         name: "cpu",
-        members: &["blas"],
+        members: &["blas", "tflite", "tf", "torch"],
     }]
 }
 

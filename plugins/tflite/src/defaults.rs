@@ -50,7 +50,7 @@ impl DefaultModel {
             DefaultModel::FaceDetection => fixture!("face_detection_short_range.tflite"),
             DefaultModel::SelfieSegmentation => fixture!("selfie_segmentation.tflite"),
             DefaultModel::PoseDetection => fixture!("pose_detection.tflite"),
-            DefaultModel::DogBreeds => fixture!("dog_breeds.tflite"),
+            DefaultModel::DogBreeds => fixture!("dog_breeds/dog_breeds.tflite"),
         }
     }
 
@@ -59,7 +59,7 @@ impl DefaultModel {
         match self {
             DefaultModel::DogBreeds => Some(include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../fixtures/models/dog_breeds.labels.txt"
+                "/../../fixtures/models/dog_breeds/labels.txt"
             ))),
             _ => None,
         }

@@ -197,21 +197,25 @@ fn lock(map: &Mutex<ModelMap>) -> MutexGuard<'_, ModelMap> {
     map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The first blob's bytes of a resource.
+/// The bytes of the resource's model: its first TFLite blob, else its first blob (which then
+/// fails to load with a clear error).
 fn model_bytes(res: &Resource) -> Result<impl std::ops::Deref<Target = [u8]>> {
-    res.blobs()
-        .first()
+    let blobs = res.blobs();
+    blobs
+        .iter()
+        .find(|b| blob_is_tflite(b))
+        .or_else(|| blobs.first())
         .ok_or_else(|| Error::invalid(format!("tflite: resource {} has no blobs", res.id())))?
         .read()
 }
 
-/// Whether the resource's first blob is a TFLite flatbuffer, reading at most 8 bytes of a
-/// file.
+/// Whether one of the resource's blobs is a TFLite flatbuffer (a directory resource holds
+/// the model beside its labels), reading at most 8 bytes of each file.
 fn first_blob_is_tflite(res: &Resource) -> bool {
-    let blobs = res.blobs();
-    let Some(blob) = blobs.first() else {
-        return false;
-    };
+    res.blobs().iter().any(|b| blob_is_tflite(b))
+}
+
+fn blob_is_tflite(blob: &vaccel_core::Blob) -> bool {
     if let Some(data) = blob.data() {
         return is_tflite(data);
     }

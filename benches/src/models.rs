@@ -1,0 +1,225 @@
+//! `model-bench`: real model runs on the CPU backends, called in-process (`VACCEL_PLUGINS=cpu`)
+//! and through a `vaccel-rpc-agent` on a unix socket (`rpc` plugin), alternating the two in
+//! the same run so that both see the same machine state. Prints a markdown table of median
+//! and p90 latencies and the agent's overhead over local.
+//!
+//! `cargo build --release -p vaccel-bench -p vaccel-agent && target/release/model-bench [iters]`
+//! (the tflite plugin needs LiteRT: `./scripts/runtimes.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use vaccel::{Config, Resource, ResourceType, Runtime, Session};
+use vaccel_plugin_rpc::RpcPlugin;
+use vaccel_rpc::addr::Address;
+use vaccel_rpc::transport::Stream;
+
+/// One measured call.
+struct Case {
+    name: &'static str,
+    /// A model to register first (fixture path), if any.
+    model: Option<&'static [&'static str]>,
+    image: &'static str,
+    op: Op,
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Detect,
+    Segment,
+    Classify,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "detect: face detection short range (tflite, default model)",
+        model: None,
+        image: "images/astronaut.jpg",
+        op: Op::Detect,
+    },
+    Case {
+        name: "segment: selfie segmentation (tflite, default model)",
+        model: None,
+        image: "images/astronaut.jpg",
+        op: Op::Segment,
+    },
+    Case {
+        name: "classify: MobileNetV2 dog breeds (tflite, registered model)",
+        model: Some(&[
+            "models/dog_breeds/dog_breeds.tflite",
+            "models/dog_breeds/labels.txt",
+        ]),
+        image: "images/chelsea.jpg",
+        op: Op::Classify,
+    },
+    Case {
+        name: "detect: face detection short range (onnx, registered model)",
+        model: Some(&["models/face_detection_short_range.onnx"]),
+        image: "images/astronaut.jpg",
+        op: Op::Detect,
+    },
+];
+
+fn main() -> Result<()> {
+    let iters: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("iterations must be a number")?
+        .unwrap_or(200);
+    let exe = std::env::current_exe()?;
+    let agent_bin = exe.with_file_name("vaccel-rpc-agent");
+    if !agent_bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p vaccel-agent`",
+            agent_bin.display()
+        );
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let dir = std::env::temp_dir().join(format!("vaccel-model-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let addr = format!("unix://{}/agent.sock", dir.display());
+    let _agent = Proc::spawn(
+        Command::new(&agent_bin).args(["-a", &addr, "--vaccel-config", "plugins=cpu"]),
+        &addr,
+    )?;
+    let local = vaccel::builder()
+        .skip_logging()
+        .config(Config::default().with_plugins("cpu").with_log_level(None))
+        .rundir_base(&dir)
+        .build()?;
+    let remote = vaccel::builder()
+        .skip_logging()
+        .config(Config::default().with_log_level(None))
+        .rundir_base(&dir)
+        .plugin(Arc::new(RpcPlugin::with_address(addr.parse::<Address>()?)))
+        .build()?;
+
+    println!("| call | local median | local p90 | agent median | agent p90 | agent overhead |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for case in CASES {
+        let l = Runner::new(&local, case, &fixtures)?;
+        let r = Runner::new(&remote, case, &fixtures)?;
+        let (mut lt, mut rt) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            l.call()?;
+            r.call()?;
+        }
+        for _ in 0..iters {
+            lt.push(l.timed()?);
+            rt.push(r.timed()?);
+        }
+        let (lm, rm) = (pct(&mut lt, 0.5), pct(&mut rt, 0.5));
+        println!(
+            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.1}% |",
+            case.name,
+            lm,
+            pct(&mut lt, 0.9),
+            rm,
+            pct(&mut rt, 0.9),
+            (rm / lm - 1.0) * 100.0
+        );
+    }
+    drop(local);
+    drop(remote);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+struct Runner {
+    sess: Arc<Session>,
+    _model: Option<Arc<Resource>>,
+    image: Vec<u8>,
+    op: Op,
+}
+
+impl Runner {
+    fn new(rt: &Runtime, case: &Case, fixtures: &Path) -> Result<Runner> {
+        let sess = Session::new(rt, 0)?;
+        let model = match case.model {
+            Some(files) => {
+                let paths: Vec<String> = files
+                    .iter()
+                    .map(|f| fixtures.join(f).display().to_string())
+                    .collect();
+                let res = Resource::from_paths(rt, &paths, ResourceType::Model)?;
+                sess.register(&res)?;
+                Some(res)
+            }
+            None => None,
+        };
+        let image_path: PathBuf = fixtures.join(case.image);
+        let image =
+            std::fs::read(&image_path).with_context(|| format!("read {}", image_path.display()))?;
+        Ok(Runner {
+            sess,
+            _model: model,
+            image,
+            op: case.op,
+        })
+    }
+
+    fn call(&self) -> Result<()> {
+        let (mut text, mut name) = ([0u8; 512], [0u8; 512]);
+        match self.op {
+            Op::Detect => {
+                let found = self.sess.image_detect_objects(&self.image, &mut name)?;
+                if found.is_empty() {
+                    bail!("detection found nothing");
+                }
+            }
+            Op::Segment => self.sess.image_segment(&self.image, &mut name)?,
+            Op::Classify => self
+                .sess
+                .image_classify(&self.image, &mut text, &mut name)?,
+        }
+        Ok(())
+    }
+
+    /// Milliseconds of one call.
+    fn timed(&self) -> Result<f64> {
+        let t = Instant::now();
+        self.call()?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+fn pct(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples.get(i).copied().unwrap_or(f64::NAN)
+}
+
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, addr: &str) -> Result<Proc> {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawn {cmd:?}"))?;
+        let proc = Proc { child };
+        let addr: Address = addr.parse()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Stream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("{cmd:?} did not listen on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(proc)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
