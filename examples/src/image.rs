@@ -165,9 +165,8 @@ fn generic(sess: &Session, op: ImageOp, image: &[u8]) -> Result<Outputs, Error> 
     match op {
         ImageOp::Classify => write.push(out(1)?),
         // Our extension of the detection layout: a second output receives the detections.
-        ImageOp::Detect => write.push(
-            Arg::zeroed(ArgType::UcharArray, DETECTIONS_LEN).map_err(|e| Error::arg(1, e))?,
-        ),
+        ImageOp::Detect => write
+            .push(Arg::zeroed(ArgType::UcharArray, DETECTIONS_LEN).map_err(|e| Error::arg(1, e))?),
         _ => {}
     }
     sess.genop(&read, &mut write)?;

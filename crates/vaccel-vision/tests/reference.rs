@@ -338,14 +338,14 @@ fn segmenter_onnx_covers_the_astronaut() {
 
 #[test]
 fn classifier_ranks_as_the_reference() {
-    let m = model("models/dog_breeds.tflite");
+    let m = model("models/dog_breeds/dog_breeds.tflite");
     let engine = replay(&m);
     assert_eq!(
         model_kind(&engine),
         Some(ModelKind::Classifier { classes: 19 })
     );
     let labels =
-        parse_labels(&std::fs::read_to_string(fixture("models/dog_breeds.labels.txt")).unwrap());
+        parse_labels(&std::fs::read_to_string(fixture("models/dog_breeds/labels.txt")).unwrap());
     assert_eq!(labels.len(), 19);
     let out = run_task(Task::Classify, &engine, Some(&labels), "chelsea");
     assert_input_close(&engine, &m, 1.0 / 127.5);
@@ -384,7 +384,7 @@ fn every_fixture_model_is_recognised() {
         ("models/selfie_segmentation.onnx", ModelKind::Segmenter),
         ("models/pose_detection.tflite", ModelKind::PoseDetector),
         (
-            "models/dog_breeds.tflite",
+            "models/dog_breeds/dog_breeds.tflite",
             ModelKind::Classifier { classes: 19 },
         ),
     ];
