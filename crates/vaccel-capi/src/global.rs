@@ -161,7 +161,7 @@ pub(crate) fn bootstrap(config: Config) -> Res<()> {
         // The same groups as the `vaccel` facade: `cpu` = every CPU backend.
         .groups([vaccel_core::PluginGroup {
             name: "cpu",
-            members: &["blas", "tflite", "tf", "torch"],
+            members: &["blas", "tflite", "onnx", "tf", "torch"],
         }])
         .loader(Arc::new(DlLoader::new()))
         .config(config.clone())
@@ -182,6 +182,7 @@ fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
         vaccel_plugin_rpc::bundled(),
         vaccel_plugin_blas::bundled(),
         vaccel_plugin_tflite::bundled(),
+        vaccel_plugin_onnx::bundled(),
         vaccel_plugin_tf::bundled(),
         vaccel_plugin_torch::bundled(),
     ]

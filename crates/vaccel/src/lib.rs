@@ -23,6 +23,7 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
         vaccel_plugin_rpc::bundled(),
         vaccel_plugin_blas::bundled(),
         vaccel_plugin_tflite::bundled(),
+        vaccel_plugin_onnx::bundled(),
         vaccel_plugin_tf::bundled(),
         vaccel_plugin_torch::bundled(),
     ]
@@ -32,7 +33,7 @@ pub fn bundled_plugins() -> Vec<BundledPlugin> {
 pub fn plugin_groups() -> Vec<PluginGroup> {
     vec![PluginGroup {
         name: "cpu",
-        members: &["blas", "tflite", "tf", "torch"],
+        members: &["blas", "tflite", "onnx", "tf", "torch"],
     }]
 }
 

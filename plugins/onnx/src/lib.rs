@@ -1,1 +1,485 @@
-//! The `onnx` CPU plugin (work in progress).
+//! The `onnx` CPU plugin: vAccel's image operations (classify, detect, segment, pose, depth) on
+//! ONNX models, run by [tract](https://github.com/sonos/tract) in pure Rust.
+//!
+//! vAccel has no ONNX operation family, so ONNX models serve the image ops: a session's model is
+//! the first `MODEL` resource registered with it whose first file is ONNX (labels: another file
+//! of that resource named `*.txt`, one per line). A session whose models are all of other
+//! formats is declined, so the runtime tries the next plugin (e.g. `tflite`). Without any model,
+//! detection runs a bundled face detector and segmentation a bundled selfie segmenter; the other
+//! ops need a registered model. Pre-processing, decoding and result images come from
+//! [`vaccel_vision`]; the result image is written into the session's directory.
+//!
+//! ```no_run
+//! # fn main() -> vaccel_core::Result<()> {
+//! use std::sync::Arc;
+//! use vaccel_core::{PluginType, Runtime, Session};
+//! use vaccel_plugin_onnx::OnnxPlugin;
+//!
+//! let rt = Runtime::builder()
+//!     .skip_logging()
+//!     .plugin(Arc::new(OnnxPlugin::new()))
+//!     .build()?;
+//! let sess = Session::new(&rt, PluginType::CPU.bits())?;
+//! let image = std::fs::read("astronaut.jpg").expect("image");
+//! let mut name = [0u8; 256];
+//! for face in sess.image_detect_objects(&image, &mut name)? {
+//!     println!("{}", face.display_line());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Parsed and optimised models are cached: per session and resource for registered models
+//! (dropped when the resource is unregistered or the session released), for the life of the
+//! process for the bundled ones. Models are untrusted input: see [`engine`] for what is checked.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+use std::sync::Arc;
+
+use vaccel_core::plugin::{Plugin, PluginInfo};
+use vaccel_core::{
+    BundledPlugin, Detection, Error, OpSet, OpType, PluginType, Resource, Result, Session,
+    VACCEL_VERSION,
+};
+
+pub mod engine;
+mod error;
+mod models;
+
+pub use engine::{TractEngine, decode, sniff};
+pub use error::OnnxError;
+pub use models::Bundled;
+
+use models::{Model, ModelCache};
+
+/// The operations this plugin implements.
+pub const OPS: [OpType; 5] = [
+    OpType::ImageClassify,
+    OpType::ImageDetect,
+    OpType::ImageSegment,
+    OpType::ImagePose,
+    OpType::ImageDepth,
+];
+
+/// The plugin name.
+pub const NAME: &str = "onnx";
+
+/// The onnx plugin: name `onnx`, type `CPU`, the ops in [`OPS`].
+#[derive(Debug)]
+pub struct OnnxPlugin {
+    info: PluginInfo,
+    models: ModelCache,
+}
+
+impl Default for OnnxPlugin {
+    fn default() -> Self {
+        OnnxPlugin::new()
+    }
+}
+
+impl OnnxPlugin {
+    /// The plugin, with an empty model cache.
+    pub fn new() -> Self {
+        OnnxPlugin {
+            info: PluginInfo::new(NAME, VACCEL_VERSION, PluginType::CPU),
+            models: ModelCache::default(),
+        }
+    }
+
+    /// How many registered models this plugin has parsed so far (each once per session and
+    /// resource, however many calls use it).
+    pub fn models_loaded(&self) -> usize {
+        self.models.loads()
+    }
+
+    /// The model serving `op` in `sess`: its registered ONNX model, else the bundled one.
+    fn model(&self, sess: &Session, op: OpType) -> Result<Arc<Model>> {
+        if let Some(model) = self.models.for_session(sess)? {
+            return Ok(model);
+        }
+        match Bundled::for_op(op) {
+            Some(bundled) => bundled.model(),
+            None => Err(Error::declined(
+                NAME,
+                format!(
+                    "{} needs a registered ONNX model (none is bundled for it)",
+                    op.name()
+                ),
+            )),
+        }
+    }
+
+    fn serve(&self, sess: &Session, op: OpType, image: &[u8]) -> Result<vision::Output> {
+        let model = self.model(sess, op)?;
+        log::debug!(
+            "onnx: session {} {} on {}",
+            sess.id(),
+            op.name(),
+            model.origin
+        );
+        vision::run(op, &model, image, sess.rundir())
+    }
+}
+
+/// The descriptor the `vaccel` facade registers, so `VACCEL_PLUGINS=onnx` selects this plugin.
+pub fn bundled() -> BundledPlugin {
+    BundledPlugin {
+        name: NAME,
+        create: |_| Ok(Arc::new(OnnxPlugin::new())),
+    }
+}
+
+/// Copies `text` into `out` NUL-terminated, cut at a character boundary to fit. An empty
+/// `out` is left alone.
+fn write_c_string(out: &mut [u8], text: &str) {
+    let Some(room) = out.len().checked_sub(1) else {
+        return;
+    };
+    let mut end = text.len().min(room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = text.as_bytes().get(..end).unwrap_or_default();
+    if let Some(dst) = out.get_mut(..end) {
+        dst.copy_from_slice(bytes);
+    }
+    if let Some(nul) = out.get_mut(end) {
+        *nul = 0;
+    }
+}
+
+impl Plugin for OnnxPlugin {
+    fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    fn ops(&self) -> OpSet {
+        OpSet::of(&OPS)
+    }
+
+    fn session_release(&self, sess: &Session) -> Result<()> {
+        self.models.forget_session(sess.id());
+        Ok(())
+    }
+
+    fn resource_unregister(&self, res: &Resource, sess: &Session) -> Result<()> {
+        self.models.forget_resource(sess.id(), res.id());
+        Ok(())
+    }
+
+    fn image_classify(
+        &self,
+        sess: &Session,
+        image: &[u8],
+        out_text: &mut [u8],
+        out_imgname: &mut [u8],
+    ) -> Result<()> {
+        let out = self.serve(sess, OpType::ImageClassify, image)?;
+        write_c_string(out_text, &out.text);
+        write_c_string(out_imgname, &out.image_name);
+        Ok(())
+    }
+
+    fn image_op(
+        &self,
+        sess: &Session,
+        op: OpType,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<()> {
+        if !OPS.contains(&op) || op == OpType::ImageClassify {
+            return Err(vaccel_core::plugin::not_implemented(self, op));
+        }
+        let out = self.serve(sess, op, image)?;
+        write_c_string(out_imgname, &out.image_name);
+        Ok(())
+    }
+
+    fn image_detect_objects(
+        &self,
+        sess: &Session,
+        image: &[u8],
+        out_imgname: &mut [u8],
+    ) -> Result<Vec<Detection>> {
+        let out = self.serve(sess, OpType::ImageDetect, image)?;
+        write_c_string(out_imgname, &out.image_name);
+        Ok(out.detections)
+    }
+}
+
+/// The bridge to [`vaccel_vision`]: the task of an op and the runtime error of a failure.
+mod vision {
+    use std::path::Path;
+
+    use vaccel_core::{Error, ErrorCode, OpType, Result};
+    use vaccel_vision::{Task, VisionError};
+
+    use crate::NAME;
+    use crate::models::Model;
+
+    pub use vaccel_vision::Output;
+
+    fn task(op: OpType) -> Option<Task> {
+        match op {
+            OpType::ImageClassify => Some(Task::Classify),
+            OpType::ImageDetect => Some(Task::Detect),
+            OpType::ImageSegment => Some(Task::Segment),
+            OpType::ImagePose => Some(Task::Pose),
+            OpType::ImageDepth => Some(Task::Depth),
+            _ => None,
+        }
+    }
+
+    /// Runs `op` with `model` on `image`, the result image going into `out_dir`.
+    pub fn run(op: OpType, model: &Model, image: &[u8], out_dir: &Path) -> Result<Output> {
+        let task =
+            task(op).ok_or_else(|| Error::unsupported(format!("onnx: {op} is no image op")))?;
+        vaccel_vision::run(task, &model.engine, model.labels.as_deref(), image, out_dir)
+            .map_err(|e| to_core(e, &model.origin))
+    }
+
+    /// A model that cannot do the task declines (another plugin may have one that can); a bad
+    /// image is the caller's invalid argument; the rest are backend failures.
+    pub fn to_core(e: VisionError, origin: &str) -> Error {
+        let message = format!("{origin}: {}", crate::error::chain(&e));
+        match e {
+            VisionError::Unsupported { .. } => Error::declined(NAME, message),
+            VisionError::Write { path, source } => {
+                Error::io(format!("onnx: write {}", path.display()), source)
+            }
+            VisionError::ModelInput(_) => Error::invalid(format!("onnx: {message}")),
+            e if e.is_bad_image() => Error::invalid(format!("onnx: {message}")),
+            _ => Error::backend(NAME, ErrorCode::EBACKEND, message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_models;
+    use bytes::Bytes;
+    use vaccel_core::{Blob, ErrorCode, ResourceType, Runtime};
+
+    fn runtime() -> (tempfile::TempDir, Arc<OnnxPlugin>, Runtime) {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = Arc::new(OnnxPlugin::new());
+        let rt = Runtime::builder()
+            .skip_logging()
+            .rundir_base(dir.path())
+            .plugin(Arc::clone(&plugin) as Arc<dyn Plugin>)
+            .build()
+            .unwrap();
+        (dir, plugin, rt)
+    }
+
+    fn model_buf(rt: &Runtime, bytes: Vec<u8>, name: &str) -> Arc<Resource> {
+        Resource::from_buf(rt, bytes, ResourceType::Model, Some(name), true).unwrap()
+    }
+
+    /// The first bytes of a TFLite flatbuffer.
+    fn tflite_bytes() -> Vec<u8> {
+        let mut b = b"\x1c\x00\x00\x00TFL3".to_vec();
+        b.resize(64, 0);
+        b
+    }
+
+    #[test]
+    fn registered_models_are_parsed_once_and_dropped_with_their_registration() {
+        let (_dir, plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let res = model_buf(&rt, test_models::affine(), "affine.onnx");
+        sess.register(&res).unwrap();
+        for _ in 0..3 {
+            let model = plugin.models.for_session(&sess).unwrap().unwrap();
+            assert!(model.origin.contains("affine.onnx"), "{}", model.origin);
+        }
+        assert_eq!(plugin.models_loaded(), 1);
+        assert_eq!(plugin.models.len(), 1);
+        sess.unregister(&res).unwrap();
+        assert_eq!(
+            plugin.models.len(),
+            0,
+            "unregistering drops the cached model"
+        );
+        sess.register(&res).unwrap();
+        plugin.models.for_session(&sess).unwrap().unwrap();
+        assert_eq!(plugin.models_loaded(), 2);
+        drop(sess);
+        assert_eq!(
+            plugin.models.len(),
+            0,
+            "releasing the session drops its models"
+        );
+    }
+
+    #[test]
+    fn the_first_onnx_model_wins_and_brings_its_labels() {
+        let (dir, plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let tflite = model_buf(&rt, tflite_bytes(), "m.tflite");
+        let path = dir.path().join("affine.onnx");
+        std::fs::write(&path, test_models::affine()).unwrap();
+        let file = Resource::new(&rt, path.to_str().unwrap(), ResourceType::Model).unwrap();
+        let with_labels = Resource::from_blobs(
+            &rt,
+            vec![
+                Blob::from_buf(test_models::affine(), "second.onnx").unwrap(),
+                Blob::from_buf(Bytes::from_static(b"cat\ndog\n"), "labels.txt").unwrap(),
+            ],
+            ResourceType::Model,
+        )
+        .unwrap();
+        for res in [&tflite, &file, &with_labels] {
+            sess.register(res).unwrap();
+        }
+        let model = plugin.models.for_session(&sess).unwrap().unwrap();
+        assert!(
+            model.origin.contains(&format!("resource {}", file.id())),
+            "{}",
+            model.origin
+        );
+        assert!(model.labels.is_none());
+        sess.unregister(&file).unwrap();
+        let model = plugin.models.for_session(&sess).unwrap().unwrap();
+        assert_eq!(
+            model.labels.as_deref(),
+            Some(&["cat".to_owned(), "dog".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn sessions_without_an_onnx_model_are_declined() {
+        let (_dir, _plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        sess.register(&model_buf(&rt, tflite_bytes(), "m.tflite"))
+            .unwrap();
+        sess.register(&model_buf(&rt, b"garbage bytes".to_vec(), "junk.onnx"))
+            .unwrap();
+        let mut name = [0u8; 64];
+        let e = sess
+            .image_detect(b"not even an image", &mut name)
+            .unwrap_err();
+        assert!(matches!(e, Error::Declined { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("m.tflite") && text.contains("junk.onnx"),
+            "{text}"
+        );
+        assert_eq!(e.code(), ErrorCode::ENOTSUP);
+    }
+
+    #[test]
+    fn ops_without_a_bundled_model_are_declined() {
+        let (_dir, _plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let mut name = [0u8; 64];
+        let mut text = [0u8; 64];
+        for e in [
+            sess.image_pose(b"x", &mut name).unwrap_err(),
+            sess.image_depth(b"x", &mut name).unwrap_err(),
+            sess.image_classify(b"x", &mut text, &mut name).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::Declined { .. }), "{e:?}");
+            assert!(
+                e.to_string().contains("needs a registered ONNX model"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bundled_models_are_parsed_once_per_process() {
+        let image = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/images/astronaut.jpg"
+        ))
+        .unwrap();
+        for _ in 0..2 {
+            let (_dir, plugin, rt) = runtime();
+            let sess = Session::new(&rt, 0).unwrap();
+            let mut name = [0u8; 64];
+            for _ in 0..2 {
+                sess.image_detect(&image, &mut name).unwrap();
+                sess.image_segment(&image, &mut name).unwrap();
+            }
+            assert_eq!(plugin.models_loaded(), 0);
+        }
+        // Other tests may load them too, but never more than once each.
+        assert_eq!(models::bundled_loads(), 2);
+    }
+
+    #[test]
+    fn registered_classifiers_classify_with_their_labels() {
+        let (_dir, _plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let res = Resource::from_blobs(
+            &rt,
+            vec![
+                Blob::from_buf(test_models::mean_color(), "colors.onnx").unwrap(),
+                Blob::from_buf(Bytes::from_static(b"red\ngreen\nblue\n"), "colors.txt").unwrap(),
+            ],
+            ResourceType::Model,
+        )
+        .unwrap();
+        sess.register(&res).unwrap();
+        let mut picture = vaccel_vision::RgbImage::new(40, 30);
+        picture.fill_rect(0, 0, 40, 30, [20, 30, 240]);
+        let png = vaccel_vision::codec::encode_png(&picture).unwrap();
+        let (mut text, mut name) = ([0u8; 64], [0u8; 64]);
+        sess.image_classify(&png, &mut text, &mut name).unwrap();
+        let text = std::ffi::CStr::from_bytes_until_nul(&text)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(text.ends_with("% blue"), "{text}");
+        assert_eq!(name[..text.len()], *text.as_bytes());
+        // A classifier cannot segment: declined for the next plugin.
+        let e = sess.image_segment(&png, &mut name).unwrap_err();
+        assert!(matches!(e, Error::Declined { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn broken_onnx_models_are_clear_errors() {
+        let (_dir, plugin, rt) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let res = model_buf(&rt, test_models::unknown_op(), "broken.onnx");
+        sess.register(&res).unwrap();
+        let mut name = [0u8; 64];
+        let e = sess.image_detect(b"x", &mut name).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::EINVAL, "{e:?}");
+        let again = sess.image_segment(b"x", &mut name).unwrap_err();
+        assert_eq!(again.to_string(), e.to_string());
+        assert_eq!(
+            plugin.models_loaded(),
+            1,
+            "a broken model is parsed once too"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("broken.onnx") && text.contains("NoSuchOperator"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn c_strings_are_truncated_safely() {
+        let mut buf = [0xffu8; 8];
+        write_c_string(&mut buf, "abc");
+        assert_eq!(&buf[..4], b"abc\0");
+        write_c_string(&mut buf, "0123456789");
+        assert_eq!(&buf, b"0123456\0");
+        // "é" is two bytes: never cut in the middle of a character.
+        let mut small = [0xffu8; 3];
+        write_c_string(&mut small, "aé");
+        assert_eq!(&small[..2], b"a\0");
+        let mut one = [0xffu8; 1];
+        write_c_string(&mut one, "x");
+        assert_eq!(one, [0]);
+        write_c_string(&mut [], "x");
+    }
+}
