@@ -6,6 +6,9 @@
 //! `cargo build --release -p vaccel-bench -p vaccel-agent && target/release/model-bench [iters]`
 //! (the tflite plugin needs LiteRT: `./scripts/runtimes.sh`).
 
+// A report printer: its output is the result.
+#![allow(clippy::print_stdout)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -26,10 +26,10 @@ const REQUEST_EXTRA: usize = 1100;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, addr] = args.as_slice() {
-        if flag == "--raw-server" {
-            return raw_server(&addr.parse()?);
-        }
+    if let [_, flag, addr] = args.as_slice()
+        && flag == "--raw-server"
+    {
+        return raw_server(&addr.parse()?);
     }
     let dir = std::env::temp_dir().join(format!("rpc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -210,10 +210,10 @@ fn report<D: DataType>(output: Option<&Tensor<'_, D>>, prepared: &Prepared) -> R
         output.dims.len(),
         output.data.len()
     );
-    if prepared.decoded {
-        if let Some(label) = prediction(&prepared.labels, &floats(&output.data)) {
-            say!("Prediction: {label}");
-        }
+    if prepared.decoded
+        && let Some(label) = prediction(&prepared.labels, &floats(&output.data))
+    {
+        say!("Prediction: {label}");
     }
     Ok(())
 }

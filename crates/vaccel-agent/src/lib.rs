@@ -320,10 +320,11 @@ impl Agent {
         let s = c.session(req.session_id)?;
         log::info!(target: T_GENOP, "session:{} Genop", s.sess.id());
         // Ids in the arguments are resource ids: only this client's exist for it.
-        if let Some(id) = convert::genop_resource_id(&req.read_args) {
-            if id > 0 && c.resource_by_id(id).is_none() {
-                return Err(status::not_found(format!("Unknown resource {id}")));
-            }
+        if let Some(id) = convert::genop_resource_id(&req.read_args)
+            && id > 0
+            && c.resource_by_id(id).is_none()
+        {
+            return Err(status::not_found(format!("Unknown resource {id}")));
         }
         run_genop(&s, &req.read_args, &req.write_args)
     }

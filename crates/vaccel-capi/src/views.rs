@@ -610,10 +610,10 @@ pub(crate) fn forget_session(sess: &Session) {
 /// Removes the view whose C struct is `c` (cleanup of a failed `vaccel_session_init`).
 pub(crate) fn forget_session_c(c: *const vaccel_session) {
     let mut v = views();
-    if let Some(key) = v.sess_by_c.get(&addr(c)).copied() {
-        if let Some(view) = v.sessions.remove(&key) {
-            drop_session_view(&mut v, view);
-        }
+    if let Some(key) = v.sess_by_c.get(&addr(c)).copied()
+        && let Some(view) = v.sessions.remove(&key)
+    {
+        drop_session_view(&mut v, view);
     }
 }
 

@@ -119,7 +119,7 @@ fn validate(ty: ArgType, bytes: &[u8], content: bool) -> Result<(), ArgError> {
         _ => {
             let elem = ty.elem_size().unwrap_or(1);
             if ty.is_array() {
-                if size == 0 || size % elem != 0 {
+                if size == 0 || !size.is_multiple_of(elem) {
                     return Err(ArgError::BadArraySize { elem, size });
                 }
             } else if size != elem {
@@ -128,10 +128,11 @@ fn validate(ty: ArgType, bytes: &[u8], content: bool) -> Result<(), ArgError> {
                     found: size,
                 });
             }
-            if content && matches!(ty, ArgType::Bool | ArgType::BoolArray) {
-                if let Some(&b) = bytes.iter().find(|&&b| b > 1) {
-                    return Err(ArgError::BadBool(b));
-                }
+            if content
+                && matches!(ty, ArgType::Bool | ArgType::BoolArray)
+                && let Some(&b) = bytes.iter().find(|&&b| b > 1)
+            {
+                return Err(ArgError::BadBool(b));
             }
             Ok(())
         }
@@ -534,7 +535,7 @@ fn read_scalar<T: Scalar>(bytes: &[u8]) -> Result<T, ArgError> {
 
 fn read_array<T: Scalar>(bytes: &[u8]) -> Result<Cow<'_, [T]>, ArgError> {
     let elem = std::mem::size_of::<T>();
-    if bytes.is_empty() || bytes.len() % elem != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(elem) {
         return Err(ArgError::BadArraySize {
             elem,
             size: bytes.len(),
@@ -604,10 +605,10 @@ impl<'a> ArgArray<'a> {
 
     /// Appends an argument.
     pub fn push(&mut self, arg: Arg<'a>) -> Result<()> {
-        if let Some(capacity) = self.fixed_capacity {
-            if self.args.len() >= capacity {
-                return Err(Error::ArrayFull { capacity });
-            }
+        if let Some(capacity) = self.fixed_capacity
+            && self.args.len() >= capacity
+        {
+            return Err(Error::ArrayFull { capacity });
         }
         self.args.push(arg);
         Ok(())

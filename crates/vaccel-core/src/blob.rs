@@ -196,14 +196,14 @@ impl Blob {
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        if self.path_owned {
-            if let Some(path) = &self.path {
-                log::debug!("Removing file {}", path.display());
-                if let Err(e) = fs::remove_file(path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        log::warn!("Could not remove {}: {e}", path.display());
-                    }
-                }
+        if self.path_owned
+            && let Some(path) = &self.path
+        {
+            log::debug!("Removing file {}", path.display());
+            if let Err(e) = fs::remove_file(path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warn!("Could not remove {}: {e}", path.display());
             }
         }
     }

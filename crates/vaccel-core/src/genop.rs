@@ -540,7 +540,7 @@ impl Session {
                 while r.pos < r.args.len() {
                     inputs.push(r.tensor()?);
                 }
-                if write.len() % 2 != 0 {
+                if !write.len().is_multiple_of(2) {
                     return Err(Error::invalid(
                         "torch_model_run: write arguments come in pairs (header, data)",
                     ));

@@ -44,12 +44,12 @@ impl IdPool {
                 log::warn!("Reached max ID ({max})");
                 log::warn!("Trying to reclaim lower IDs");
             }
-            if let Some(slot) = state.used.get_mut(index) {
-                if !*slot {
-                    *slot = true;
-                    state.last = index;
-                    return Ok(index as Id + 1);
-                }
+            if let Some(slot) = state.used.get_mut(index)
+                && !*slot
+            {
+                *slot = true;
+                state.last = index;
+                return Ok(index as Id + 1);
             }
         }
         Err(Error::IdsExhausted(self.what))

@@ -276,14 +276,13 @@ impl Registry {
                 });
         }
         let prio = hint & !remote;
-        if prio != 0 {
-            if let Some(p) = self
+        if prio != 0
+            && let Some(p) = self
                 .plugins
                 .iter()
                 .find(|p| p.info().plugin_type.bits() & prio != 0)
-            {
-                return Ok(p);
-            }
+        {
+            return Ok(p);
         }
         if let [only] = self.plugins.as_slice() {
             return Ok(only);

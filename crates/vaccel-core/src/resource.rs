@@ -418,14 +418,14 @@ impl Resource {
             std::mem::take(&mut state.sessions)
         };
         for (_, weak) in sessions {
-            if let Some(sess) = weak.upgrade() {
-                if let Err(e) = sess.unlink_and_notify(self) {
-                    log::warn!(
-                        "session:{} Failed to unregister resource {}: {e}",
-                        sess.id(),
-                        self.id
-                    );
-                }
+            if let Some(sess) = weak.upgrade()
+                && let Err(e) = sess.unlink_and_notify(self)
+            {
+                log::warn!(
+                    "session:{} Failed to unregister resource {}: {e}",
+                    sess.id(),
+                    self.id
+                );
             }
         }
         self.cleanup();
@@ -442,10 +442,10 @@ impl Resource {
             (std::mem::take(&mut state.blobs), state.rundir.take())
         };
         drop(blobs);
-        if let Some(dir) = rundir {
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                log::warn!("Could not remove rundir {}: {e}", dir.display());
-            }
+        if let Some(dir) = rundir
+            && let Err(e) = fs::remove_dir_all(&dir)
+        {
+            log::warn!("Could not remove rundir {}: {e}", dir.display());
         }
         self.rt.inner().untrack_resource(self.id);
         if let Err(e) = self.rt.inner().resource_ids.put(self.id) {

@@ -452,10 +452,10 @@ impl Drop for Session {
             }
         }
         drop(resources);
-        if let Err(e) = std::fs::remove_dir_all(&self.rundir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                log::warn!("Could not remove rundir {}: {e}", self.rundir.display());
-            }
+        if let Err(e) = std::fs::remove_dir_all(&self.rundir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("Could not remove rundir {}: {e}", self.rundir.display());
         }
         for other in std::mem::take(&mut *self.joined.lock().unwrap_or_else(|e| e.into_inner())) {
             if let Err(e) = other.session_release(self) {
@@ -466,13 +466,13 @@ impl Drop for Session {
                 );
             }
         }
-        if self.plugin_initialized.load(Ordering::Acquire) {
-            if let Err(e) = self.plugin().session_release(self) {
-                log::warn!(
-                    "session:{} Could not release session in plugin: {e}",
-                    self.id
-                );
-            }
+        if self.plugin_initialized.load(Ordering::Acquire)
+            && let Err(e) = self.plugin().session_release(self)
+        {
+            log::warn!(
+                "session:{} Could not release session in plugin: {e}",
+                self.id
+            );
         }
         self.rt.inner().untrack_session(self.id);
         if let Err(e) = self.rt.inner().session_ids.put(self.id) {

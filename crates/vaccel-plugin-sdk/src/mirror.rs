@@ -100,10 +100,10 @@ pub(crate) unsafe fn session(sess: *mut vaccel_session) -> Result<Arc<Session>> 
     // SAFETY: caller guarantee.
     let id = unsafe { (*sess).id };
     with_mirror(|m| {
-        if let Some((host_id, s)) = m.sessions.get(&addr(sess)) {
-            if *host_id == id {
-                return Ok(Arc::clone(s));
-            }
+        if let Some((host_id, s)) = m.sessions.get(&addr(sess))
+            && *host_id == id
+        {
+            return Ok(Arc::clone(s));
         }
         let s = Session::new(&m.rt, 0)?;
         m.sessions.insert(addr(sess), (id, Arc::clone(&s)));
@@ -187,10 +187,11 @@ pub(crate) unsafe fn resource(
     // SAFETY: caller guarantee.
     let view = unsafe { res.as_ref() }.ok_or_else(|| invalid("resource is NULL"))?;
     let mirror_res = with_mirror(|m| {
-        if let Some((host_id, r)) = m.resources.get(&addr(res)) {
-            if *host_id == view.id && !r.is_released() {
-                return Ok(Arc::clone(r));
-            }
+        if let Some((host_id, r)) = m.resources.get(&addr(res))
+            && *host_id == view.id
+            && !r.is_released()
+        {
+            return Ok(Arc::clone(r));
         }
         // SAFETY: caller guarantee.
         let r = unsafe { create(&m.rt, view) }?;

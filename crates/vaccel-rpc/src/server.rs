@@ -791,10 +791,11 @@ impl Watchdog {
     /// Called after deferring a hand-off: wakes the watchdog if it sleeps for good. Costs one
     /// atomic load while it ticks.
     fn arm(&self) {
-        if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
-            if let Some(t) = self.thread.get() {
-                t.unpark();
-            }
+        if !self.armed.load(Ordering::SeqCst)
+            && !self.armed.swap(true, Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
         }
     }
 }

@@ -107,26 +107,25 @@ pub fn invalid_argument(message: impl Into<String>) -> grpc::Status {
 /// `UNIMPLEMENTED` → `ENOTSUP`, anything else → `EIO`).
 pub fn status_to_error(st: &grpc::Status) -> Error {
     let remote = |code: ErrorCode, message: String| Error::backend("remote", code, message);
-    if let Some(any) = st.details.first() {
-        if any.type_url.ends_with("vaccel.ProtoError") {
-            if let Ok(err) = pv::Error::decode(any.value.clone()) {
-                let message = err
-                    .status
-                    .as_ref()
-                    .map(|s| s.message.clone())
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| st.message.clone());
-                let code = match pv::ErrorType::try_from(err.r#type) {
-                    Ok(pv::ErrorType::Ffi | pv::ErrorType::FfiWithStatus) => err
-                        .ffi_error
-                        .and_then(|c| i32::try_from(c).ok())
-                        .and_then(ErrorCode::from_i32)
-                        .unwrap_or(ErrorCode::EBACKEND),
-                    _ => ErrorCode::EBACKEND,
-                };
-                return remote(code, message);
-            }
-        }
+    if let Some(any) = st.details.first()
+        && any.type_url.ends_with("vaccel.ProtoError")
+        && let Ok(err) = pv::Error::decode(any.value.clone())
+    {
+        let message = err
+            .status
+            .as_ref()
+            .map(|s| s.message.clone())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| st.message.clone());
+        let code = match pv::ErrorType::try_from(err.r#type) {
+            Ok(pv::ErrorType::Ffi | pv::ErrorType::FfiWithStatus) => err
+                .ffi_error
+                .and_then(|c| i32::try_from(c).ok())
+                .and_then(ErrorCode::from_i32)
+                .unwrap_or(ErrorCode::EBACKEND),
+            _ => ErrorCode::EBACKEND,
+        };
+        return remote(code, message);
     }
     let code = match st.code {
         code::NOT_FOUND => ErrorCode::ENOENT,

@@ -399,12 +399,10 @@ pub fn draw_objects(image: &RgbImage, objects: &[Object], skeleton: bool) -> Rgb
             .copied()
             .unwrap_or([0, 255, 0]);
         out.draw_box(d.x0, d.y0, d.x1, d.y1, thickness, color);
-        if skeleton {
-            if let [hip, body, shoulder, ..] = o.keypoints.as_slice() {
-                out.draw_line(hip.x, hip.y, shoulder.x, shoulder.y, thickness, color);
-                let r = (body.x - hip.x).hypot(body.y - hip.y);
-                out.draw_circle(hip.x, hip.y, r, thickness, color);
-            }
+        if skeleton && let [hip, body, shoulder, ..] = o.keypoints.as_slice() {
+            out.draw_line(hip.x, hip.y, shoulder.x, shoulder.y, thickness, color);
+            let r = (body.x - hip.x).hypot(body.y - hip.y);
+            out.draw_circle(hip.x, hip.y, r, thickness, color);
         }
         for p in &o.keypoints {
             out.fill_disc(p.x, p.y, radius, KEYPOINT_COLOR);

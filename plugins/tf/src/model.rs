@@ -282,14 +282,14 @@ pub fn check_input(index: usize, t: &TfTensor<'_>) -> std::result::Result<(), Tf
             found: t.data.len(),
         });
     }
-    if t.data_type == TfDataType::Bool {
-        if let Some((offset, &value)) = t.data.iter().enumerate().find(|(_, b)| **b > 1) {
-            return Err(TfError::BadBool {
-                index,
-                offset,
-                value,
-            });
-        }
+    if t.data_type == TfDataType::Bool
+        && let Some((offset, &value)) = t.data.iter().enumerate().find(|(_, b)| **b > 1)
+    {
+        return Err(TfError::BadBool {
+            index,
+            offset,
+            value,
+        });
     }
     Ok(())
 }

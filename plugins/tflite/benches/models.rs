@@ -77,12 +77,11 @@ fn inputs(model: &Model, path: &Path) -> Vec<Vec<u8>> {
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            if i == 0 {
-                if let Ok(bytes) = std::fs::read(&reference) {
-                    if bytes.len() == spec.byte_size {
-                        return bytes;
-                    }
-                }
+            if i == 0
+                && let Ok(bytes) = std::fs::read(&reference)
+                && bytes.len() == spec.byte_size
+            {
+                return bytes;
             }
             (0..spec.byte_size)
                 .map(|_| {

@@ -155,10 +155,10 @@ impl AgentProc {
             if self.log_now(needle).is_some() {
                 return true;
             }
-            if self.status.is_none() {
-                if let Ok(Some(st)) = self.child.try_wait() {
-                    self.status = Some(st);
-                }
+            if self.status.is_none()
+                && let Ok(Some(st)) = self.child.try_wait()
+            {
+                self.status = Some(st);
             }
             if self.status.is_some() {
                 // Let the reader threads drain the pipes.

@@ -395,10 +395,10 @@ impl CPlugin {
 
 impl Drop for CPlugin {
     fn drop(&mut self) {
-        if !self.finished.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.run_fini() {
-                log::warn!("Failed to remove plugin {}: {e}", self.info.name);
-            }
+        if !self.finished.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.run_fini()
+        {
+            log::warn!("Failed to remove plugin {}: {e}", self.info.name);
         }
         super::unregister(self);
         if !self.handle.is_null() {
@@ -505,10 +505,10 @@ impl Plugin for CPlugin {
             _ => Ok(()),
         };
         // Shadows die with their session; the C API forgets its own views itself.
-        if let Some(c) = views::session_c(sess) {
-            if views::session_from_c(c).is_err() {
-                views::forget_session(sess);
-            }
+        if let Some(c) = views::session_c(sess)
+            && views::session_from_c(c).is_err()
+        {
+            views::forget_session(sess);
         }
         result
     }

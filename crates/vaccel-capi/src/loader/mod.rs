@@ -196,10 +196,10 @@ impl Lib {
 
 impl Drop for Lib {
     fn drop(&mut self) {
-        if let Some(lib) = self.0.take() {
-            if let Err(e) = lib.close() {
-                log::warn!("dlclose failed: {e}");
-            }
+        if let Some(lib) = self.0.take()
+            && let Err(e) = lib.close()
+        {
+            log::warn!("dlclose failed: {e}");
         }
     }
 }
