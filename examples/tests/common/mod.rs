@@ -298,7 +298,11 @@ pub fn is_log_line(line: &str) -> bool {
         && line.get(22..26) == Some(" - \x1b")
 }
 
-/// Runs `program` with `args` in an environment without any `VACCEL_*` variable except `env`.
+/// Variables locating the CPU backends' runtime libraries, passed through to programs.
+pub const RUNTIME_VARS: [&str; 3] = ["VACCEL_LITERT_LIB", "VACCEL_TF_LIB", "VACCEL_PYTHON"];
+
+/// Runs `program` with `args` in an environment without any `VACCEL_*` variable except `env`
+/// (and [`RUNTIME_VARS`]).
 pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S], env: &[(&str, &str)]) -> Run {
     let path = bin(program);
     let mut cmd = Command::new(path);
@@ -308,7 +312,9 @@ pub fn run<S: AsRef<OsStr>>(program: &str, args: &[S], env: &[(&str, &str)]) -> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VACCEL_") {
+        let key_str = key.to_string_lossy();
+        // Where the CPU backends' runtimes are stays as the developer set it.
+        if key_str.starts_with("VACCEL_") && !RUNTIME_VARS.contains(&key_str.as_ref()) {
             cmd.env_remove(key);
         }
     }
@@ -385,4 +391,96 @@ pub fn repeated<'a>(first: &[&'a str], lines: &[&'a str], times: usize) -> Vec<&
         all.extend_from_slice(lines);
     }
     all
+}
+
+/// A running agent; killed, with its log kept for failure messages, on drop.
+pub struct Agent {
+    child: Child,
+    pub address: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    pub fn start(transport: &str, plugins: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let address = match transport {
+            "unix" => format!("unix://{}/agent.sock", dir.path().display()),
+            _ => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                format!("tcp://127.0.0.1:{port}")
+            }
+        };
+        let log = dir.path().join("agent.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(agent_binary())
+            .args([
+                "-a",
+                &address,
+                "--vaccel-config",
+                &format!("plugins={plugins}"),
+            ])
+            .env_remove("VACCEL_PLUGINS")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child,
+            address,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !agent.log_text().contains("Listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "agent did not start\n{}",
+                agent.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    /// The log once it contains every needle (the agent may log just after answering), or as
+    /// it is after a few seconds.
+    pub fn log_with(&self, needles: &[&str]) -> String {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log_text();
+            if needles.iter().all(|n| log.contains(n)) || Instant::now() > end {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("VACCEL_PLUGINS", "rpc"),
+            ("VACCEL_RPC_ADDRESS", self.address.as_str()),
+        ]
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

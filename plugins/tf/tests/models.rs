@@ -28,6 +28,11 @@ fn have_tf(test: &str) -> bool {
     match vaccel_plugin_tf::tf_version() {
         Ok(_) => true,
         Err(e) => {
+            // CI installs TensorFlow and sets this: a missing runtime must fail there.
+            assert!(
+                std::env::var_os("VACCEL_REQUIRE_BACKENDS").is_none(),
+                "{test}: TensorFlow is required (VACCEL_REQUIRE_BACKENDS) but missing: {e}"
+            );
             eprintln!("SKIPPED {test}: {e}");
             false
         }

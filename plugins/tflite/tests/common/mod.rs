@@ -20,6 +20,11 @@ pub fn litert(test: &str) -> bool {
     match vaccel_plugin_tflite::litert_available() {
         Ok(_) => true,
         Err(why) => {
+            // CI installs LiteRT and sets this: a missing runtime must fail there.
+            assert!(
+                std::env::var_os("VACCEL_REQUIRE_BACKENDS").is_none(),
+                "{test}: LiteRT is required (VACCEL_REQUIRE_BACKENDS) but missing: {why}"
+            );
             eprintln!("SKIP {test}: {why}");
             false
         }
