@@ -6,10 +6,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{Agent, PROGRAMS, mytestlib, run, valid_args};
 
