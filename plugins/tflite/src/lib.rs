@@ -44,8 +44,8 @@
 //!
 //! # Operations
 //!
-//! * `tflite_model_load`: the model is the first blob of the MODEL resource (file, buffer or
-//!   blob resources alike, so models sent over RPC work). It is parsed and compiled once and
+//! * `tflite_model_load`: the model is the first TFLite blob of the MODEL resource (file,
+//!   directory, buffer or blob resources alike, so models sent over RPC work). It is parsed and compiled once and
 //!   cached for the (session, resource) pair; loading again is a no-op. A resource that is not
 //!   a TFLite flatbuffer is declined.
 //! * `tflite_model_run`: inputs are checked against the model (count, element type, byte size;
