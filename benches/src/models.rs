@@ -10,15 +10,17 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod proc;
+use proc::Proc;
 
 use anyhow::{Context, Result, bail};
 use vaccel::{Config, Resource, ResourceType, Runtime, Session};
 use vaccel_plugin_rpc::RpcPlugin;
 use vaccel_rpc::addr::Address;
-use vaccel_rpc::transport::Stream;
 
 /// One measured call.
 struct Case {
@@ -194,35 +196,4 @@ fn pct(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples.get(i).copied().unwrap_or(f64::NAN)
-}
-
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, addr: &str) -> Result<Proc> {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("spawn {cmd:?}"))?;
-        let proc = Proc { child };
-        let addr: Address = addr.parse()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Stream::connect(&addr).is_err() {
-            if Instant::now() > deadline {
-                bail!("{cmd:?} did not listen on {addr}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(proc)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

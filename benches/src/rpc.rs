@@ -9,9 +9,12 @@
 #![allow(clippy::print_stdout, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod proc;
+use proc::Proc;
 
 use anyhow::{Context, Result, bail};
 use vaccel::{Config, Session};
@@ -223,37 +226,6 @@ fn raw_server(addr: &Address) -> Result<()> {
                 s.write_all(&reply)?;
             }
         });
-    }
-}
-
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, addr: &str) -> Result<Proc> {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("spawn {cmd:?}"))?;
-        let proc = Proc { child };
-        let addr: Address = addr.parse()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Stream::connect(&addr).is_err() {
-            if Instant::now() > deadline {
-                bail!("{cmd:?} did not listen on {addr}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(proc)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -43,6 +43,7 @@ pub mod logging;
 mod ops;
 pub mod plugin;
 pub mod prof;
+pub mod python;
 pub mod registry;
 pub mod resource;
 pub mod runtime;

@@ -16,11 +16,9 @@
 //! The outcome, success or failure, is kept for the life of the process: installing
 //! TensorFlow later needs a restart.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::TfError;
 use crate::ffi::Api;
@@ -59,9 +57,7 @@ pub fn available() -> bool {
 
 fn discover() -> Result<Api, String> {
     let env_lib = std::env::var_os(VACCEL_TF_LIB).filter(|v| !v.is_empty());
-    let python = std::env::var_os(VACCEL_PYTHON)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let python = PathBuf::from(vaccel_core::python::interpreter());
     let mut tried = Vec::new();
     let found = search(env_lib.as_deref().map(Path::new), &python, &mut tried, open);
     match found {
@@ -148,39 +144,8 @@ fn search<T>(
 /// The directories of the `tensorflow` package as `python` sees them (empty when it has
 /// none).
 fn python_package_dirs(python: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut child = Command::new(python)
-        .args(["-c", FIND_SPEC])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run it ({e})"))?;
-    let deadline = Instant::now() + PYTHON_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {} s", PYTHON_TIMEOUT.as_secs()));
-            }
-            Err(e) => return Err(format!("wait failed ({e})")),
-        }
-    };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        // Paths only: a few hundred bytes. Bound the read anyway.
-        stdout
-            .by_ref()
-            .take(64 * 1024)
-            .read_to_string(&mut out)
-            .map_err(|e| format!("unreadable answer ({e})"))?;
-    }
-    if !status.success() {
-        return Err(format!("exited with {status}"));
-    }
-    Ok(parse_dirs(&out))
+    vaccel_core::python::run(python.as_os_str(), FIND_SPEC, PYTHON_TIMEOUT)
+        .map(|out| parse_dirs(&out))
 }
 
 fn parse_dirs(out: &str) -> Vec<PathBuf> {

@@ -167,6 +167,9 @@ fn main() {
                 .collect()
         })
         .unwrap_or_default();
+    // Models kept in a folder with their labels.
+    models.push(fixtures().join("models/dog_breeds/dog_breeds.tflite"));
+    models.retain(|p| p.exists());
     models.sort();
     if models.is_empty() {
         println!("SKIP: no fixtures/models/*.tflite");

@@ -1,11 +1,9 @@
 //! Finding `libLiteRt.so`, once per process. The steps are documented in the crate docs.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::TfliteError;
 use crate::ffi::LiteRt;
@@ -70,45 +68,13 @@ fn discover() -> Result<LiteRt, TfliteError> {
 
 /// The interpreter to ask: `$VACCEL_PYTHON`, else `python3`.
 pub fn python() -> OsString {
-    std::env::var_os(ENV_PYTHON)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| OsString::from("python3"))
+    vaccel_core::python::interpreter()
 }
 
 /// `ai_edge_litert`'s directory as `python` sees it: one short subprocess, killed after
 /// [`PROBE_TIMEOUT`].
 pub fn python_package_dir(python: &OsString) -> Result<PathBuf, String> {
-    let mut child = Command::new(python)
-        .args(["-c", PROBE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run it ({e})"))?;
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                // Best effort: the child is ours and overdue.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer in {}s", PROBE_TIMEOUT.as_secs()));
-            }
-            Err(e) => return Err(format!("wait failed ({e})")),
-        }
-    };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout
-            .read_to_string(&mut out)
-            .map_err(|e| format!("unreadable answer ({e})"))?;
-    }
-    if !status.success() {
-        return Err(format!("probe exited with {status}"));
-    }
-    parse_probe(&out)
+    parse_probe(&vaccel_core::python::run(python, PROBE, PROBE_TIMEOUT)?)
 }
 
 fn parse_probe(out: &str) -> Result<PathBuf, String> {
