@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::{Agent, PROGRAMS, mytestlib, run, valid_args};
 
 #[test]
