@@ -55,7 +55,7 @@ fn cpu_selects_every_cpu_backend() {
         .build()
         .unwrap();
     let names: Vec<String> = rt.plugins().into_iter().map(|p| p.name).collect();
-    assert_eq!(names, ["blas"]);
+    assert_eq!(names, ["blas", "tflite", "onnx", "tf", "torch"]);
     let sess = vaccel::Session::new(&rt, vaccel::PluginType::CPU.bits()).unwrap();
     let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [1.0f32, 0.0, 0.0, 1.0]);
     let mut c = [0f32; 4];
@@ -73,4 +73,14 @@ fn cpu_selects_every_cpu_backend() {
     };
     sess.sgemm(&args, &mut c).unwrap();
     assert_eq!(c, a, "A x I = A");
+    // The same session detects: routed to the first backend that can (tflite, or onnx's
+    // bundled detector when LiteRT is not installed).
+    let image = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/images/astronaut.jpg"
+    ))
+    .unwrap();
+    let found = sess.image_detect_objects(&image, &mut [0u8; 64]).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].label, "face");
 }
