@@ -1,6 +1,8 @@
 //! The plugin on real TorchScript models (fixtures/torch/, made by
 //! scripts/fixtures/torch/make_torch_fixtures.py), through the runtime as applications call
-//! it. Compiled only with the `libtorch` feature; see the crate's README.md for how to run.
+//! it: small purpose-built ones, and a real pretrained model (MediaPipe's short-range face
+//! detector, converted from `fixtures/models/face_detection_short_range.onnx`). Compiled only
+//! with the `libtorch` feature; see the crate's README.md for how to run.
 #![cfg(feature = "libtorch")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -21,9 +23,19 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A file of the shared fixtures (`fixtures/`, e.g. `reference/...`).
+fn shared_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+fn read_path(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn read(name: &str) -> Vec<u8> {
-    let path = fixture(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    read_path(&fixture(name))
 }
 
 /// Little-endian f32 file contents as values.
@@ -90,18 +102,36 @@ fn cnn_inputs() -> Vec<TorchTensor<'static>> {
     ]
 }
 
+/// The largest difference between two equally long value lists, and where it is.
+fn max_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
+    assert_eq!(got.len(), want.len(), "element count");
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold((0f32, 0), |(worst, at), (i, d)| {
+            // A NaN anywhere counts as the worst difference.
+            if d > worst || d.is_nan() {
+                (d, i)
+            } else {
+                (worst, at)
+            }
+        })
+}
+
 fn assert_matches_reference(got: &TorchTensor<'_>, file: &str, dims: &[i64]) {
     assert_eq!(got.dims, dims, "{file}: dims");
     let (got, want) = (f32s(got), f32s_le(&read(file)));
     assert_eq!(got.len(), want.len(), "{file}: element count");
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let (worst, at) = max_diff(&got, &want);
+    let values = if got.len() <= 64 {
+        format!("\n got {got:?}\nwant {want:?}")
+    } else {
+        format!(" at element {at}: got {}, want {}", got[at], want[at])
+    };
     assert!(
         worst <= TOLERANCE,
-        "{file}: max difference {worst} > {TOLERANCE}\n got {got:?}\nwant {want:?}"
+        "{file}: max difference {worst} > {TOLERANCE}{values}"
     );
 }
 
@@ -393,4 +423,146 @@ fn concurrent_runs_share_one_model() {
         }
     });
     assert_eq!(env.plugin.models_loaded(), 1);
+}
+
+/// The real pretrained model: MediaPipe 0.10.9's short-range face detector (Apache-2.0).
+const FACE_DETECTOR: &str = "face_detection_short_range.pt";
+
+/// Its outputs: regressors [1,896,16] and classificators [1,896,1].
+const FACE_OUTPUTS: [(&str, &[i64]); 2] = [
+    ("face_detection_short_range.out0.bin", &[1, 896, 16]),
+    ("face_detection_short_range.out1.bin", &[1, 896, 1]),
+];
+
+/// The shared reference input of the face detector: the astronaut picture, letterboxed to
+/// 128x128, in [-1, 1], NHWC [1,128,128,3] f32.
+fn face_input() -> TorchTensor<'static> {
+    let values = f32s_le(&read_path(&shared_fixture(
+        "reference/face_detection_short_range.input.bin",
+    )));
+    TorchTensor::new(
+        vec![1, 128, 128, 3],
+        TorchDataType::Float,
+        ne(&values, f32::to_ne_bytes),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_real_pretrained_model_matches_pytorch_and_onnxruntime() {
+    let env = env();
+    let model = env.model(FACE_DETECTOR);
+    env.sess.torch_model_load(&model).unwrap();
+    let outputs = env
+        .sess
+        .torch_model_run(&model, None, &[face_input()], 2)
+        .unwrap();
+    assert_eq!(outputs.len(), 2);
+    for (i, (got, (file, dims))) in outputs.iter().zip(FACE_OUTPUTS).enumerate() {
+        assert_matches_reference(got, file, dims);
+        let (worst, at) = max_diff(&f32s(got), &f32s_le(&read(file)));
+        eprintln!("output {i}: max difference from PyTorch {worst:e} (element {at})");
+    }
+
+    // The same model as onnxruntime ran it (fixtures/reference/): the conversion to
+    // TorchScript is faithful. PyTorch itself is 6.9e-5 from it (fixtures/torch/manifest.json).
+    for (i, got) in outputs.iter().enumerate() {
+        let file = format!("reference/face_detection_short_range.onnx.out{i}.bin");
+        let (worst, at) = max_diff(&f32s(got), &f32s_le(&read_path(&shared_fixture(&file))));
+        eprintln!("output {i}: max difference from onnxruntime {worst:e} (element {at})");
+        assert!(
+            worst <= 1e-3,
+            "{file}: max difference {worst} at element {at}"
+        );
+    }
+
+    // And it finds the face: as in fixtures/reference/manifest.json, 8 of the 896 anchors
+    // score above MediaPipe's threshold 0.5, the best one (141) with 0.9211377.
+    let scores: Vec<f32> = f32s(&outputs[1])
+        .iter()
+        .map(|&s| 1.0 / (1.0 + (-s.clamp(-100.0, 100.0)).exp()))
+        .collect();
+    let (best, &score) = scores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap();
+    assert_eq!(best, 141);
+    assert!((score - 0.921_137_7).abs() <= TOLERANCE, "score {score}");
+    assert_eq!(scores.iter().filter(|&&s| s > 0.5).count(), 8);
+
+    // Again from memory, and repeated runs do not reload it.
+    let in_memory = Resource::from_buf(
+        &env.rt,
+        read(FACE_DETECTOR),
+        ResourceType::Model,
+        Some(FACE_DETECTOR),
+        true,
+    )
+    .unwrap();
+    env.sess.register(&in_memory).unwrap();
+    for res in [&model, &in_memory] {
+        let outputs = env
+            .sess
+            .torch_model_run(res, None, &[face_input()], 2)
+            .unwrap();
+        for (got, (file, dims)) in outputs.iter().zip(FACE_OUTPUTS) {
+            assert_matches_reference(got, file, dims);
+        }
+    }
+    assert_eq!(env.plugin.models_loaded(), 2);
+}
+
+/// The median, min and max of 100 timed calls of `f` after 50 warm-up ones (TorchScript's
+/// profiling executor optimises the graph during the first runs, and the first dozens of runs
+/// are still measurably slower), printed under `what`.
+fn time_runs(what: &str, mut f: impl FnMut()) {
+    for _ in 0..50 {
+        f();
+    }
+    let mut times: Vec<std::time::Duration> = (0..100)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    eprintln!(
+        "{what}, 1 thread: median {:.3} ms (min {:.3} ms, max {:.3} ms) over {} runs",
+        ms((times[49] + times[50]) / 2),
+        ms(times[0]),
+        ms(times[99]),
+        times.len()
+    );
+}
+
+/// Times one run of the face detector on one libtorch thread (median of 100 runs): through
+/// the runtime and plugin (inputs and outputs copied, as applications get them), and for
+/// comparison `forward` called directly through `tch` in the same process. PyTorch's own
+/// time for the same `.pt` is measured by the snippet in README.md. Run with
+/// `cargo test -p vaccel-plugin-torch --features libtorch --release --test libtorch --
+/// --ignored --nocapture time_`.
+#[test]
+#[ignore = "timing, not a check; run by hand"]
+fn time_the_real_model() {
+    tch::set_num_threads(1);
+    let env = env();
+    let model = env.model(FACE_DETECTOR);
+    env.sess.torch_model_load(&model).unwrap();
+    let input = [face_input()];
+    time_runs("face detector through the plugin", || {
+        let outputs = env.sess.torch_model_run(&model, None, &input, 2).unwrap();
+        assert_eq!(outputs.len(), 2);
+    });
+
+    let mut module = tch::CModule::load(fixture(FACE_DETECTOR)).unwrap();
+    module.set_eval();
+    let image = tch::Tensor::from_slice(&f32s(&input[0])).reshape([1, 128, 128, 3]);
+    let args = [tch::IValue::Tensor(image)];
+    time_runs("face detector, tch forward only", || {
+        let out = tch::no_grad(|| module.forward_is(&args)).unwrap();
+        assert!(matches!(out, tch::IValue::Tuple(ref t) if t.len() == 2));
+    });
 }
