@@ -198,7 +198,12 @@ impl TractEngine {
                 .map_err(load_err)?;
             inputs.push(InputSpec { shape, datum });
         }
-        let typed = model.into_optimized().map_err(load_err)?;
+        let mut typed = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .map_err(load_err)?;
+        crate::rewrite::rewrite(&mut typed).map_err(load_err)?;
+        let typed = typed.into_optimized().map_err(load_err)?;
         let outputs = (0..typed.outputs.len())
             .map(|i| {
                 typed.output_fact(i).map(|f| {

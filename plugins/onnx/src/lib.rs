@@ -49,6 +49,7 @@ use vaccel_core::{
 pub mod engine;
 mod error;
 mod models;
+mod rewrite;
 
 pub use engine::{TractEngine, decode, sniff};
 pub use error::OnnxError;
