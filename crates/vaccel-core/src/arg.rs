@@ -500,13 +500,17 @@ impl<'a> Arg<'a> {
     }
 }
 
-/// Copies `text` into `out` as a NUL-terminated C string, truncating like `snprintf`.
-/// Returns the number of text bytes written.
+/// Copies `text` into `out` as a NUL-terminated C string, truncating like `snprintf` but at a
+/// character boundary (a cut never leaves half a UTF-8 sequence). Returns the number of text
+/// bytes written; an empty `out` is left alone.
 pub fn write_c_string(out: &mut [u8], text: &str) -> usize {
     let Some(room) = out.len().checked_sub(1) else {
         return 0;
     };
-    let n = text.len().min(room);
+    let mut n = text.len().min(room);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
     if let (Some(dst), Some(src)) = (out.get_mut(..n), text.as_bytes().get(..n)) {
         dst.copy_from_slice(src);
     }
@@ -1003,6 +1007,13 @@ mod tests {
         assert_eq!(write_c_string(&mut out, "abcdefg"), 4);
         assert_eq!(&out, b"abcd\0");
         assert_eq!(write_c_string(&mut [], "x"), 0);
+        let mut out = [0xffu8; 4];
+        assert_eq!(
+            write_c_string(&mut out, "é€"),
+            2,
+            "3 bytes of room: only \"é\" fits"
+        );
+        assert_eq!(&out[..3], "é\0".as_bytes());
         assert_eq!(read_c_string(b"ab\0cd"), "ab");
         assert_eq!(read_c_string(b"ab"), "ab");
     }

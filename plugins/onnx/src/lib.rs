@@ -40,6 +40,7 @@
 
 use std::sync::Arc;
 
+use vaccel_core::arg::write_c_string;
 use vaccel_core::plugin::{Plugin, PluginInfo};
 use vaccel_core::{
     BundledPlugin, Detection, Error, OpSet, OpType, PluginType, Resource, Result, Session,
@@ -131,25 +132,6 @@ pub fn bundled() -> BundledPlugin {
     BundledPlugin {
         name: NAME,
         create: |_| Ok(Arc::new(OnnxPlugin::new())),
-    }
-}
-
-/// Copies `text` into `out` NUL-terminated, cut at a character boundary to fit. An empty
-/// `out` is left alone.
-fn write_c_string(out: &mut [u8], text: &str) {
-    let Some(room) = out.len().checked_sub(1) else {
-        return;
-    };
-    let mut end = text.len().min(room);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let bytes = text.as_bytes().get(..end).unwrap_or_default();
-    if let Some(dst) = out.get_mut(..end) {
-        dst.copy_from_slice(bytes);
-    }
-    if let Some(nul) = out.get_mut(end) {
-        *nul = 0;
     }
 }
 

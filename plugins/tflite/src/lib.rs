@@ -95,6 +95,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use vaccel_core::arg::write_c_string;
 use vaccel_core::plugin::{Plugin, PluginInfo};
 use vaccel_core::tensor::TfLiteRunOutput;
 use vaccel_core::{
@@ -246,23 +247,6 @@ fn parse_labels(text: &str) -> Vec<String> {
         labels.pop();
     }
     labels
-}
-
-/// Writes `text` NUL-terminated into `out`, cut at a character boundary to fit.
-fn write_c_string(out: &mut [u8], text: &str) {
-    let Some(room) = out.len().checked_sub(1) else {
-        return;
-    };
-    let mut end = text.len().min(room);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    if let (Some(dst), Some(src)) = (out.get_mut(..end), text.as_bytes().get(..end)) {
-        dst.copy_from_slice(src);
-    }
-    if let Some(nul) = out.get_mut(end) {
-        *nul = 0;
-    }
 }
 
 fn task_of(op: OpType) -> Option<Task> {
