@@ -6,7 +6,7 @@
 //! prints why and passes. For example:
 //!
 //! ```text
-//! VACCEL_PYTHON=/tmp/venv-fix/bin/python cargo test -p vaccel-plugin-tf
+//! VACCEL_PYTHON=<a python with tensorflow-cpu> cargo test -p vaccel-plugin-tf
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
