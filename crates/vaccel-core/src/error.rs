@@ -441,6 +441,22 @@ impl Error {
 /// The runtime's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `err` and every `source()` under it, `: `-separated, skipping a cause whose text is already
+/// there (wrappers often repeat it): how a backend's error chain becomes one runtime message.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cur = err.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

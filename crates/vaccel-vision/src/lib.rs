@@ -37,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod pipeline;
+pub mod plugin;
 pub mod preprocess;
 pub mod resample;
 pub mod rgb;

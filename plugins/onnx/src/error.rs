@@ -1,6 +1,7 @@
 //! The plugin's errors and their mapping to the runtime's [`vaccel_core::Error`].
 
 use std::error::Error as StdError;
+pub use vaccel_core::error::chain;
 
 use vaccel_core::ErrorCode;
 
@@ -73,23 +74,6 @@ impl OnnxError {
             }
         }
     }
-}
-
-/// `err` and every source under it, `: `-separated (tract's errors carry their context as a
-/// chain, and the runtime's error keeps one message).
-pub fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        // anyhow repeats the innermost message when converted to a box; skip exact repeats.
-        if !text.ends_with(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    text
 }
 
 impl From<OnnxError> for vaccel_core::Error {

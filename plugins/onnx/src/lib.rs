@@ -40,12 +40,12 @@
 
 use std::sync::Arc;
 
-use vaccel_core::arg::write_c_string;
 use vaccel_core::plugin::{Plugin, PluginInfo};
 use vaccel_core::{
     BundledPlugin, Detection, Error, OpSet, OpType, PluginType, Resource, Result, Session,
     VACCEL_VERSION,
 };
+use vaccel_vision::{Output, Task};
 
 pub mod engine;
 mod error;
@@ -98,32 +98,31 @@ impl OnnxPlugin {
         self.models.loads()
     }
 
-    /// The model serving `op` in `sess`: its registered ONNX model, else the bundled one.
-    fn model(&self, sess: &Session, op: OpType) -> Result<Arc<Model>> {
+    /// The model serving `task` in `sess`: its registered ONNX model, else the bundled one.
+    fn model(&self, sess: &Session, task: Task) -> Result<Arc<Model>> {
         if let Some(model) = self.models.for_session(sess)? {
             return Ok(model);
         }
-        match Bundled::for_op(op) {
+        match Bundled::for_task(task) {
             Some(bundled) => bundled.model(),
             None => Err(Error::declined(
                 NAME,
-                format!(
-                    "{} needs a registered ONNX model (none is bundled for it)",
-                    op.name()
-                ),
+                format!("{task:?} needs a registered ONNX model (none is bundled for it)"),
             )),
         }
     }
 
-    fn serve(&self, sess: &Session, op: OpType, image: &[u8]) -> Result<vision::Output> {
-        let model = self.model(sess, op)?;
-        log::debug!(
-            "onnx: session {} {} on {}",
-            sess.id(),
-            op.name(),
-            model.origin
-        );
-        vision::run(op, &model, image, sess.rundir())
+    fn serve(&self, sess: &Session, task: Task, image: &[u8]) -> Result<Output> {
+        let model = self.model(sess, task)?;
+        log::debug!("onnx: session {} {task:?} on {}", sess.id(), model.origin);
+        vaccel_vision::run(
+            task,
+            &model.engine,
+            model.labels.as_deref(),
+            image,
+            sess.rundir(),
+        )
+        .map_err(|e| vaccel_vision::plugin::to_core(e, NAME, &model.origin))
     }
 }
 
@@ -161,10 +160,7 @@ impl Plugin for OnnxPlugin {
         out_text: &mut [u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        let out = self.serve(sess, OpType::ImageClassify, image)?;
-        write_c_string(out_text, &out.text);
-        write_c_string(out_imgname, &out.image_name);
-        Ok(())
+        vaccel_vision::plugin::classify(|t| self.serve(sess, t, image), out_text, out_imgname)
     }
 
     fn image_op(
@@ -174,12 +170,7 @@ impl Plugin for OnnxPlugin {
         image: &[u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        if !OPS.contains(&op) || op == OpType::ImageClassify {
-            return Err(vaccel_core::plugin::not_implemented(self, op));
-        }
-        let out = self.serve(sess, op, image)?;
-        write_c_string(out_imgname, &out.image_name);
-        Ok(())
+        vaccel_vision::plugin::image_op(self, op, |t| self.serve(sess, t, image), out_imgname)
     }
 
     fn image_detect_objects(
@@ -188,56 +179,7 @@ impl Plugin for OnnxPlugin {
         image: &[u8],
         out_imgname: &mut [u8],
     ) -> Result<Vec<Detection>> {
-        let out = self.serve(sess, OpType::ImageDetect, image)?;
-        write_c_string(out_imgname, &out.image_name);
-        Ok(out.detections)
-    }
-}
-
-/// The bridge to [`vaccel_vision`]: the task of an op and the runtime error of a failure.
-mod vision {
-    use std::path::Path;
-
-    use vaccel_core::{Error, ErrorCode, OpType, Result};
-    use vaccel_vision::{Task, VisionError};
-
-    use crate::NAME;
-    use crate::models::Model;
-
-    pub use vaccel_vision::Output;
-
-    fn task(op: OpType) -> Option<Task> {
-        match op {
-            OpType::ImageClassify => Some(Task::Classify),
-            OpType::ImageDetect => Some(Task::Detect),
-            OpType::ImageSegment => Some(Task::Segment),
-            OpType::ImagePose => Some(Task::Pose),
-            OpType::ImageDepth => Some(Task::Depth),
-            _ => None,
-        }
-    }
-
-    /// Runs `op` with `model` on `image`, the result image going into `out_dir`.
-    pub fn run(op: OpType, model: &Model, image: &[u8], out_dir: &Path) -> Result<Output> {
-        let task =
-            task(op).ok_or_else(|| Error::unsupported(format!("onnx: {op} is no image op")))?;
-        vaccel_vision::run(task, &model.engine, model.labels.as_deref(), image, out_dir)
-            .map_err(|e| to_core(e, &model.origin))
-    }
-
-    /// A model that cannot do the task declines (another plugin may have one that can); a bad
-    /// image is the caller's invalid argument; the rest are backend failures.
-    pub fn to_core(e: VisionError, origin: &str) -> Error {
-        let message = format!("{origin}: {}", crate::error::chain(&e));
-        match e {
-            VisionError::Unsupported { .. } => Error::declined(NAME, message),
-            VisionError::Write { path, source } => {
-                Error::io(format!("onnx: write {}", path.display()), source)
-            }
-            VisionError::ModelInput(_) => Error::invalid(format!("onnx: {message}")),
-            e if e.is_bad_image() => Error::invalid(format!("onnx: {message}")),
-            _ => Error::backend(NAME, ErrorCode::EBACKEND, message),
-        }
+        vaccel_vision::plugin::detect_objects(|t| self.serve(sess, t, image), out_imgname)
     }
 }
 
@@ -246,6 +188,7 @@ mod tests {
     use super::*;
     use crate::engine::test_models;
     use bytes::Bytes;
+    use vaccel_core::arg::write_c_string;
     use vaccel_core::{Blob, ErrorCode, ResourceType, Runtime};
 
     fn runtime() -> (tempfile::TempDir, Arc<OnnxPlugin>, Runtime) {

@@ -13,7 +13,9 @@ use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use vaccel_core::{Blob, Error, ErrorCode, Id, OpType, Resource, ResourceType, Result, Session};
+use vaccel_core::{Blob, Error, ErrorCode, Id, Resource, ResourceType, Result, Session};
+
+use vaccel_vision::Task;
 
 use crate::engine::{SNIFF_LEN, TractEngine, decode, sniff};
 
@@ -226,10 +228,10 @@ static BUNDLED_LOADS: AtomicUsize = AtomicUsize::new(0);
 
 impl Bundled {
     /// The bundled model for an op, if there is one.
-    pub fn for_op(op: OpType) -> Option<Bundled> {
-        match op {
-            OpType::ImageDetect => Some(Bundled::FaceDetection),
-            OpType::ImageSegment => Some(Bundled::SelfieSegmentation),
+    pub fn for_task(task: Task) -> Option<Bundled> {
+        match task {
+            Task::Detect => Some(Bundled::FaceDetection),
+            Task::Segment => Some(Bundled::SelfieSegmentation),
             _ => None,
         }
     }

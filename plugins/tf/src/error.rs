@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use vaccel_core::error::chain;
 
 use vaccel_core::{ErrorCode, Id};
 
@@ -248,18 +249,6 @@ impl TfError {
                 .map_or(ErrorCode::EIO, ErrorCode::from_errno),
         }
     }
-}
-
-/// `err` and its sources, `: `-separated (the runtime's error keeps one message).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl From<TfError> for vaccel_core::Error {

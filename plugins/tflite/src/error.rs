@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+pub(crate) use vaccel_core::error::chain;
 
 use vaccel_core::{Error, ErrorCode};
 
@@ -212,21 +213,6 @@ impl TfliteError {
                 | TfliteError::NotTflite
         )
     }
-}
-
-/// Renders an error with its whole `source()` chain.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cur = s.source();
-    }
-    text
 }
 
 impl From<&TfliteError> for Error {

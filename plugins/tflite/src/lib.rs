@@ -95,12 +95,11 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use vaccel_core::arg::write_c_string;
 use vaccel_core::plugin::{Plugin, PluginInfo};
 use vaccel_core::tensor::TfLiteRunOutput;
 use vaccel_core::{
-    BundledPlugin, Detection, Error, ErrorCode, Id, OpSet, OpType, PluginType, Resource,
-    ResourceType, Result, Session, TfLiteTensor, VACCEL_VERSION,
+    BundledPlugin, Detection, Error, Id, OpSet, OpType, PluginType, Resource, ResourceType, Result,
+    Session, TfLiteTensor, VACCEL_VERSION,
 };
 use vaccel_vision::Task;
 
@@ -249,17 +248,6 @@ fn parse_labels(text: &str) -> Vec<String> {
     labels
 }
 
-fn task_of(op: OpType) -> Option<Task> {
-    Some(match op {
-        OpType::ImageClassify => Task::Classify,
-        OpType::ImageDetect => Task::Detect,
-        OpType::ImageSegment => Task::Segment,
-        OpType::ImagePose => Task::Pose,
-        OpType::ImageDepth => Task::Depth,
-        _ => return None,
-    })
-}
-
 fn declined(reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::declined(PLUGIN_NAME, reason)
 }
@@ -369,18 +357,8 @@ impl TflitePlugin {
         image: &[u8],
     ) -> Result<vaccel_vision::Output> {
         let vm = self.vision_model(sess, task)?;
-        vaccel_vision::run(task, &*vm.model, vm.labels.as_deref(), image, sess.rundir()).map_err(
-            |e| {
-                let text = format!("tflite: {}", error::chain(&e));
-                if e.is_unsupported() {
-                    declined(text)
-                } else if e.is_bad_image() {
-                    Error::invalid(text)
-                } else {
-                    Error::backend(PLUGIN_NAME, ErrorCode::EBACKEND, text)
-                }
-            },
-        )
+        vaccel_vision::run(task, &*vm.model, vm.labels.as_deref(), image, sess.rundir())
+            .map_err(|e| vaccel_vision::plugin::to_core(e, PLUGIN_NAME, "image op"))
     }
 }
 
@@ -477,10 +455,7 @@ impl Plugin for TflitePlugin {
         out_text: &mut [u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        let out = self.run_vision(sess, Task::Classify, image)?;
-        write_c_string(out_text, &out.text);
-        write_c_string(out_imgname, &out.image_name);
-        Ok(())
+        vaccel_vision::plugin::classify(|t| self.run_vision(sess, t, image), out_text, out_imgname)
     }
 
     fn image_op(
@@ -490,12 +465,7 @@ impl Plugin for TflitePlugin {
         image: &[u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        let Some(task) = task_of(op) else {
-            return Err(vaccel_core::plugin::not_implemented(self, op));
-        };
-        let out = self.run_vision(sess, task, image)?;
-        write_c_string(out_imgname, &out.image_name);
-        Ok(())
+        vaccel_vision::plugin::image_op(self, op, |t| self.run_vision(sess, t, image), out_imgname)
     }
 
     fn image_detect_objects(
@@ -504,15 +474,15 @@ impl Plugin for TflitePlugin {
         image: &[u8],
         out_imgname: &mut [u8],
     ) -> Result<Vec<Detection>> {
-        let out = self.run_vision(sess, Task::Detect, image)?;
-        write_c_string(out_imgname, &out.image_name);
-        Ok(out.detections)
+        vaccel_vision::plugin::detect_objects(|t| self.run_vision(sess, t, image), out_imgname)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vaccel_core::arg::write_c_string;
+    use vaccel_vision::plugin::task_of;
 
     #[test]
     fn c_strings_are_terminated_and_cut_at_char_boundaries() {

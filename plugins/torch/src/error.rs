@@ -1,5 +1,6 @@
 //! The plugin's errors and their mapping to [`vaccel_core::Error`].
 
+pub(crate) use vaccel_core::error::chain;
 use vaccel_core::{Error, ErrorCode, TorchDataType};
 
 use crate::NAME;
@@ -129,21 +130,6 @@ impl TorchError {
             TorchError::Panic { .. } => ErrorCode::EBACKEND,
         }
     }
-}
-
-/// Renders an error with its whole `source()` chain (skipping causes already in the text).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cur = s.source();
-    }
-    text
 }
 
 impl From<TorchError> for Error {
