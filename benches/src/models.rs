@@ -1,10 +1,13 @@
 //! `model-bench`: real model runs on the CPU backends, called in-process (`VACCEL_PLUGINS=cpu`)
 //! and through a `vaccel-rpc-agent` on a unix socket (`rpc` plugin), alternating the two in
 //! the same run so that both see the same machine state. Prints a markdown table of median
-//! and p90 latencies and the agent's overhead over local.
+//! and p90 latencies, the agent's overhead over local, and the minor page faults per call of
+//! the process doing the work (this one for local calls, the agent for agent calls): a call
+//! that re-faults its buffers every time shows up there.
 //!
 //! `cargo build --release -p vaccel-bench -p vaccel-agent && target/release/model-bench [iters]`
-//! (the tflite plugin needs LiteRT: `./scripts/runtimes.sh`).
+//! (the tflite plugin needs LiteRT: `./scripts/runtimes.sh`); `VACCEL_BENCH_ONLY=<text>` runs
+//! only the cases whose name contains it.
 
 // A report printer: its output is the result.
 #![allow(clippy::print_stdout)]
@@ -103,9 +106,13 @@ fn main() -> Result<()> {
         .plugin(Arc::new(RpcPlugin::with_address(addr.parse::<Address>()?)))
         .build()?;
 
-    println!("| call | local median | local p90 | agent median | agent p90 | agent overhead |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for case in CASES {
+    println!(
+        "| call | local median | local p90 | agent median | agent p90 | agent overhead | faults/call local, agent |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let only = std::env::var("VACCEL_BENCH_ONLY").unwrap_or_default();
+    let agent_stat = format!("/proc/{}/stat", _agent.child.id());
+    for case in CASES.iter().filter(|c| c.name.contains(&only)) {
         let l = Runner::new(&local, case, &fixtures)?;
         let r = Runner::new(&remote, case, &fixtures)?;
         let (mut lt, mut rt) = (Vec::new(), Vec::new());
@@ -113,19 +120,27 @@ fn main() -> Result<()> {
             l.call()?;
             r.call()?;
         }
+        let (mut local_faults, mut agent_faults) = (0u64, 0u64);
         for _ in 0..iters {
+            let before = minor_faults("/proc/self/stat");
             lt.push(l.timed()?);
+            local_faults += minor_faults("/proc/self/stat").saturating_sub(before);
+            let before = minor_faults(&agent_stat);
             rt.push(r.timed()?);
+            agent_faults += minor_faults(&agent_stat).saturating_sub(before);
         }
         let (lm, rm) = (pct(&mut lt, 0.5), pct(&mut rt, 0.5));
+        let per_call = |n: u64| n as f64 / iters.max(1) as f64;
         println!(
-            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.1}% |",
+            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.1}% | {:.0}, {:.0} |",
             case.name,
             lm,
             pct(&mut lt, 0.9),
             rm,
             pct(&mut rt, 0.9),
-            (rm / lm - 1.0) * 100.0
+            (rm / lm - 1.0) * 100.0,
+            per_call(local_faults),
+            per_call(agent_faults),
         );
     }
     drop(local);
@@ -196,4 +211,15 @@ fn pct(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Minor page faults so far of the process whose `/proc/<pid>/stat` is `stat` (0 if unreadable).
+fn minor_faults(stat: &str) -> u64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the parenthesised command name: state is the first, minflt the eighth.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -7,11 +7,14 @@
 //! the reading duty: it reads frames until one completes a request, runs the request itself and
 //! writes the response under the connection's write lock. It hands the duty to a follower
 //! (waking or spawning one) at once when more input is already buffered, and otherwise only if
-//! the request runs longer than [`ServerConfig::handoff_delay`] (a watchdog thread does it). So
-//! a call costs no channel hop and no thread wake-up beyond the reader's own, a slow call
-//! never holds back the calls behind it for long, and a connection whose threads are all busy
-//! stops being read (back-pressure) instead of queueing without bound. No lock is shared
-//! between connections on the call path.
+//! the request runs longer than [`ServerConfig::handoff_delay`] *and* more input has arrived
+//! on the connection meanwhile (a watchdog thread checks). So a call costs no channel hop and
+//! no thread wake-up beyond the reader's own, a client making one call at a time is served by
+//! one thread however long its calls run (a hand-off per call moved every long call to another
+//! thread and cost model runs 10-15% more through the agent: cold caches, re-faulted buffers),
+//! a slow call never holds back the calls behind it for long, and a connection whose threads
+//! are all busy stops being read (back-pressure) instead of queueing without bound. No lock
+//! is shared between connections on the call path.
 //!
 //! Protocol details (see `docs/wire.md`): unknown services or methods are answered
 //! `INVALID_ARGUMENT "/<service>/<method> does not exist"`; a frame over the size limit is
@@ -104,9 +107,10 @@ pub struct ServerConfig {
     pub max_message_size: u64,
     /// Threads that may serve one connection at once (default 16, at least 1).
     pub threads_per_connection: usize,
-    /// How long a request may run before another thread takes over reading its connection
-    /// (default 500 µs). Calls behind a longer one wait at most about twice this; zero hands
-    /// the reading over at every request (one more thread wake-up per call).
+    /// How long a request may run before another thread takes over reading its connection,
+    /// if more input has arrived on it meanwhile (default 500 µs). Calls behind a longer one
+    /// wait at most about twice this; zero hands the reading over at every request (one more
+    /// thread wake-up per call).
     pub handoff_delay: Duration,
 }
 
@@ -371,6 +375,10 @@ impl Server {
         let watchdog = if self.shared.config.handoff_delay.is_zero() {
             None
         } else {
+            let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+            rx.set_nonblocking(true)?;
+            tx.set_nonblocking(true)?;
+            let _ = self.shared.watchdog.wake.set((rx, tx));
             let shared = Arc::clone(&self.shared);
             let handle = thread::Builder::new()
                 .name("vaccel-rpc-watchdog".into())
@@ -458,6 +466,7 @@ impl ServerHandle {
         let clean = conns.is_empty();
         drop(conns);
         if let Some(watchdog) = self.watchdog.take() {
+            self.shared.watchdog.interrupt();
             watchdog.thread().unpark();
             let _ = watchdog.join();
         }
@@ -560,7 +569,8 @@ struct Pool {
     /// Followers waiting on `pool_changed`.
     idle: usize,
     /// The duty holder is running a request and will read again after it; since when. The
-    /// watchdog hands the duty to a follower if that takes longer than the hand-off delay.
+    /// watchdog hands the duty to a follower if that takes longer than the hand-off delay and
+    /// the connection has input waiting.
     deferred: Option<Instant>,
     /// The duty, handed off and not yet picked up.
     token: bool,
@@ -778,62 +788,169 @@ fn hand_off(shared: &Arc<Shared>, conn: &Arc<Conn>, pool: &mut Pool) {
     }
 }
 
-/// Hands the reading duty of connections whose reading thread has been running one request
-/// for longer than the hand-off delay to a follower. Ticks only while some thread holds the
-/// duty through a request; parks otherwise.
+/// Hands the reading duty of a connection whose reading thread has been running one request
+/// for longer than the hand-off delay to a follower, once more input has arrived on that
+/// connection. Sleeps while no request is deferred; while some are, it wakes at their
+/// deadlines, then waits in `poll(2)` on the sockets of those past their deadline, so a long
+/// call from a client that makes one call at a time costs it about one wake-up, not one per
+/// delay.
 #[derive(Debug, Default)]
 struct Watchdog {
+    /// Some hand-off is deferred (or was at the last scan): the watchdog is not parked.
     armed: AtomicBool,
+    /// The watchdog waits in `poll` for input only, with no deadline due: a new deferral
+    /// must wake it through `wake`.
+    waiting_for_input: AtomicBool,
     thread: std::sync::OnceLock<thread::Thread>,
+    /// A socket pair (read end, write end) to interrupt the watchdog's `poll`.
+    wake: std::sync::OnceLock<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )>,
 }
 
 impl Watchdog {
-    /// Called after deferring a hand-off: wakes the watchdog if it sleeps for good. Costs one
-    /// atomic load while it ticks.
+    /// Called after deferring a hand-off: wakes the watchdog if it sleeps for good or waits
+    /// for input only. Costs one atomic load while it runs to a deadline.
     fn arm(&self) {
-        if !self.armed.load(Ordering::SeqCst)
-            && !self.armed.swap(true, Ordering::SeqCst)
-            && let Some(t) = self.thread.get()
+        if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        } else if self.waiting_for_input.load(Ordering::SeqCst)
+            && self.waiting_for_input.swap(false, Ordering::SeqCst)
         {
-            t.unpark();
+            self.interrupt();
         }
     }
+
+    /// Makes a `poll` of the watchdog return (or the next one, if it is not in one).
+    fn interrupt(&self) {
+        if let Some((_, tx)) = self.wake.get() {
+            // A full socket buffer already holds a wake-up: nothing is lost.
+            let _ = io::Write::write(&mut &*tx, &[1]);
+        }
+    }
+
+    /// Empties the wake-up socket.
+    fn drain(&self) {
+        if let Some((rx, _)) = self.wake.get() {
+            let mut buf = [0u8; 64];
+            while matches!(io::Read::read(&mut &*rx, &mut buf), Ok(n) if n > 0) {}
+        }
+    }
+}
+
+/// What one scan of the connections found.
+#[derive(Default)]
+struct Scan {
+    /// Some connection has a deferred hand-off.
+    any: bool,
+    /// The earliest deadline not yet reached.
+    next: Option<Instant>,
+    /// Connections past their deadline with no input yet: the watchdog waits on them.
+    idle: Vec<Arc<Conn>>,
 }
 
 fn watchdog_loop(shared: &Arc<Shared>) {
+    let dog = &shared.watchdog;
     let delay = shared.config.handoff_delay;
     while !shared.stop.load(Ordering::SeqCst) {
-        if !shared.watchdog.armed.load(Ordering::SeqCst) {
+        if !dog.armed.load(Ordering::SeqCst) {
             thread::park();
             continue;
         }
-        thread::park_timeout(delay);
-        if !watchdog_tick(shared, delay) {
-            shared.watchdog.armed.store(false, Ordering::SeqCst);
+        let mut scan = watchdog_scan(shared, delay);
+        if !scan.any {
+            dog.armed.store(false, Ordering::SeqCst);
             // A hand-off deferred between the scan and the store saw `armed` still set and
             // did not wake us: look once more.
-            if watchdog_tick(shared, delay) {
-                shared.watchdog.armed.store(true, Ordering::SeqCst);
+            if watchdog_scan(shared, delay).any {
+                dog.armed.store(true, Ordering::SeqCst);
+            }
+            continue;
+        }
+        if scan.next.is_none() {
+            dog.waiting_for_input.store(true, Ordering::SeqCst);
+            // A hand-off deferred before the store did not interrupt us: look once more.
+            scan = watchdog_scan(shared, delay);
+            if !scan.any || scan.next.is_some() {
+                dog.waiting_for_input.store(false, Ordering::SeqCst);
+                continue;
             }
         }
+        let timeout = scan
+            .next
+            .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()));
+        wait_for_input(dog, &scan.idle, timeout);
+        dog.waiting_for_input.store(false, Ordering::SeqCst);
+        dog.drain();
     }
 }
 
-/// One scan; whether any connection has a deferred hand-off.
-fn watchdog_tick(shared: &Arc<Shared>, delay: Duration) -> bool {
+/// Longest wait for input on the sockets of long calls before the watchdog scans again
+/// (a safety net: input, a new deferral and shutdown all end the wait at once).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits until one of `conns` (or the wake-up socket) has input, or for `timeout`.
+fn wait_for_input(dog: &Watchdog, conns: &[Arc<Conn>], timeout: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd<'_>> = conns
+        .iter()
+        .map(|c| PollFd::new(c.control.as_fd(), PollFlags::POLLIN))
+        .collect();
+    if let Some((rx, _)) = dog.wake.get() {
+        fds.push(PollFd::new(rx.as_fd(), PollFlags::POLLIN));
+    }
+    // Round up: a timeout rounded down to 0 ms would spin until the deadline.
+    let ms = timeout.as_micros().div_ceil(1000);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    if poll(&mut fds, timeout).is_err() {
+        // EINTR or a descriptor gone bad: do not spin on it.
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One scan: hands off the duty of connections past their deadline with input waiting.
+fn watchdog_scan(shared: &Arc<Shared>, delay: Duration) -> Scan {
     let conns: Vec<Arc<Conn>> = lock(&shared.conns).values().cloned().collect();
-    let mut any = false;
-    for conn in &conns {
+    let mut scan = Scan::default();
+    for conn in conns {
         let mut pool = lock(&conn.pool);
-        if let Some(since) = pool.deferred {
-            any = true;
-            if since.elapsed() >= delay && !pool.closed {
-                pool.deferred = None;
-                hand_off(shared, conn, &mut pool);
-            }
+        let Some(since) = pool.deferred else {
+            continue;
+        };
+        if pool.closed {
+            // Nothing more to read: its reading thread just finishes its call.
+            continue;
+        }
+        scan.any = true;
+        let deadline = since + delay;
+        if Instant::now() < deadline {
+            scan.next = Some(scan.next.map_or(deadline, |n| n.min(deadline)));
+        } else if input_waiting(&conn.control) {
+            pool.deferred = None;
+            hand_off(shared, &conn, &mut pool);
+        } else {
+            drop(pool);
+            scan.idle.push(conn);
         }
     }
-    any
+    scan
+}
+
+/// Whether `stream` has something to read (data, end of stream or an error) without blocking.
+/// The read side may be mid-frame with the rest not yet sent: that counts too, and the
+/// follower then waits for it, as the duty holder would have after its call. When the check
+/// itself fails, the answer is yes: a needless hand-off costs a thread wake-up, a missed one
+/// would hold the calls behind a long one until it ends.
+fn input_waiting(stream: &Stream) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    // The count of descriptors with events: ours is ready (readable, hung up or in error).
+    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
 /// The last thread of a closed connection: tell the services and forget it.
@@ -1295,6 +1412,12 @@ mod tests {
                     Ok(payload.to_vec())
                 }
                 "Big" => Ok(vec![7; usize::from(payload[0]) << 20]),
+                "Thread" => {
+                    // Sleeps `payload[0]` ms, answers which thread ran the call.
+                    let n = payload.first().copied().unwrap_or(0);
+                    thread::sleep(Duration::from_millis(u64::from(n)));
+                    Ok(format!("{:?}", thread::current().id()).into_bytes())
+                }
                 "Panic" => panic!("boom"),
                 _ => Err(method_not_found(ctx.service(), method)),
             }
@@ -1457,11 +1580,32 @@ mod tests {
         let fx = start(1 << 20);
         let mut c = Client::new(&fx.addr);
         for i in 0..6 {
-            c.send(2 * i + 1, "t.Echo", "Sleep", &[1], &[]);
-            assert_eq!(c.recv().0.stream_id, 2 * i + 1);
+            // A call arriving during a long one: a hand-off each round.
+            c.send(4 * i + 1, "t.Echo", "Sleep", &[3], &[]);
+            thread::sleep(Duration::from_millis(5));
+            c.send(4 * i + 3, "t.Echo", "Echo", b"x", &[]);
+            assert_eq!(c.recv().0.stream_id, 4 * i + 3);
+            assert_eq!(c.recv().0.stream_id, 4 * i + 1);
         }
         c.send(99, "t.Echo", "Echo", b"x", &[]);
         assert_eq!(c.recv().0.stream_id, 99);
+    }
+
+    #[test]
+    fn one_call_at_a_time_stays_on_one_thread() {
+        // Calls much longer than the hand-off delay, with nothing behind them: no hand-off,
+        // so every call runs on the connection's first thread (warm caches and allocator).
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        let threads: Vec<Vec<u8>> = (0..5)
+            .map(|i| {
+                c.send(2 * i + 1, "t.Echo", "Thread", &[4], &[]);
+                let (h, r) = c.recv();
+                assert_eq!(h.stream_id, 2 * i + 1);
+                r.payload.to_vec()
+            })
+            .collect();
+        assert!(threads.iter().all(|t| t == &threads[0]), "{threads:?}");
     }
 
     #[test]
