@@ -1,25 +1,26 @@
-//! Median latency of one model run on tract, beside onnxruntime measured in the same run.
+//! Median latency of one model run on the plugin's two engines (tract, and its onnxruntime
+//! engine), beside onnxruntime called directly through `ort`, measured in the same run.
 //!
 //! For every `fixtures/models/*.onnx` (input: `fixtures/reference/<model>.input.bin` when present,
-//! zeros otherwise), both engines load the model from the same bytes, run it a few times to
-//! warm up, then are timed on the same input until a time budget is spent. Both run on one
+//! zeros otherwise), each engine loads the model from the same bytes, runs it a few times to
+//! warm up, then is timed on the same input until a time budget is spent. All run on one
 //! thread: tract is single-threaded, and onnxruntime gets `intra_op_num_threads = 1`,
 //! `inter_op_num_threads = 1` and sequential execution, so the ratio compares kernels, not
 //! core counts (onnxruntime's default would use every core).
 //!
-//! The reference library is `$ORT_DYLIB_PATH`, else the `libonnxruntime.so` of the Python
-//! `onnxruntime` package that `$VACCEL_PYTHON` (default `python3`) imports. Without either the
-//! tract numbers are printed alone, with a line saying why the reference was skipped.
+//! The onnxruntime library is the one the plugin finds (`$VACCEL_ONNXRUNTIME_LIB`, the
+//! loader's search, or the `onnxruntime` package of `$VACCEL_PYTHON`, default `python3`).
+//! Without it the tract numbers are printed alone, with a line saying why.
 //!
 //! `cargo bench -p vaccel-plugin-onnx --bench models [-- <seconds per engine and model>]`
 //! (`VACCEL_ONNX_BENCH_MODELS=<dir>` measures the `*.onnx` of another directory).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use vaccel_plugin_onnx::TractEngine;
+use vaccel_plugin_onnx::onnxruntime::OnnxRuntime;
+use vaccel_plugin_onnx::{OrtEngine, TractEngine};
 use vaccel_vision::{Engine, TensorView};
 
 const WARMUP: usize = 3;
@@ -56,65 +57,27 @@ fn read_f32(path: &Path) -> Option<Vec<f32>> {
     )
 }
 
-/// Where `libonnxruntime.so` is, or why there is none.
-fn find_onnxruntime() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return Ok(PathBuf::from(p));
-    }
-    let python = std::env::var("VACCEL_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{python} cannot import onnxruntime (set VACCEL_PYTHON to a Python that can, or \
-             ORT_DYLIB_PATH to a libonnxruntime.so)"
-        ));
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-        })
-        .collect();
-    libs.sort();
-    libs.pop()
-        .ok_or_else(|| format!("no libonnxruntime.so in {}", dir.display()))
-}
-
-/// onnxruntime, single-threaded.
+/// onnxruntime, single-threaded, called through `ort` directly: the reference.
 struct Reference {
-    env: ort::environment::Environment,
+    rt: &'static OnnxRuntime,
     version: String,
 }
 
 impl Reference {
     fn load() -> Result<Reference, String> {
-        let lib = find_onnxruntime()?;
-        let env = ort::init_from(&lib)
-            .map_err(|e| format!("{}: {e}", lib.display()))?
-            .with_name("vaccel-onnx-bench")
-            .build()
-            .map_err(|e| e.to_string())?;
-        let version = lib
+        let rt = vaccel_plugin_onnx::onnxruntime::runtime().map_err(str::to_owned)?;
+        let version = rt
+            .path()
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix("libonnxruntime.so."))
             .unwrap_or("?")
             .to_owned();
-        Ok(Reference { env, version })
+        Ok(Reference { rt, version })
     }
 
     fn session(&self, model: &[u8]) -> Result<ort::session::Session, String> {
-        ort::session::Session::builder(&self.env)
+        ort::session::Session::builder(self.rt.environment())
             .map_err(|e| e.to_string())?
             .with_intra_threads(1)
             .map_err(|e| e.to_string())?
@@ -159,10 +122,11 @@ fn main() {
         Err(why) => println!("reference: onnxruntime skipped: {why}"),
     }
     println!("tract: tract-onnx, single-threaded; median of runs over {budget:?} per engine");
+    println!("vaccel ort: the plugin's onnxruntime engine (OrtEngine), 1 thread");
     println!();
     println!(
-        "{:<40} {:>16} {:>12} {:>12} {:>10}",
-        "model", "input", "tract ms", "ort ms", "tract/ort"
+        "{:<30} {:>16} {:>10} {:>12} {:>9} {:>10} {:>12}",
+        "model", "input", "tract ms", "vaccel ort", "ort ms", "tract/ort", "vaccel/ort"
     );
     for path in &models {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
@@ -170,7 +134,7 @@ fn main() {
         let engine = match TractEngine::from_bytes(&bytes) {
             Ok(e) => e,
             Err(e) => {
-                println!("{stem:<40} tract cannot load it: {e}");
+                println!("{stem:<30} tract cannot load it: {e}");
                 continue;
             }
         };
@@ -183,43 +147,63 @@ fn main() {
             shape: &shape,
             data: &input,
         }];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let tract = time(budget, || {
             engine.run(&view).map(drop).map_err(|e| e.to_string())
         });
-        let ort = reference
-            .as_ref()
-            .ok()
-            .map(|r| -> Result<Duration, String> {
-                let mut session = r.session(&bytes)?;
-                time(budget, || {
-                    let tensor = ort::value::Tensor::from_array((shape.clone(), input.clone()))
+        let (ours, ort) = match &reference {
+            Ok(r) => {
+                let ours = OrtEngine::from_bytes(r.rt, &bytes, 1)
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| {
+                        time(budget, || e.run(&view).map(drop).map_err(|e| e.to_string()))
+                    });
+                let ort = r.session(&bytes).and_then(|mut session| {
+                    time(budget, || {
+                        let tensor = ort::value::TensorRef::from_array_view((
+                            shape.clone(),
+                            input.as_slice(),
+                        ))
                         .map_err(|e| e.to_string())?;
-                    session
-                        .run(ort::inputs![tensor])
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                })
-            });
-        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
-        let shape_text = format!("{shape:?}");
-        match (&tract, &ort) {
-            (Ok(t), Some(Ok(o))) => println!(
-                "{stem:<40} {shape_text:>16} {:>12.3} {:>12.3} {:>9.2}x",
-                ms(t),
-                ms(o),
-                ms(t) / ms(o)
-            ),
-            (Ok(t), None) => println!(
-                "{stem:<40} {shape_text:>16} {:>12.3} {:>12} {:>10}",
-                ms(t),
-                "-",
-                "-"
-            ),
-            (Ok(t), Some(Err(e))) => println!(
-                "{stem:<40} {shape_text:>16} {:>12.3}   onnxruntime failed: {e}",
-                ms(t)
-            ),
-            (Err(e), _) => println!("{stem:<40} tract failed: {e}"),
+                        session
+                            .run(ort::inputs![tensor])
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                (Some(ours), Some(ort))
+            }
+            Err(_) => (None, None),
+        };
+        let cell = |r: &Option<Result<Duration, String>>| match r {
+            Some(Ok(d)) => format!("{:.3}", ms(*d)),
+            Some(Err(_)) => "failed".to_owned(),
+            None => "-".to_owned(),
+        };
+        let ratio =
+            |a: &Result<Duration, String>, b: &Option<Result<Duration, String>>| match (a, b) {
+                (Ok(a), Some(Ok(b))) => format!("{:.2}x", ms(*a) / ms(*b)),
+                _ => "-".to_owned(),
+            };
+        let tract_ratio = ratio(&tract, &ort);
+        let ours_ratio = ours.as_ref().map_or("-".to_owned(), |o| ratio(o, &ort));
+        println!(
+            "{stem:<30} {:>16} {:>10} {:>12} {:>9} {:>10} {:>12}",
+            format!("{shape:?}"),
+            cell(&Some(tract.clone())),
+            cell(&ours),
+            cell(&ort),
+            tract_ratio,
+            ours_ratio
+        );
+        for (what, r) in [
+            ("tract", Some(&tract)),
+            ("vaccel ort", ours.as_ref()),
+            ("ort", ort.as_ref()),
+        ] {
+            if let Some(Err(e)) = r {
+                println!("  {what} failed: {e}");
+            }
         }
     }
 }

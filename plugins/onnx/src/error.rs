@@ -50,6 +50,16 @@ pub enum OnnxError {
         #[source]
         source: BoxError,
     },
+    /// onnxruntime could not load the model (an operator or opset it lacks, an invalid graph,
+    /// inputs or outputs that are not float32 tensors).
+    #[error("onnxruntime cannot load the model: {0}")]
+    OrtLoad(String),
+    /// onnxruntime failed while running the model or reading its outputs.
+    #[error("onnxruntime failed: {0}")]
+    OrtRun(String),
+    /// `VACCEL_ONNX_ENGINE=onnxruntime` and the library cannot be loaded.
+    #[error("the onnxruntime engine was asked for but is unavailable: {0}")]
+    Unavailable(String),
     /// tract panicked (a model it mishandles): caught so that it never unwinds into the runtime.
     #[error("tract panicked while {stage}: {message}")]
     Panic {
@@ -68,10 +78,13 @@ impl OnnxError {
             OnnxError::NotOnnx { .. }
             | OnnxError::Load(_)
             | OnnxError::UnshapedInput { .. }
-            | OnnxError::InputMismatch(_) => ErrorCode::EINVAL,
-            OnnxError::Run(_) | OnnxError::Output { .. } | OnnxError::Panic { .. } => {
-                ErrorCode::EBACKEND
-            }
+            | OnnxError::InputMismatch(_)
+            | OnnxError::OrtLoad(_) => ErrorCode::EINVAL,
+            OnnxError::Run(_)
+            | OnnxError::Output { .. }
+            | OnnxError::Panic { .. }
+            | OnnxError::OrtRun(_)
+            | OnnxError::Unavailable(_) => ErrorCode::EBACKEND,
         }
     }
 }

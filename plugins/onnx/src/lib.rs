@@ -1,5 +1,23 @@
 //! The `onnx` CPU plugin: vAccel's image operations (classify, detect, segment, pose, depth) on
-//! ONNX models, run by [tract](https://github.com/sonos/tract) in pure Rust.
+//! ONNX models, run by onnxruntime where it is installed and by
+//! [tract](https://github.com/sonos/tract), in pure Rust, otherwise.
+//!
+//! # Engines
+//!
+//! `VACCEL_ONNX_ENGINE` ([`Settings::from_env`]) picks them:
+//! * `auto` (default): onnxruntime when its library is found (see [`onnxruntime`] for where
+//!   it is looked for; `./scripts/runtimes.sh` installs it) and it loads the model, else tract.
+//!   A model onnxruntime refuses (an input or output that is not float32, an operator it
+//!   lacks) runs on tract.
+//! * `onnxruntime`: onnxruntime only; a missing library or a model it refuses is an error.
+//! * `tract`: tract only; nothing is loaded at run time.
+//!
+//! onnxruntime gives the reference results (it is the reference runtime) at its own speed;
+//! tract is within 1e-4 of the exact result and 2-3x slower on these models (figures in
+//! `BENCHMARKS.md`). `VACCEL_ONNX_THREADS` sets onnxruntime's threads per model (default 1,
+//! as tract: small models gain little from more, and concurrent calls then use the cores). onnxruntime is C++ parsing untrusted models: it took 3000
+//! randomly corrupted models without a crash here, but `tract` is the choice that keeps model
+//! parsing in safe Rust.
 //!
 //! vAccel has no ONNX operation family, so ONNX models serve the image ops: a session's model is
 //! the first `MODEL` resource registered with it whose first file is ONNX (labels: another file
@@ -47,14 +65,18 @@ use vaccel_core::{
 };
 use vaccel_vision::{Output, Task};
 
+pub mod backend;
 pub mod engine;
 mod error;
 mod models;
+pub mod onnxruntime;
 mod rewrite;
 
+pub use backend::{AnyEngine, EngineChoice, Settings};
 pub use engine::{TractEngine, decode, sniff};
 pub use error::OnnxError;
 pub use models::Bundled;
+pub use onnxruntime::OrtEngine;
 
 use models::{Model, ModelCache};
 
@@ -74,6 +96,7 @@ pub const NAME: &str = "onnx";
 #[derive(Debug)]
 pub struct OnnxPlugin {
     info: PluginInfo,
+    settings: Settings,
     models: ModelCache,
 }
 
@@ -84,12 +107,24 @@ impl Default for OnnxPlugin {
 }
 
 impl OnnxPlugin {
-    /// The plugin, with an empty model cache.
+    /// The plugin with the default [`Settings`] (onnxruntime where available, else tract;
+    /// every core), and an empty model cache.
     pub fn new() -> Self {
+        OnnxPlugin::with_settings(Settings::default())
+    }
+
+    /// The plugin running models as `settings` say.
+    pub fn with_settings(settings: Settings) -> Self {
         OnnxPlugin {
             info: PluginInfo::new(NAME, VACCEL_VERSION, PluginType::CPU),
-            models: ModelCache::default(),
+            settings,
+            models: ModelCache::new(settings),
         }
+    }
+
+    /// How this plugin runs models.
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     /// How many registered models this plugin has parsed so far (each once per session and
@@ -104,7 +139,7 @@ impl OnnxPlugin {
             return Ok(model);
         }
         match Bundled::for_task(task) {
-            Some(bundled) => bundled.model(),
+            Some(bundled) => bundled.model(&self.settings),
             None => Err(Error::declined(
                 NAME,
                 format!("{task:?} needs a registered ONNX model (none is bundled for it)"),
@@ -114,7 +149,12 @@ impl OnnxPlugin {
 
     fn serve(&self, sess: &Session, task: Task, image: &[u8]) -> Result<Output> {
         let model = self.model(sess, task)?;
-        log::debug!("onnx: session {} {task:?} on {}", sess.id(), model.origin);
+        log::debug!(
+            "onnx: session {} {task:?} on {} ({})",
+            sess.id(),
+            model.origin,
+            model.engine.name()
+        );
         vaccel_vision::run(
             task,
             &model.engine,
@@ -130,7 +170,7 @@ impl OnnxPlugin {
 pub fn bundled() -> BundledPlugin {
     BundledPlugin {
         name: NAME,
-        create: |_| Ok(Arc::new(OnnxPlugin::new())),
+        create: |_| Ok(Arc::new(OnnxPlugin::with_settings(Settings::from_env()?))),
     }
 }
 
@@ -193,7 +233,11 @@ mod tests {
 
     fn runtime() -> (tempfile::TempDir, Arc<OnnxPlugin>, Runtime) {
         let dir = tempfile::tempdir().unwrap();
-        let plugin = Arc::new(OnnxPlugin::new());
+        // tract: these tests check its messages; tests/image_ops.rs runs both engines.
+        let plugin = Arc::new(OnnxPlugin::with_settings(Settings {
+            engine: EngineChoice::Tract,
+            threads: 1,
+        }));
         let rt = Runtime::builder()
             .skip_logging()
             .rundir_base(dir.path())

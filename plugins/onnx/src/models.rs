@@ -17,7 +17,8 @@ use vaccel_core::{Blob, Error, ErrorCode, Id, Resource, ResourceType, Result, Se
 
 use vaccel_vision::Task;
 
-use crate::engine::{SNIFF_LEN, TractEngine, decode, sniff};
+use crate::backend::{AnyEngine, Settings};
+use crate::engine::{SNIFF_LEN, decode, sniff};
 
 /// Longest labels file read (a label per line; ImageNet's 1000 labels take ~20 KiB).
 const MAX_LABELS_BYTES: u64 = 4 << 20;
@@ -26,7 +27,7 @@ const MAX_LABELS_BYTES: u64 = 4 << 20;
 #[derive(Debug)]
 pub struct Model {
     /// The runnable model.
-    pub engine: TractEngine,
+    pub engine: AnyEngine,
     /// Class names, one per class index, when the resource carries a labels file.
     pub labels: Option<Vec<String>>,
     /// What it was loaded from, for logs and errors (`resource 3 (mobilenet.onnx)`).
@@ -40,7 +41,7 @@ enum Verdict {
     Onnx(Arc<Model>),
     /// Not ONNX, and why (so a declined call does not re-read the file).
     NotOnnx(String),
-    /// ONNX that tract cannot load: the error's code and message, so that later calls fail
+    /// ONNX that cannot be loaded: the error's code and message, so that later calls fail
     /// the same way without parsing it again.
     Broken(ErrorCode, String),
 }
@@ -50,6 +51,7 @@ type Slot = Arc<Mutex<Option<Verdict>>>;
 /// The models of registered resources, per (session id, resource id).
 #[derive(Debug, Default)]
 pub struct ModelCache {
+    settings: Settings,
     slots: Mutex<HashMap<(Id, Id), Slot>>,
     loads: AtomicUsize,
 }
@@ -59,6 +61,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ModelCache {
+    /// An empty cache loading models as `settings` say.
+    pub fn new(settings: Settings) -> ModelCache {
+        ModelCache {
+            settings,
+            ..ModelCache::default()
+        }
+    }
+
     /// How many models were parsed and loaded so far.
     pub fn loads(&self) -> usize {
         self.loads.load(Ordering::Relaxed)
@@ -121,9 +131,8 @@ impl ModelCache {
                 )));
             }
         };
-        drop(bytes);
         self.loads.fetch_add(1, Ordering::Relaxed);
-        let engine = match TractEngine::from_proto(&proto) {
+        let engine = match AnyEngine::load(&self.settings, &bytes, &proto) {
             Ok(engine) => engine,
             Err(e) => {
                 let message = format!("{origin}: {}", crate::error::chain(&e));
@@ -136,7 +145,8 @@ impl ModelCache {
             None => None,
         };
         log::info!(
-            "onnx: loaded {origin}{}",
+            "onnx: loaded {origin} on {}{}",
+            engine.name(),
             labels
                 .as_ref()
                 .map(|l| format!(" with {} labels", l.len()))
@@ -252,20 +262,31 @@ impl Bundled {
         }
     }
 
-    /// The model, parsed on first use and kept for the life of the process.
-    pub(crate) fn model(self) -> Result<Arc<Model>> {
-        static FACE: OnceLock<std::result::Result<Arc<Model>, String>> = OnceLock::new();
-        static SELFIE: OnceLock<std::result::Result<Arc<Model>, String>> = OnceLock::new();
-        let cell = match self {
+    /// The model, parsed on first use and kept for the life of the process (one copy per
+    /// engine preference: onnxruntime first, or tract only; the first plugin to load it sets
+    /// its thread count).
+    pub(crate) fn model(self, settings: &Settings) -> Result<Arc<Model>> {
+        type Cell = OnceLock<std::result::Result<Arc<Model>, String>>;
+        static FACE: [Cell; 2] = [OnceLock::new(), OnceLock::new()];
+        static SELFIE: [Cell; 2] = [OnceLock::new(), OnceLock::new()];
+        let cells = match self {
             Bundled::FaceDetection => &FACE,
             Bundled::SelfieSegmentation => &SELFIE,
+        };
+        let [tract_cell, ort_cell] = cells;
+        let cell = if settings.prefers_onnxruntime() {
+            ort_cell
+        } else {
+            tract_cell
         };
         cell.get_or_init(|| {
             BUNDLED_LOADS.fetch_add(1, Ordering::Relaxed);
             let origin = format!("bundled {}", self.name());
-            match TractEngine::from_bytes(self.bytes()) {
+            let loaded = decode(self.bytes())
+                .and_then(|proto| AnyEngine::load(settings, self.bytes(), &proto));
+            match loaded {
                 Ok(engine) => {
-                    log::info!("onnx: loaded {origin}");
+                    log::info!("onnx: loaded {origin} on {}", engine.name());
                     Ok(Arc::new(Model {
                         engine,
                         labels: None,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vaccel_core::{Error, ErrorCode, Plugin, PluginType, Resource, ResourceType, Runtime, Session};
-use vaccel_plugin_onnx::OnnxPlugin;
+use vaccel_plugin_onnx::{EngineChoice, OnnxPlugin, Settings};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,9 +24,25 @@ struct Setup {
     rt: Runtime,
 }
 
-fn setup() -> Setup {
+/// tract always; onnxruntime too where it is installed (`./scripts/runtimes.sh`).
+fn engines() -> Vec<EngineChoice> {
+    let mut engines = vec![EngineChoice::Tract];
+    match vaccel_plugin_onnx::onnxruntime::runtime() {
+        Ok(_) => engines.push(EngineChoice::OnnxRuntime),
+        Err(why) => {
+            assert!(
+                std::env::var_os("VACCEL_REQUIRE_BACKENDS").is_none(),
+                "onnxruntime is required (VACCEL_REQUIRE_BACKENDS) but missing: {why}"
+            );
+            eprintln!("onnxruntime engine not tested: {why}");
+        }
+    }
+    engines
+}
+
+fn setup(engine: EngineChoice) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = Arc::new(OnnxPlugin::new());
+    let plugin = Arc::new(OnnxPlugin::with_settings(Settings { engine, threads: 1 }));
     let rt = Runtime::builder()
         .skip_logging()
         .rundir_base(dir.path())
@@ -73,123 +89,134 @@ fn detect_the_face(sess: &Session) {
 
 #[test]
 fn bundled_face_detector_finds_the_astronaut() {
-    let s = setup();
-    let sess = Session::new(&s.rt, PluginType::CPU.bits()).unwrap();
-    detect_the_face(&sess);
-    // The plain op writes the same result image.
-    let mut name = [0u8; 256];
-    sess.image_detect(&astronaut(), &mut name).unwrap();
-    assert!(sess.rundir().join(c_str(&name)).is_file());
-    assert_eq!(
-        s.plugin.models_loaded(),
-        0,
-        "bundled models are not registered ones"
-    );
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, PluginType::CPU.bits()).unwrap();
+        detect_the_face(&sess);
+        // The plain op writes the same result image.
+        let mut name = [0u8; 256];
+        sess.image_detect(&astronaut(), &mut name).unwrap();
+        assert!(sess.rundir().join(c_str(&name)).is_file());
+        assert_eq!(
+            s.plugin.models_loaded(),
+            0,
+            "bundled models are not registered ones"
+        );
+    }
 }
 
 #[test]
 fn bundled_segmenter_writes_a_mask() {
-    let s = setup();
-    let sess = Session::new(&s.rt, 0).unwrap();
-    let mut name = [0u8; 256];
-    sess.image_segment(&astronaut(), &mut name).unwrap();
-    let image = sess.rundir().join(c_str(&name));
-    assert!(image.is_file(), "{}", image.display());
-    // A name longer than the buffer is cut, still NUL-terminated.
-    let mut short = [0xffu8; 4];
-    sess.image_segment(&astronaut(), &mut short).unwrap();
-    assert_eq!(short[3], 0);
-    assert!(c_str(&name).starts_with(&c_str(&short)));
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, 0).unwrap();
+        let mut name = [0u8; 256];
+        sess.image_segment(&astronaut(), &mut name).unwrap();
+        let image = sess.rundir().join(c_str(&name));
+        assert!(image.is_file(), "{}", image.display());
+        // A name longer than the buffer is cut, still NUL-terminated.
+        let mut short = [0xffu8; 4];
+        sess.image_segment(&astronaut(), &mut short).unwrap();
+        assert_eq!(short[3], 0);
+        assert!(c_str(&name).starts_with(&c_str(&short)));
+    }
 }
 
 #[test]
 fn registered_models_are_used_from_files_and_buffers() {
-    let s = setup();
-    let path = fixture("models/face_detection_short_range.onnx");
-    let file = Resource::new(&s.rt, path.to_str().unwrap(), ResourceType::Model).unwrap();
-    let sess = Session::new(&s.rt, 0).unwrap();
-    sess.register(&file).unwrap();
-    detect_the_face(&sess);
-    detect_the_face(&sess);
-    assert_eq!(s.plugin.models_loaded(), 1, "parsed once for both calls");
+    for engine in engines() {
+        let s = setup(engine);
+        let path = fixture("models/face_detection_short_range.onnx");
+        let file = Resource::new(&s.rt, path.to_str().unwrap(), ResourceType::Model).unwrap();
+        let sess = Session::new(&s.rt, 0).unwrap();
+        sess.register(&file).unwrap();
+        detect_the_face(&sess);
+        detect_the_face(&sess);
+        assert_eq!(s.plugin.models_loaded(), 1, "parsed once for both calls");
 
-    let buf = Resource::from_buf(
-        &s.rt,
-        std::fs::read(&path).unwrap(),
-        ResourceType::Model,
-        Some("face.onnx"),
-        true,
-    )
-    .unwrap();
-    let sess2 = Session::new(&s.rt, 0).unwrap();
-    sess2.register(&buf).unwrap();
-    detect_the_face(&sess2);
-    assert_eq!(s.plugin.models_loaded(), 2);
+        let buf = Resource::from_buf(
+            &s.rt,
+            std::fs::read(&path).unwrap(),
+            ResourceType::Model,
+            Some("face.onnx"),
+            true,
+        )
+        .unwrap();
+        let sess2 = Session::new(&s.rt, 0).unwrap();
+        sess2.register(&buf).unwrap();
+        detect_the_face(&sess2);
+        assert_eq!(s.plugin.models_loaded(), 2);
 
-    // A registered segmenter serves segmentation, and cannot detect: declined, not
-    // silently replaced by the bundled face detector.
-    let selfie = Resource::new(
-        &s.rt,
-        fixture("models/selfie_segmentation.onnx").to_str().unwrap(),
-        ResourceType::Model,
-    )
-    .unwrap();
-    let sess3 = Session::new(&s.rt, 0).unwrap();
-    sess3.register(&selfie).unwrap();
-    let mut name = [0u8; 256];
-    sess3.image_segment(&astronaut(), &mut name).unwrap();
-    let e = sess3.image_detect(&astronaut(), &mut name).unwrap_err();
-    assert!(matches!(e, Error::Declined { .. }), "{e:?}");
-    assert!(e.to_string().contains("selfie_segmentation.onnx"), "{e}");
+        // A registered segmenter serves segmentation, and cannot detect: declined, not
+        // silently replaced by the bundled face detector.
+        let selfie = Resource::new(
+            &s.rt,
+            fixture("models/selfie_segmentation.onnx").to_str().unwrap(),
+            ResourceType::Model,
+        )
+        .unwrap();
+        let sess3 = Session::new(&s.rt, 0).unwrap();
+        sess3.register(&selfie).unwrap();
+        let mut name = [0u8; 256];
+        sess3.image_segment(&astronaut(), &mut name).unwrap();
+        let e = sess3.image_detect(&astronaut(), &mut name).unwrap_err();
+        assert!(matches!(e, Error::Declined { .. }), "{e:?}");
+        assert!(e.to_string().contains("selfie_segmentation.onnx"), "{e}");
+    }
 }
 
 #[test]
 fn registered_non_onnx_models_are_declined() {
-    let s = setup();
-    let sess = Session::new(&s.rt, 0).unwrap();
-    for rel in [
-        "models/face_detection_short_range.tflite",
-        "torch/tiny_cnn.pt",
-        "tf/cnn_frozen.pb",
-    ] {
-        let res =
-            Resource::new(&s.rt, fixture(rel).to_str().unwrap(), ResourceType::Model).unwrap();
-        sess.register(&res).unwrap();
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, 0).unwrap();
+        for rel in [
+            "models/face_detection_short_range.tflite",
+            "torch/tiny_cnn.pt",
+            "tf/cnn_frozen.pb",
+        ] {
+            let res =
+                Resource::new(&s.rt, fixture(rel).to_str().unwrap(), ResourceType::Model).unwrap();
+            sess.register(&res).unwrap();
+        }
+        let mut name = [0u8; 256];
+        let e = sess.image_detect(&astronaut(), &mut name).unwrap_err();
+        assert!(matches!(e, Error::Declined { .. }), "{e:?}");
+        assert_eq!(e.code(), ErrorCode::ENOTSUP);
+        let text = e.to_string();
+        for file in [
+            "face_detection_short_range.tflite",
+            "tiny_cnn.pt",
+            "cnn_frozen.pb",
+        ] {
+            assert!(text.contains(file), "{text}");
+        }
+        assert_eq!(s.plugin.models_loaded(), 0);
     }
-    let mut name = [0u8; 256];
-    let e = sess.image_detect(&astronaut(), &mut name).unwrap_err();
-    assert!(matches!(e, Error::Declined { .. }), "{e:?}");
-    assert_eq!(e.code(), ErrorCode::ENOTSUP);
-    let text = e.to_string();
-    for file in [
-        "face_detection_short_range.tflite",
-        "tiny_cnn.pt",
-        "cnn_frozen.pb",
-    ] {
-        assert!(text.contains(file), "{text}");
-    }
-    assert_eq!(s.plugin.models_loaded(), 0);
 }
 
 #[test]
 fn garbage_models_are_clear_errors() {
-    let s = setup();
-    let model = std::fs::read(fixture("models/face_detection_short_range.onnx")).unwrap();
-    let mut name = [0u8; 256];
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "random.onnx",
-            b"\x8a\x13 this is not a model \xff\x00".repeat(50),
-        ),
-        ("truncated.onnx", model[..model.len() / 3].to_vec()),
-    ];
-    for (file, bytes) in cases {
-        let sess = Session::new(&s.rt, 0).unwrap();
-        let res = Resource::from_buf(&s.rt, bytes, ResourceType::Model, Some(file), true).unwrap();
-        sess.register(&res).unwrap();
-        let e = sess.image_detect(&astronaut(), &mut name).unwrap_err();
-        assert!(matches!(e, Error::Declined { .. }), "{file}: {e:?}");
-        assert!(e.to_string().contains(file), "{e}");
+    for engine in engines() {
+        let s = setup(engine);
+        let model = std::fs::read(fixture("models/face_detection_short_range.onnx")).unwrap();
+        let mut name = [0u8; 256];
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "random.onnx",
+                b"\x8a\x13 this is not a model \xff\x00".repeat(50),
+            ),
+            ("truncated.onnx", model[..model.len() / 3].to_vec()),
+        ];
+        for (file, bytes) in cases {
+            let sess = Session::new(&s.rt, 0).unwrap();
+            let res =
+                Resource::from_buf(&s.rt, bytes, ResourceType::Model, Some(file), true).unwrap();
+            sess.register(&res).unwrap();
+            let e = sess.image_detect(&astronaut(), &mut name).unwrap_err();
+            assert!(matches!(e, Error::Declined { .. }), "{file}: {e:?}");
+            assert!(e.to_string().contains(file), "{e}");
+        }
     }
 }
 
@@ -215,21 +242,33 @@ fn corrupted_models_never_panic() {
             let at = (next() as usize) % span;
             bytes[at] ^= 1 << (next() % 8);
         }
-        match vaccel_plugin_onnx::TractEngine::from_bytes(&bytes) {
-            Ok(engine) => {
-                loaded += 1;
-                let shapes = vaccel_vision::Engine::input_shapes(&engine);
-                if shapes == [vec![1, 128, 128, 3]] {
-                    let _ = vaccel_vision::Engine::run(
-                        &engine,
-                        &[vaccel_vision::TensorView {
+        let mut candidates: Vec<Result<Box<dyn vaccel_vision::Engine>, String>> = vec![
+            vaccel_plugin_onnx::TractEngine::from_bytes(&bytes)
+                .map(|e| Box::new(e) as Box<dyn vaccel_vision::Engine>)
+                .map_err(|e| e.to_string()),
+        ];
+        // onnxruntime too where it is installed (3000 such models ran clean on 1.31.1).
+        if let Ok(rt) = vaccel_plugin_onnx::onnxruntime::runtime() {
+            candidates.push(
+                vaccel_plugin_onnx::OrtEngine::from_bytes(rt, &bytes, 1)
+                    .map(|e| Box::new(e) as Box<dyn vaccel_vision::Engine>)
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        for candidate in candidates {
+            match candidate {
+                Ok(engine) => {
+                    loaded += 1;
+                    let shapes = engine.input_shapes();
+                    if shapes == [vec![1, 128, 128, 3]] {
+                        let _ = engine.run(&[vaccel_vision::TensorView {
                             shape: &shapes[0],
                             data: &input,
-                        }],
-                    );
+                        }]);
+                    }
                 }
+                Err(_) => refused += 1,
             }
-            Err(_) => refused += 1,
         }
     }
     eprintln!("corrupted models: {loaded} loaded, {refused} refused");
@@ -237,14 +276,16 @@ fn corrupted_models_never_panic() {
 
 #[test]
 fn garbage_images_are_invalid_arguments() {
-    let s = setup();
-    let sess = Session::new(&s.rt, 0).unwrap();
-    let mut name = [0u8; 256];
-    let mut jpeg = astronaut();
-    jpeg.truncate(600);
-    for image in [b"definitely not an image".to_vec(), jpeg] {
-        let e = sess.image_detect(&image, &mut name).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::EINVAL, "{e:?}");
-        assert!(e.to_string().contains("image"), "{e}");
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, 0).unwrap();
+        let mut name = [0u8; 256];
+        let mut jpeg = astronaut();
+        jpeg.truncate(600);
+        for image in [b"definitely not an image".to_vec(), jpeg] {
+            let e = sess.image_detect(&image, &mut name).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::EINVAL, "{e:?}");
+            assert!(e.to_string().contains("image"), "{e}");
+        }
     }
 }
