@@ -19,6 +19,8 @@ use vaccel_rpc::transport::Listener;
 /// How long calls in flight may run on after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
+mod malloc;
+
 /// vAccel RPC agent: runs the vAccel calls of remote clients on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "vaccel-rpc-agent", version)]
@@ -53,6 +55,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     if let Some(address) = &cli.check {
         return check(address, cli.check_timeout);
