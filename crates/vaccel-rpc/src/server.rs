@@ -716,8 +716,16 @@ fn serve_connection(shared: &Arc<Shared>, conn: &Arc<Conn>, mut duty: bool) {
         if duty {
             shared.watchdog.arm();
         }
-        run(shared, conn, work);
-        if duty && lock(&conn.pool).deferred.take().is_none() {
+        // The deferral ends just before the answer goes out: once it is out, the client's next
+        // request may arrive at any moment, and the watchdog must not take it for a call
+        // waiting behind this one.
+        let mut kept = duty;
+        run(shared, conn, work, || {
+            if duty {
+                kept = lock(&conn.pool).deferred.take().is_some();
+            }
+        });
+        if duty && !kept {
             // The watchdog gave the duty to another thread meanwhile.
             duty = false;
         }
@@ -1197,7 +1205,9 @@ fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work
 }
 
 /// Runs one request and writes its answer (on the thread that read it).
-fn run(shared: &Shared, conn: &Conn, work: Work) {
+/// Runs one request and answers it; `before_answer` runs once, just before the answer is
+/// written.
+fn run(shared: &Shared, conn: &Conn, work: Work, before_answer: impl FnOnce()) {
     // A large request body goes back to the connection for its next large frame once every
     // slice of it is dropped (after the response is written).
     let mut keep = None;
@@ -1208,6 +1218,7 @@ fn run(shared: &Shared, conn: &Conn, work: Work) {
         }) {
             Ok(req) => (stream_id, req, None),
             Err(e) => {
+                before_answer();
                 send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
                 return;
             }
@@ -1243,6 +1254,7 @@ fn run(shared: &Shared, conn: &Conn, work: Work) {
     if let Some(body) = keep {
         frame::reclaim(body, &mut lock(&conn.spare));
     }
+    before_answer();
     respond(shared, conn, stream_id, result, accept_chunks);
 }
 
