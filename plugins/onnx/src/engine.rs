@@ -113,6 +113,37 @@ fn load_err(e: impl Into<BoxError>) -> OnnxError {
     OnnxError::Load(e.into())
 }
 
+/// Checks `inputs` against the shapes a model takes (count, shape, number of values): the
+/// same rule, and the same messages, for both engines.
+pub(crate) fn check_inputs<'a>(
+    inputs: &[TensorView<'_>],
+    shapes: impl ExactSizeIterator<Item = &'a [usize]>,
+) -> Result<(), OnnxError> {
+    if inputs.len() != shapes.len() {
+        return Err(OnnxError::InputMismatch(format!(
+            "the model takes {} inputs, {} given",
+            shapes.len(),
+            inputs.len()
+        )));
+    }
+    for (index, (view, shape)) in inputs.iter().zip(shapes).enumerate() {
+        if view.shape != shape {
+            return Err(OnnxError::InputMismatch(format!(
+                "input {index} has shape {:?}, the model takes {shape:?}",
+                view.shape
+            )));
+        }
+        let expected: usize = shape.iter().product();
+        if view.data.len() != expected {
+            return Err(OnnxError::InputMismatch(format!(
+                "input {index} holds {} values, its shape {shape:?} needs {expected}",
+                view.data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What one model input takes: its concrete shape and tract's element type.
 #[derive(Debug, Clone)]
 struct InputSpec {
@@ -223,29 +254,9 @@ impl TractEngine {
 
     /// Runs the model, with the plugin's typed error.
     pub fn run_tensors(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, OnnxError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(OnnxError::InputMismatch(format!(
-                "the model takes {} inputs, {} given",
-                self.inputs.len(),
-                inputs.len()
-            )));
-        }
+        check_inputs(inputs, self.inputs.iter().map(|s| s.shape.as_slice()))?;
         let mut values = TVec::new();
-        for (index, (view, spec)) in inputs.iter().zip(&self.inputs).enumerate() {
-            if view.shape != spec.shape.as_slice() {
-                return Err(OnnxError::InputMismatch(format!(
-                    "input {index} has shape {:?}, the model takes {:?}",
-                    view.shape, spec.shape
-                )));
-            }
-            let expected: usize = spec.shape.iter().product();
-            if view.data.len() != expected {
-                return Err(OnnxError::InputMismatch(format!(
-                    "input {index} holds {} values, its shape {:?} needs {expected}",
-                    view.data.len(),
-                    spec.shape
-                )));
-            }
+        for (view, spec) in inputs.iter().zip(&self.inputs) {
             let tensor = TractTensor::from_shape(&spec.shape, view.data)
                 .map_err(|e| OnnxError::InputMismatch(chain(&*BoxError::from(e))))?;
             let tensor = if spec.datum == DatumType::F32 {

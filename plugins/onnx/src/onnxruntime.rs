@@ -21,7 +21,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use vaccel_vision::{Engine, EngineError, Tensor, TensorView};
 
-use crate::engine::MAX_INPUT_ELEMENTS;
+use crate::engine::{MAX_INPUT_ELEMENTS, check_inputs};
 use crate::error::{OnnxError, chain};
 
 /// Path of `libonnxruntime.so`; when set (non-empty), the only candidate.
@@ -208,23 +208,9 @@ impl OrtEngine {
 
     /// Runs the model, with the plugin's typed error.
     pub fn run_tensors(&self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, OnnxError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(OnnxError::InputMismatch(format!(
-                "the model takes {} inputs, {} given",
-                self.inputs.len(),
-                inputs.len()
-            )));
-        }
+        check_inputs(inputs, self.inputs.iter().map(Vec::as_slice))?;
         let mut values = Vec::with_capacity(inputs.len());
-        for (index, (view, shape)) in inputs.iter().zip(&self.inputs).enumerate() {
-            if view.shape != shape.as_slice() || view.data.len() != shape.iter().product::<usize>()
-            {
-                return Err(OnnxError::InputMismatch(format!(
-                    "input {index} has shape {:?} ({} values), the model takes {shape:?}",
-                    view.shape,
-                    view.data.len()
-                )));
-            }
+        for (view, shape) in inputs.iter().zip(&self.inputs) {
             let tensor = TensorRef::from_array_view((shape.clone(), view.data))
                 .map_err(|e| OnnxError::InputMismatch(e.to_string()))?;
             values.push(ort::session::SessionInputValue::from(tensor));
