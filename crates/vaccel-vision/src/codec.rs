@@ -1,5 +1,6 @@
 //! Untrusted image bytes in (PNG, JPEG), result PNGs out.
 
+use std::cell::RefCell;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,24 +67,61 @@ pub fn check_size(width: u32, height: u32) -> Result<(), VisionError> {
 /// Encodes `image` as an RGB PNG with fast compression (result images are written on every
 /// call; size matters less than latency).
 pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>, VisionError> {
-    let mut out = Vec::with_capacity(image.as_raw().len() / 2 + 1024);
-    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+    let mut out = Vec::new();
+    encode_png_into(image, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode_png`] into `out` (cleared first), reusing its memory.
+///
+/// fdeflate's fast mode with the `Up` filter on every row: on photos it is about a quarter
+/// faster than choosing a filter per row (`Adaptive`), for files under a tenth larger.
+/// Room for the image's raw size is reserved up front, so `out` is not regrown (and
+/// copied) while compressing, which used to cost about a quarter of the encoding time.
+pub fn encode_png_into(image: &RgbImage, out: &mut Vec<u8>) -> Result<(), VisionError> {
+    out.clear();
+    // Raw samples, one filter byte a row, and the headers: what a stored (incompressible)
+    // image takes; compressed ones fit.
+    out.reserve(image.as_raw().len() + image.height() as usize + 1024);
+    PngEncoder::new_with_quality(&mut *out, CompressionType::Fast, FilterType::Up)
         .write_image(
             image.as_raw(),
             image.width(),
             image.height(),
             image::ExtendedColorType::Rgb8,
         )
-        .map_err(VisionError::Encode)?;
-    Ok(out)
+        .map_err(VisionError::Encode)
+}
+
+/// Largest encoding buffer a thread keeps between calls (a 4K frame fits).
+const KEEP_BUFFER: usize = 32 << 20;
+
+thread_local! {
+    /// The encoding buffer of [`write_png`], kept between calls: result images are written
+    /// on every call, and a fresh buffer a call means page faults on every call wherever
+    /// the allocator hands large blocks back to the kernel (glibc's defaults do).
+    static PNG_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Writes `image` as PNG to `dir/name`, atomically: readers see the old file or the new one,
 /// never a partial one. The file gets the process's default permissions (umask). Returns the
 /// final path.
 pub fn write_png(dir: &Path, name: &str, image: &RgbImage) -> Result<PathBuf, VisionError> {
-    let bytes = encode_png(image)?;
-    write_atomic(dir, name, &bytes)
+    PNG_BUFFER.with(|cell| {
+        // Re-entrance cannot happen (nothing below calls back here), but a fresh buffer is
+        // the safe answer if it ever did.
+        let mut fresh = Vec::new();
+        let mut kept = cell.try_borrow_mut();
+        let buf = match kept.as_mut() {
+            Ok(kept) => &mut **kept,
+            Err(_) => &mut fresh,
+        };
+        let written = encode_png_into(image, buf).and_then(|()| write_atomic(dir, name, buf));
+        if buf.capacity() > KEEP_BUFFER {
+            *buf = Vec::new();
+        }
+        written
+    })
 }
 
 /// Writes `bytes` to `dir/name` through a unique temporary file in `dir` and a rename.
@@ -128,6 +166,20 @@ mod tests {
         let img = gradient(37, 21);
         let png = encode_png(&img).unwrap();
         assert_eq!(decode(&png).unwrap(), img);
+    }
+
+    #[test]
+    fn encoding_into_a_used_buffer_replaces_its_contents() {
+        let mut buf = b"left over from an earlier image".to_vec();
+        let small = gradient(3, 2);
+        encode_png_into(&small, &mut buf).unwrap();
+        assert_eq!(buf, encode_png(&small).unwrap());
+        assert_eq!(decode(&buf).unwrap(), small);
+        let big = gradient(64, 48);
+        encode_png_into(&big, &mut buf).unwrap();
+        assert_eq!(decode(&buf).unwrap(), big);
+        encode_png_into(&small, &mut buf).unwrap();
+        assert_eq!(decode(&buf).unwrap(), small);
     }
 
     #[test]
