@@ -1,9 +1,12 @@
 //! `model-bench`: real model runs on the CPU backends, called in-process (`VACCEL_PLUGINS=cpu`)
 //! and through a `vaccel-rpc-agent` on a unix socket (`rpc` plugin), alternating the two in
 //! the same run so that both see the same machine state. Prints a markdown table of median
-//! and p90 latencies, the agent's overhead over local, and the minor page faults per call of
-//! the process doing the work (this one for local calls, the agent for agent calls): a call
-//! that re-faults its buffers every time shows up there.
+//! and p90 latencies, the agent's overhead over local, the CPU time per call (all threads of
+//! this process for a local call; for an agent call, the agent's threads and this process's
+//! client side), and the minor page faults per call of the process doing the work (this one
+//! for local calls, the agent for agent calls): a call that re-faults its buffers every time
+//! shows up there. The CPU columns tell work from waiting: an agent call that takes longer
+//! than a local one but no more CPU lost its time to scheduling or the transport.
 //!
 //! `cargo build --release -p vaccel-bench -p vaccel-agent && target/release/model-bench [iters]`
 //! (the tflite plugin needs LiteRT: `./scripts/runtimes.sh`); `VACCEL_BENCH_ONLY=<text>` runs
@@ -107,11 +110,13 @@ fn main() -> Result<()> {
         .build()?;
 
     println!(
-        "| call | local median | local p90 | agent median | agent p90 | agent overhead | faults/call local, agent |"
+        "| call | local median | local p90 | agent median | agent p90 | agent overhead | CPU/call local | CPU/call agent + client | faults/call local, agent |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let only = std::env::var("VACCEL_BENCH_ONLY").unwrap_or_default();
-    let agent_stat = format!("/proc/{}/stat", _agent.child.id());
+    let agent_pid = _agent.child.id();
+    let agent_stat = format!("/proc/{agent_pid}/stat");
+    let agent_tasks = format!("/proc/{agent_pid}/task");
     for case in CASES.iter().filter(|c| c.name.contains(&only)) {
         let l = Runner::new(&local, case, &fixtures)?;
         let r = Runner::new(&remote, case, &fixtures)?;
@@ -121,24 +126,34 @@ fn main() -> Result<()> {
             r.call()?;
         }
         let (mut local_faults, mut agent_faults) = (0u64, 0u64);
+        let (mut local_cpu, mut agent_cpu, mut client_cpu) = (0u64, 0u64, 0u64);
         for _ in 0..iters {
             let before = minor_faults("/proc/self/stat");
+            let cpu = own_cpu_ns();
             lt.push(l.timed()?);
+            local_cpu += own_cpu_ns().saturating_sub(cpu);
             local_faults += minor_faults("/proc/self/stat").saturating_sub(before);
             let before = minor_faults(&agent_stat);
+            let (cpu, client) = (cpu_ns(&agent_tasks), own_cpu_ns());
             rt.push(r.timed()?);
+            client_cpu += own_cpu_ns().saturating_sub(client);
+            agent_cpu += cpu_ns(&agent_tasks).saturating_sub(cpu);
             agent_faults += minor_faults(&agent_stat).saturating_sub(before);
         }
         let (lm, rm) = (pct(&mut lt, 0.5), pct(&mut rt, 0.5));
         let per_call = |n: u64| n as f64 / iters.max(1) as f64;
+        let ms = |ns: u64| per_call(ns) / 1e6;
         println!(
-            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.1}% | {:.0}, {:.0} |",
+            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:+.1}% | {:.3} ms | {:.3} + {:.3} ms | {:.0}, {:.0} |",
             case.name,
             lm,
             pct(&mut lt, 0.9),
             rm,
             pct(&mut rt, 0.9),
             (rm / lm - 1.0) * 100.0,
+            ms(local_cpu),
+            ms(agent_cpu),
+            ms(client_cpu),
             per_call(local_faults),
             per_call(agent_faults),
         );
@@ -222,4 +237,28 @@ fn minor_faults(stat: &str) -> u64 {
         .nth(7)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU time so far, in ns, of all the threads of this process (exact to the call, unlike
+/// `schedstat`, which lags for a running thread).
+fn own_cpu_ns() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0)
+    })
+}
+
+/// CPU time so far, in ns, of all the threads under `tasks` (`/proc/<pid>/task`): the sum of
+/// the first field of each thread's `schedstat` (time spent running). Threads that ended are
+/// not counted; the agent keeps its. Read between calls, while the agent waits for the next
+/// one, so its figures are settled.
+fn cpu_ns(tasks: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(tasks) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
