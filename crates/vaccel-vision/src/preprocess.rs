@@ -471,49 +471,4 @@ mod tests {
         assert_eq!(out2[15], 1.0);
         assert!(out2.iter().all(|v| (0.0..=1.0).contains(v)));
     }
-
-    /// Speed of the model-input conversion, 512x512 → 128x128 (run with `--release
-    /// --ignored --nocapture`; the bounds are loose regression guards for a busy machine).
-    #[test]
-    #[ignore = "timing; meaningful in release builds only"]
-    fn tensor_from_512_to_128_is_fast() {
-        let img = image(512, 512, |x, y| [x as u8, (y * 3) as u8, (x ^ y) as u8]);
-        let spec = InputSpec {
-            width: 128,
-            height: 128,
-            layout: Layout::Nhwc,
-        };
-        let best = |f: &dyn Fn()| {
-            (0..50)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    f();
-                    t.elapsed()
-                })
-                .min()
-                .unwrap()
-        };
-        let mut report = Vec::new();
-        for filter in [Filter::PointBilinear, Filter::Bilinear, Filter::Bicubic] {
-            let pre = Preprocess::letterbox(spec, (-1.0, 1.0)).with_filter(filter);
-            let tensor = best(&|| {
-                std::hint::black_box(to_tensor(std::hint::black_box(&img), &pre));
-            });
-            let resized = best(&|| {
-                std::hint::black_box(resize(std::hint::black_box(&img), 128, 128, filter));
-            });
-            eprintln!("{filter:?}: tensor {tensor:?}, resize alone {resized:?}");
-            report.push(tensor);
-        }
-        if !cfg!(debug_assertions) {
-            assert!(
-                report[0] < std::time::Duration::from_micros(300),
-                "{report:?}"
-            );
-            assert!(
-                report[1] < std::time::Duration::from_millis(3),
-                "{report:?}"
-            );
-        }
-    }
 }
