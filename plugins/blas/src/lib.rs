@@ -1,5 +1,5 @@
-//! The `blas` CPU plugin: single-precision matrix multiply (`vaccel_sgemm`) on the pure-Rust
-//! [`gemm`] kernels, plus CPU implementations of `vaccel_minmax` and the four `vaccel_fpga_*`
+//! The `blas` CPU plugin: single-precision matrix multiply (`vaccel_sgemm`) on [`faer`]'s
+//! matrix multiply, plus CPU implementations of `vaccel_minmax` and the four `vaccel_fpga_*`
 //! array operations, so those calls compute real results without an accelerator.
 //!
 //! ```
@@ -45,27 +45,45 @@
 //!
 //! # Threads
 //!
-//! [`BlasPlugin::new`] runs large products on every core of rayon's global pool (small ones
-//! stay on the calling thread: `gemm` applies its own work threshold);
-//! [`BlasPlugin::with_threads`] picks a fixed count, `1` meaning the calling thread only.
-//! On the 2-vCPU development VM `benches/sgemm.rs` measured both within noise of each other
-//! (about 80-100 GFLOP/s at 256-2048, level with OpenBLAS; the second vCPU adds little), so
-//! the default keeps rayon, which scales on hosts with real cores; see `BENCHMARKS.md`.
+//! How one product is spread depends on its work `m * n * k`: below 2^21 (128^3) it stays
+//! on the calling thread; up to 2^29 (about 810^3) `C` is cut into one band of rows per
+//! thread (of columns when `C` is wider than tall), the calling thread computing the last
+//! band while rayon's pool runs the others; larger products go to faer's parallel kernel,
+//! which packs `B` once for all its threads. [`BlasPlugin::new`] uses as many threads as the
+//! current rayon pool has (the global pool, unless called from inside another);
+//! [`BlasPlugin::with_threads`]`(n)` uses `n`, `1` meaning the calling thread only. The
+//! plugin starts no threads of its own.
+//!
+//! Measured with `benches/sgemm.rs` on the 2-vCPU development VM (AMD EPYC, Zen 4 with
+//! AVX-512) beside OpenBLAS 0.3.21 in the same runs, GFLOP/s at 256 / 1024 / 2048 over nine
+//! runs: both threads 153-195 / 170-204 / 182-212 (OpenBLAS 108-172 / 147-195 / 154-195; one
+//! run dropped to 106 at 256), one thread 108-112 / 99-106 / 85-104; pinned to one CPU mostly
+//! 92-112 (twice 77-79 at 1024, a dip the old code showed there too) where OpenBLAS got
+//! 87-101. faer's AVX-512 kernel is what holds one thread up at 1024 and 2048: the `gemm` 0.19
+//! crate used before got 66-94 there in the same period (105 at best in scratch runs), and
+//! neither its `x86-v4` (AVX-512) feature nor forcing it to pack `B` changed that (Zen 4 runs
+//! a 512-bit FMA as two 256-bit halves, so wider registers alone buy little). The thresholds
+//! come from scratch runs of three ways to use two threads, as medians of repeated runs: at 256
+//! bands with the caller computing one reached 171-190, bands run wholly on the pool (the
+//! caller asleep) 167-183, faer's parallel kernel 145-162; at 1024 faer's kernel reached
+//! 190-197 and the bands 164-180. A dedicated pool instead of rayon's global one made no
+//! measurable difference.
 //!
 //! # Unsafe
 //!
-//! `gemm::gemm` takes raw pointers and strides; its one call sits in [`gemm_rows`], after the
-//! operands have been checked against their slices with [`SgemmArgs::validate`].
-#![deny(unsafe_code)]
+//! None: faer takes the operands as slice-backed matrix views (`MatRef`/`MatMut`), whose
+//! constructors check what [`SgemmArgs::validate`] has already checked.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
     test,
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+mod matmul;
+
 use std::sync::Arc;
 
-use gemm::Parallelism;
 use vaccel_core::plugin::{Plugin, PluginInfo, SgemmArgs};
 use vaccel_core::{
     BundledPlugin, Error, OpSet, OpType, PluginType, Result, Session, VACCEL_VERSION,
@@ -85,7 +103,8 @@ pub const OPS: [OpType; 6] = [
 #[derive(Debug, Clone)]
 pub struct BlasPlugin {
     info: PluginInfo,
-    parallelism: Parallelism,
+    /// Threads one product may use: `0` = the whole rayon pool, `1` = the calling thread.
+    threads: usize,
 }
 
 impl Default for BlasPlugin {
@@ -95,25 +114,22 @@ impl Default for BlasPlugin {
 }
 
 impl BlasPlugin {
-    /// The plugin, multiplying on all cores of rayon's global pool.
+    /// The plugin, multiplying on every thread of the current rayon pool.
     pub fn new() -> Self {
         BlasPlugin::with_threads(0)
     }
 
-    /// The plugin with a fixed thread count: `0` = every core of rayon's global pool, `1` = the
-    /// calling thread only.
+    /// The plugin with a fixed thread count per product: `0` = every thread of the current
+    /// rayon pool, `1` = the calling thread only, `n` = the calling thread and rayon's pool
+    /// sharing `n` parts of the product (products too small to be worth it use fewer).
     pub fn with_threads(threads: usize) -> Self {
-        let parallelism = match threads {
-            1 => Parallelism::None,
-            n => Parallelism::Rayon(n),
-        };
         BlasPlugin {
             info: PluginInfo::new(
                 "blas",
                 VACCEL_VERSION,
                 PluginType::CPU | PluginType::SOFTWARE,
             ),
-            parallelism,
+            threads,
         }
     }
 }
@@ -124,85 +140,6 @@ pub fn bundled() -> BundledPlugin {
         name: "blas",
         create: |_| Ok(Arc::new(BlasPlugin::new())),
     }
-}
-
-/// A validated dimension or stride as `usize` (validation guarantees it is non-negative).
-fn dim(v: i64) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::invalid("sgemm: negative dimension"))
-}
-
-/// A stride as the `isize` `gemm` takes. Validated strides index into a slice, whose length
-/// never exceeds `isize::MAX`, but a zero-row matrix may carry any stride.
-fn stride(v: usize) -> Result<isize> {
-    isize::try_from(v).map_err(|_| Error::invalid("sgemm: leading dimension too large"))
-}
-
-/// `C = beta * C` over the `m x n` window of `c` (row stride `ldc`), not reading `C` when
-/// `beta == 0`.
-fn scale_rows(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
-    if beta == 1.0 {
-        return;
-    }
-    for row in c.chunks_mut(ldc.max(1)).take(m) {
-        for x in row.iter_mut().take(n) {
-            *x = if beta == 0.0 { 0.0 } else { beta * *x };
-        }
-    }
-}
-
-/// Row-major `C = alpha * A x B + beta * C`, checking every operand against its slice first.
-fn gemm_rows(args: &SgemmArgs<'_>, c: &mut [f32], parallelism: Parallelism) -> Result<()> {
-    args.validate(c.len())?;
-    let (m, n, k) = (dim(args.m)?, dim(args.n)?, dim(args.k)?);
-    let ldc = dim(args.ldc)?;
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 || args.alpha == 0.0 {
-        scale_rows(c, m, n, ldc, args.beta);
-        return Ok(());
-    }
-    let (lda, ldb, ldc) = (
-        stride(dim(args.lda)?)?,
-        stride(dim(args.ldb)?)?,
-        stride(ldc)?,
-    );
-    // `gemm` computes `dst = alpha * dst + beta * lhs x rhs`: its alpha is our beta and its
-    // beta our alpha. With `read_dst == false` it overwrites dst without reading it, which is
-    // BLAS's `beta == 0` rule.
-    let read_dst = args.beta != 0.0;
-    #[allow(unsafe_code)]
-    // SAFETY: `validate` checked that `a` holds `(m-1)*lda + k` elements with `lda >= k`, `b`
-    // holds `(k-1)*ldb + n` with `ldb >= n`, and `c` holds `(m-1)*ldc + n` with `ldc >= n`
-    // (products checked for overflow), so every element `gemm` touches, at
-    // `row * ld + col` with unit column stride, lies inside its slice; m, n, k > 0 here. `c`
-    // is borrowed mutably, so it aliases neither `a` nor `b`, and nothing else accesses the
-    // slices until the call returns (rayon workers it spawns are joined before it returns).
-    // The element type is `f32`, which `gemm` supports (it panics for other types only).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            ldc,
-            read_dst,
-            args.a.as_ptr(),
-            1,
-            lda,
-            args.b.as_ptr(),
-            1,
-            ldb,
-            args.beta,
-            args.alpha,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Ok(())
 }
 
 /// The side of the square matrix that has `len` elements, if there is one.
@@ -236,7 +173,7 @@ impl Plugin for BlasPlugin {
             args.ldb,
             args.ldc
         );
-        gemm_rows(args, c, self.parallelism)
+        matmul::sgemm(args, c, self.threads)
     }
 
     fn minmax(
@@ -301,7 +238,7 @@ impl Plugin for BlasPlugin {
             beta: 0.0,
             ldc: side,
         };
-        gemm_rows(&args, c, self.parallelism)
+        matmul::sgemm(&args, c, self.threads)
     }
 
     fn fpga_parallel(
@@ -351,18 +288,5 @@ mod tests {
         assert_eq!(square_side(15), None);
         assert_eq!(square_side((1 << 20) * (1 << 20) - 1), None);
         assert_eq!(square_side(usize::MAX), None);
-    }
-
-    #[test]
-    fn scale_rows_leaves_the_padding_alone() {
-        let mut c = [1.0, f32::NAN, 9.0, 2.0, f32::NAN, 9.0];
-        scale_rows(&mut c, 2, 2, 3, 0.0);
-        assert_eq!(c[..2], [0.0, 0.0]);
-        assert_eq!(c[2], 9.0);
-        assert_eq!(c[3..5], [0.0, 0.0]);
-        assert_eq!(c[5], 9.0);
-        let mut c = [1.0, 2.0, 9.0, 3.0];
-        scale_rows(&mut c, 2, 2, 3, 2.0);
-        assert_eq!(c, [2.0, 4.0, 9.0, 6.0]);
     }
 }
