@@ -45,6 +45,11 @@ fn install_then_build_classify_with_pkg_config() {
         "lib/libvaccel-exec.so",
         "lib/libvaccel-mbench.so",
         "lib/libvaccel-rpc.so",
+        "lib/libvaccel-blas.so",
+        "lib/libvaccel-tflite.so",
+        "lib/libvaccel-onnx.so",
+        "lib/libvaccel-tf.so",
+        "lib/libvaccel-torch.so",
     ] {
         assert!(prefix.join(file).exists(), "{file} not installed");
     }

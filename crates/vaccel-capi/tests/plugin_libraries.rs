@@ -1,9 +1,14 @@
 //! The bundled plugins built as libraries (`libvaccel-noop.so`, `libvaccel-exec.so`,
-//! `libvaccel-mbench.so`, `libvaccel-rpc.so`, made with the plugin SDK) sit in the profile
-//! directory under their upstream names, load by path through `VACCEL_PLUGINS` and behave
-//! exactly like their built-in twins: the same program prints the same output and the same
-//! log lines (timestamps and run directories aside). The rpc library against an agent is in
-//! `rpc.rs`.
+//! `libvaccel-mbench.so`, `libvaccel-rpc.so`, and the CPU backends `libvaccel-blas.so`,
+//! `libvaccel-tflite.so`, `libvaccel-onnx.so`, `libvaccel-tf.so`, `libvaccel-torch.so`, made
+//! with the plugin SDK) sit in the profile directory under their upstream names, load by path
+//! through `VACCEL_PLUGINS` and behave exactly like their built-in twins: the same program
+//! prints the same output and the same log lines (timestamps and run directories aside). The
+//! rpc library against an agent is in `rpc.rs`.
+//!
+//! The CPU backends' model runs need their runtimes (`scripts/runtimes.sh`): when the
+//! built-in twin reports one missing (`VACCEL_ENOTSUP`), the test says so and passes, unless
+//! `VACCEL_REQUIRE_BACKENDS` is set (CI), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -159,20 +164,160 @@ fn mbench_library_matches_the_built_in_mbench() {
 #[test]
 fn plugin_libraries_export_upstream_descriptors() {
     // The symbols upstream's loader looks up, plus the vaccel-rs binding.
-    for twin in twins() {
+    for lib in PLUGIN_LIBS {
+        let library = artifact(lib);
         let out = check(
             std::process::Command::new("nm")
                 .args(["-D", "--defined-only"])
-                .arg(&twin.library),
+                .arg(&library),
         );
         let symbols = String::from_utf8_lossy(&out.stdout);
         for sym in ["vaccel_plugin", "vaccel_rs_plugin_bind"] {
             assert!(
                 symbols.lines().any(|l| l.ends_with(&format!(" {sym}"))),
                 "{} does not export {sym}",
-                twin.library.display()
+                library.display()
             );
         }
+    }
+}
+
+/// A CPU backend's library beside its built-in twin.
+fn cpu_twin(name: &'static str) -> Twin {
+    Twin {
+        builtin: name,
+        library: artifact(&format!("libvaccel_{name}.so")),
+    }
+}
+
+/// [`same_output`] for a CPU backend with `VACCEL_LOG_LEVEL=4` (the plugins log what they
+/// found), or `None` when the built-in twin reports its runtime missing and backends are not
+/// required.
+fn cpu_same_output(
+    work: &Path,
+    twin: &Twin,
+    exe: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Option<String> {
+    let mut cmd = program(exe, work);
+    cmd.args(args).env("VACCEL_PLUGINS", twin.builtin);
+    let out = output(&mut cmd);
+    if out.status.code() == Some(95) {
+        assert!(
+            std::env::var_os("VACCEL_REQUIRE_BACKENDS").is_none(),
+            "the {} runtime is required (VACCEL_REQUIRE_BACKENDS) but missing\n{}",
+            twin.builtin,
+            context(&cmd, &out)
+        );
+        eprintln!(
+            "SKIP: the {} runtime is missing (./scripts/runtimes.sh installs it)\n{}",
+            twin.builtin,
+            context(&cmd, &out)
+        );
+        return None;
+    }
+    Some(same_output(
+        work,
+        twin,
+        exe,
+        args,
+        &[("VACCEL_LOG_LEVEL", "4")],
+    ))
+}
+
+fn cpu_ops_program(work: &Path) -> PathBuf {
+    let exe = work.join("cpu_ops");
+    build_program(&[c_source("cpu_ops.c")], &exe);
+    exe
+}
+
+#[test]
+fn blas_library_matches_the_built_in_blas() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = cpu_ops_program(work.path());
+    // Wide enough for the plugin's banded, multi-threaded path; exact in float32.
+    let args = ["sgemm", "300", "200", "257"].map(std::ffi::OsStr::new);
+    let out = cpu_same_output(work.path(), &cpu_twin("blas"), &exe, &args).unwrap();
+    for line in [
+        "sgemm 300x200x257: max relative error 0\n",
+        "[blas] sgemm m=300 n=200 k=257 lda=257 ldb=200 ldc=200",
+    ] {
+        assert!(out.contains(line), "missing {line:?}\n{out}");
+    }
+}
+
+#[test]
+fn tflite_library_detects_and_classifies_like_the_built_in_tflite() {
+    let work = tempfile::tempdir().unwrap();
+    let twin = cpu_twin("tflite");
+    // Face detection on the bundled default model.
+    let exe = cpu_ops_program(work.path());
+    let image = workspace_root().join("fixtures/images/astronaut.jpg");
+    let args = ["detect".as_ref(), image.as_os_str()];
+    let Some(out) = cpu_same_output(work.path(), &twin, &exe, &args) else {
+        return;
+    };
+    for line in [
+        "object detection: 1 detection: face ",
+        "detection imagename: detection.png\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?}\n{out}");
+    }
+    // Classification with a registered model: upstream's classify program.
+    let exe = work.path().join("classify");
+    build_program(&[c_source("classify.c")], &exe);
+    let image = workspace_root().join("fixtures/images/chelsea.jpg");
+    let model = workspace_root().join("fixtures/models/dog_breeds");
+    let args = [image.as_os_str(), "1".as_ref(), model.as_os_str()];
+    let out = cpu_same_output(work.path(), &twin, &exe, &args).unwrap();
+    let tags = out
+        .lines()
+        .find_map(|l| l.strip_prefix("classification tags: "))
+        .unwrap_or_else(|| panic!("no classification line\n{out}"));
+    assert!(tags.ends_with("% Chihuahua"), "{tags:?}\n{out}");
+}
+
+#[test]
+fn onnx_library_detects_like_the_built_in_onnx() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = cpu_ops_program(work.path());
+    let image = workspace_root().join("fixtures/images/astronaut.jpg");
+    let model = workspace_root().join("fixtures/models/face_detection_short_range.onnx");
+    let args = ["detect".as_ref(), image.as_os_str(), model.as_os_str()];
+    // Without onnxruntime the tract engine serves the call: never a skip.
+    let out = cpu_same_output(work.path(), &cpu_twin("onnx"), &exe, &args).unwrap();
+    for line in [
+        "object detection: 1 detection: face ",
+        "detection imagename: detection.png\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?}\n{out}");
+    }
+}
+
+#[test]
+fn tf_and_torch_libraries_load_and_decline_what_they_do_not_implement() {
+    // Their model ops have no upstream C program here; loading the library, registering the
+    // plugin and answering an image op with VACCEL_ENOTSUP, as the built-in twins do, shows
+    // the library is whole.
+    let work = tempfile::tempdir().unwrap();
+    let exe = cpu_ops_program(work.path());
+    let image = workspace_root().join("fixtures/images/astronaut.jpg");
+    for name in ["tf", "torch"] {
+        let twin = cpu_twin(name);
+        let mut codes = Vec::new();
+        for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+            let mut cmd = program(&exe, work.path());
+            cmd.arg("detect")
+                .arg(&image)
+                .env("VACCEL_PLUGINS", plugin)
+                .env("VACCEL_LOG_LEVEL", "4");
+            let out = output(&mut cmd);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let registered = format!("Registered plugin {name} ");
+            assert!(stdout.contains(&registered), "{}", context(&cmd, &out));
+            codes.push(out.status.code());
+        }
+        assert_eq!(codes, [Some(95), Some(95)], "{name}: built-in, library");
     }
 }
 

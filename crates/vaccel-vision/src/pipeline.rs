@@ -161,6 +161,20 @@ fn run_decoded(
         image.width(),
         image.height()
     );
+    let out = run_task(task, kind, engine, labels, image, out_dir, name)?;
+    log::debug!("{task}: {}", out.text);
+    Ok(out)
+}
+
+fn run_task(
+    task: Task,
+    kind: ModelKind,
+    engine: &dyn Engine,
+    labels: Option<&[String]>,
+    image: &RgbImage,
+    out_dir: &Path,
+    name: &str,
+) -> Result<Output, VisionError> {
     match (task, kind) {
         (Task::Classify, _) => {
             let classes = classify(engine, image, labels, TOP_K)?;

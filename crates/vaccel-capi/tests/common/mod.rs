@@ -37,6 +37,11 @@ fn ensure_built() {
             "vaccel-plugin-exec-lib",
             "vaccel-plugin-mbench-lib",
             "vaccel-plugin-rpc-lib",
+            "vaccel-plugin-blas-lib",
+            "vaccel-plugin-tflite-lib",
+            "vaccel-plugin-onnx-lib",
+            "vaccel-plugin-tf-lib",
+            "vaccel-plugin-torch-lib",
         ] {
             cargo(&["rustc", "-p", package, "--lib", "--crate-type", "cdylib"]);
         }
@@ -102,11 +107,16 @@ pub fn artifact(file: &str) -> PathBuf {
 }
 
 /// The bundled plugins built as libraries (cargo's names; installed as `libvaccel-<name>.so`).
-pub const PLUGIN_LIBS: [&str; 4] = [
+pub const PLUGIN_LIBS: [&str; 9] = [
     "libvaccel_noop.so",
     "libvaccel_exec.so",
     "libvaccel_mbench.so",
     "libvaccel_rpc.so",
+    "libvaccel_blas.so",
+    "libvaccel_tflite.so",
+    "libvaccel_onnx.so",
+    "libvaccel_tf.so",
+    "libvaccel_torch.so",
 ];
 
 /// `libvaccel.so` of this build.
