@@ -30,6 +30,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod options;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -120,6 +121,8 @@ pub struct Agent {
     clients: Mutex<HashMap<ClientKey, (Arc<Client>, usize)>>,
     /// Counters for `--metrics-address`; `None` (the default) costs nothing per call.
     metrics: Option<metrics::Metrics>,
+    /// Vets clients' models before the plugins load them (the agent binary sets it).
+    probe: Option<probe::ModelProbe>,
 }
 
 impl Agent {
@@ -130,7 +133,16 @@ impl Agent {
             rt,
             clients: Mutex::new(HashMap::new()),
             metrics: None,
+            probe: None,
         }
+    }
+
+    /// The same agent, vetting every model a client registers in a probe process before
+    /// its plugins load it (see [`probe`]).
+    #[must_use]
+    pub fn with_model_probe(mut self, probe: probe::ModelProbe) -> Agent {
+        self.probe = Some(probe);
+        self
     }
 
     /// The same agent, counting requests, errors, bytes, latencies and connections for
@@ -260,6 +272,17 @@ impl Agent {
         );
         // On failure the resource is dropped here, which releases it.
         s.sess.register(&res).map_err(|e| failed(&e))?;
+        if kind == ResourceType::Model
+            && let Some(probe) = &self.probe
+            && let Err(why) = probe.vet(&self.rt, &res)
+        {
+            // Registered so that its files exist for the probe; no plugin has loaded it.
+            if let Err(e) = s.sess.unregister(&res) {
+                log::warn!(target: T_RESOURCE, "Unregistering rejected resource {}: {e}", res.id());
+            }
+            log::warn!(target: T_RESOURCE, "Resource {}: {why}", res.id());
+            return Err(status::invalid_argument(why));
+        }
         let id = res.id();
         c.add_resource(res);
         Ok(encode(&pr::RegisterResponse { resource_id: id }))

@@ -52,10 +52,21 @@ struct Cli {
     /// Deadline of --check, in seconds (connection and answer together).
     #[arg(long = "check-timeout", value_name = "SECONDS", default_value_t = 2.0)]
     check_timeout: f64,
+
+    /// Load the models clients register without vetting them first. By default each new
+    /// model a CPU backend recognizes is loaded and run once in a disposable probe process,
+    /// and refused (EINVAL) if that crashes or hangs, so a malformed model cannot crash the
+    /// agent.
+    #[arg(long = "no-model-probe")]
+    no_model_probe: bool,
 }
 
 fn main() -> ExitCode {
     malloc::tune();
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(vaccel_agent::probe::PROBE_FLAG)) {
+        return vaccel_agent::probe::probe_main(args);
+    }
     let cli = Cli::parse();
     if let Some(address) = &cli.check {
         return check(address, cli.check_timeout);
@@ -123,6 +134,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = Listener::bind(&address)
         .with_context(|| format!("cannot listen on '{}'", cli.server_address))?;
     let mut agent = Agent::new(rt);
+    if cli.no_model_probe {
+        log::info!("Clients' models are loaded without a probe (--no-model-probe)");
+    } else {
+        let program = std::env::current_exe().context("cannot find the agent binary")?;
+        agent = agent.with_model_probe(vaccel_agent::probe::ModelProbe::new(program));
+    }
     if cli.metrics_address.is_some() {
         agent = agent.with_metrics();
     }

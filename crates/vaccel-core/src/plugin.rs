@@ -170,6 +170,22 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether `res` is a model in this plugin's format that its runtime could load now: a
+    /// cheap look (file names, magic bytes), nothing parsed. Hosts that take models from
+    /// untrusted peers (the agent) vet such models with [`Plugin::probe_model`] in a
+    /// disposable process before loading them in their own, since a native runtime may crash
+    /// on a malformed model.
+    fn recognizes_model(&self, res: &Resource) -> bool {
+        false
+    }
+
+    /// Loads `res` as a model and runs it once on zero-filled inputs, keeping nothing: the
+    /// work of a vetting process (see [`Plugin::recognizes_model`]). An error is an answer,
+    /// not a failure of the vetting: only a crash of the process rejects the model.
+    fn probe_model(&self, sess: &Session, res: &Resource) -> Result<()> {
+        Ok(())
+    }
+
     /// The session is being released (its resources are already unregistered).
     fn session_release(&self, sess: &Session) -> Result<()> {
         Ok(())

@@ -236,6 +236,11 @@ impl Runtime {
             .collect()
     }
 
+    /// The registered plugins themselves, in priority order.
+    pub fn plugin_handles(&self) -> Vec<Arc<dyn Plugin>> {
+        self.inner.registry.plugins().to_vec()
+    }
+
     /// A live session by id.
     pub fn session_by_id(&self, id: Id) -> Result<Arc<Session>> {
         let map = self

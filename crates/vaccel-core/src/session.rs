@@ -168,9 +168,9 @@ impl Session {
         }
         res.load_blobs(self.remote)?;
         let plugin = self.plugin();
-        let remote_id = plugin.resource_register(res, self).inspect_err(|_| {
+        let remote_id = plugin.resource_register(res, self).inspect_err(|e| {
             log::error!(
-                "session:{} Failed to register {}resource {}",
+                "session:{} Failed to register {}resource {}: {e}",
                 self.id,
                 if self.remote { "remote " } else { "" },
                 res.id()

@@ -183,6 +183,15 @@ impl Plugin for OnnxPlugin {
         OpSet::of(&OPS)
     }
 
+    fn recognizes_model(&self, res: &Resource) -> bool {
+        self.models.recognizes(res)
+    }
+
+    fn probe_model(&self, _sess: &Session, res: &Resource) -> Result<()> {
+        // 64 Mi values: 256 MiB of zeros at most.
+        self.models.probe(res, 64 << 20)
+    }
+
     fn session_release(&self, sess: &Session) -> Result<()> {
         self.models.forget_session(sess.id());
         Ok(())

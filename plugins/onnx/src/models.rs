@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use vaccel_core::{Blob, Error, ErrorCode, Id, Resource, ResourceType, Result, Session};
 
 use vaccel_vision::Task;
+use vaccel_vision::engine::{Engine, TensorView};
 
 use crate::backend::{AnyEngine, Settings};
 use crate::engine::{SNIFF_LEN, decode, sniff};
@@ -157,6 +158,44 @@ impl ModelCache {
             labels,
             origin,
         })))
+    }
+
+    /// Whether the resource's first file looks like ONNX (its first bytes only).
+    pub fn recognizes(&self, res: &Resource) -> bool {
+        res.blobs()
+            .first()
+            .and_then(|b| head(b).ok())
+            .is_some_and(|h| sniff(&h))
+    }
+
+    /// Loads the resource's model (nothing cached) and runs it once on zeros: the vetting
+    /// probe of [`vaccel_core::plugin::Plugin::probe_model`]. Inputs of more than
+    /// `limit` values in all are not run.
+    pub fn probe(&self, res: &Resource, limit: usize) -> Result<()> {
+        let model = match self.examine(res)? {
+            Verdict::Onnx(model) => model,
+            Verdict::NotOnnx(why) => return Err(Error::declined("onnx", why)),
+            Verdict::Broken(code, message) => return Err(model_error(code, message)),
+        };
+        let shapes = model.engine.input_shapes();
+        let sizes: Vec<usize> = shapes.iter().map(|s| s.iter().product()).collect();
+        if sizes.iter().sum::<usize>() > limit {
+            return Ok(());
+        }
+        let zeros: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let inputs: Vec<TensorView<'_>> = shapes
+            .iter()
+            .zip(&zeros)
+            .map(|(shape, data)| TensorView { shape, data })
+            .collect();
+        model.engine.run(&inputs).map_err(|e| {
+            Error::backend(
+                "onnx",
+                ErrorCode::EBACKEND,
+                format!("{}: {e}", model.origin),
+            )
+        })?;
+        Ok(())
     }
 
     /// Drops what is cached for one resource of one session.

@@ -289,3 +289,30 @@ fn garbage_images_are_invalid_arguments() {
         }
     }
 }
+
+/// The agent's vetting probe: a sound model loads and runs on zeros on every engine, a
+/// broken one is an error (an answer, not a crash), other formats are not recognized.
+#[test]
+fn probe_loads_and_runs_sound_models_and_reports_broken_ones() {
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, 0).unwrap();
+        let model = std::fs::read(fixture("models/face_detection_short_range.onnx")).unwrap();
+        let cases = [
+            ("face.onnx", model.clone(), true),
+            ("truncated.onnx", model[..model.len() / 3].to_vec(), false),
+        ];
+        for (file, bytes, sound) in cases {
+            let res =
+                Resource::from_buf(&s.rt, bytes, ResourceType::Model, Some(file), true).unwrap();
+            sess.register(&res).unwrap();
+            assert!(s.plugin.recognizes_model(&res), "{engine:?} {file}");
+            let probed = s.plugin.probe_model(&sess, &res);
+            assert_eq!(probed.is_ok(), sound, "{engine:?} {file}: {probed:?}");
+        }
+        let tflite = std::fs::read(fixture("models/face_detection_short_range.tflite")).unwrap();
+        let res =
+            Resource::from_buf(&s.rt, tflite, ResourceType::Model, Some("m.tflite"), true).unwrap();
+        assert!(!s.plugin.recognizes_model(&res));
+    }
+}

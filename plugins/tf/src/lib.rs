@@ -176,6 +176,17 @@ impl Plugin for TfPlugin {
         OpSet::of(&OPS)
     }
 
+    fn recognizes_model(&self, res: &Resource) -> bool {
+        // A frozen graph or a SavedModel has a `.pb` file; TensorFlow must be installed.
+        res.blobs().iter().any(|b| b.name().ends_with(".pb")) && library::api().is_ok()
+    }
+
+    fn probe_model(&self, sess: &Session, res: &Resource) -> Result<()> {
+        // Importing the graph (or restoring the SavedModel) is where TensorFlow checks it; a
+        // run would need the caller's feeds.
+        Model::load(library::api()?, sess, res).map(drop)
+    }
+
     fn session_release(&self, sess: &Session) -> Result<()> {
         self.models.forget_session(sess.id());
         Ok(())

@@ -193,6 +193,9 @@ pub fn bundled() -> BundledPlugin {
     }
 }
 
+/// Inputs larger than this in all are not run by [`Plugin::probe_model`] (compiled only).
+const PROBE_INPUT_LIMIT: usize = 256 << 20;
+
 fn lock(map: &Mutex<ModelMap>) -> MutexGuard<'_, ModelMap> {
     map.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -369,6 +372,26 @@ impl Plugin for TflitePlugin {
 
     fn ops(&self) -> OpSet {
         OpSet::of(&OPS)
+    }
+
+    fn recognizes_model(&self, res: &Resource) -> bool {
+        first_blob_is_tflite(res) && self.require_litert().is_ok()
+    }
+
+    fn probe_model(&self, _sess: &Session, res: &Resource) -> Result<()> {
+        let model = self.compile(res)?;
+        let sizes: Vec<usize> = model.inputs().iter().map(|t| t.byte_size).collect();
+        if sizes.iter().sum::<usize>() > PROBE_INPUT_LIMIT {
+            log::info!(
+                "tflite: probe of resource {} compiled it; inputs too large to run",
+                res.id()
+            );
+            return Ok(());
+        }
+        let zeros: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0; n]).collect();
+        let inputs: Vec<&[u8]> = zeros.iter().map(Vec::as_slice).collect();
+        model.run(&inputs)?;
+        Ok(())
     }
 
     fn fini(&self) -> Result<()> {

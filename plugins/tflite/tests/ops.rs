@@ -338,3 +338,35 @@ fn failed_compilation_returns_an_error_and_does_not_deadlock() {
     // The environment is still usable.
     Model::load(&bytes, 1).unwrap();
 }
+
+#[test]
+fn probe_compiles_and_runs_a_model_and_keeps_nothing() {
+    if !litert("probe_compiles_and_runs_a_model_and_keeps_nothing") {
+        return;
+    }
+    use vaccel_core::plugin::Plugin;
+    let fx = Fx::new();
+    let sess = fx.session();
+    let model = face_resource(&fx);
+    sess.register(&model).unwrap();
+    assert!(fx.plugin.recognizes_model(&model));
+    let before = fx.plugin.compilations();
+    fx.plugin.probe_model(&sess, &model).unwrap();
+    assert_eq!(fx.plugin.compilations(), before + 1);
+    assert_eq!(fx.plugin.loaded_count(), 0, "the probe keeps no model");
+
+    // Other formats are not the plugin's to probe.
+    let other = Resource::from_buf(
+        &fx.rt,
+        b"\x08\x07\x12\x04onnx-ish bytes".to_vec(),
+        ResourceType::Model,
+        Some("m.onnx"),
+        true,
+    )
+    .unwrap();
+    assert!(!fx.plugin.recognizes_model(&other));
+    assert_eq!(
+        code(fx.plugin.probe_model(&sess, &other)),
+        ErrorCode::ENOTSUP
+    );
+}
