@@ -88,7 +88,7 @@ fn guarded<T>(
 }
 
 /// The first bytes of a blob, without reading a whole file.
-fn head(blob: &Blob) -> Vec<u8> {
+pub(crate) fn head(blob: &Blob) -> Vec<u8> {
     const LEN: usize = 4;
     if let Some(data) = blob.data() {
         return data.iter().take(LEN).copied().collect();

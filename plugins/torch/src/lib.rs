@@ -165,6 +165,23 @@ impl Plugin for TorchPlugin {
         OpSet::of(&OPS)
     }
 
+    #[cfg(feature = "libtorch")]
+    fn recognizes_model(&self, res: &Resource) -> bool {
+        res.blobs()
+            .first()
+            .is_some_and(|b| tensor::looks_like_torchscript(&engine::head(b)))
+    }
+
+    /// Loads the module only: TorchScript does not declare its inputs' shapes.
+    #[cfg(feature = "libtorch")]
+    fn probe_model(&self, _sess: &Session, res: &Resource) -> Result<()> {
+        let blobs = res.blobs();
+        let blob = blobs.first().ok_or(TorchError::NoModelFile(res.id()))?;
+        let origin = format!("resource {} ({})", res.id(), blob.name());
+        engine::Model::load(blob, origin)?;
+        Ok(())
+    }
+
     fn session_release(&self, sess: &Session) -> Result<()> {
         self.models.forget_session(sess.id());
         Ok(())

@@ -512,3 +512,34 @@ fn a_real_pretrained_model_matches_pytorch_and_onnxruntime() {
     }
     assert_eq!(env.plugin.models_loaded(), 2);
 }
+
+/// The agent's vetting probe: TorchScript archives are recognized and loaded (nothing kept),
+/// other files are not recognized, a broken archive is an error.
+#[test]
+fn probe_loads_torchscript_and_keeps_nothing() {
+    use vaccel_core::plugin::Plugin;
+    let env = env();
+    let model = env.model("tiny_cnn.pt");
+    assert!(env.plugin.recognizes_model(&model));
+    env.plugin.probe_model(&env.sess, &model).unwrap();
+    assert_eq!(env.plugin.models_cached(), 0);
+    let onnx = Resource::from_buf(
+        &env.rt,
+        b"\x08\x07\x12\x07pytorch".to_vec(),
+        ResourceType::Model,
+        Some("m.onnx"),
+        true,
+    )
+    .unwrap();
+    assert!(!env.plugin.recognizes_model(&onnx));
+    let truncated = Resource::from_buf(
+        &env.rt,
+        read("tiny_cnn.pt")[..4000].to_vec(),
+        ResourceType::Model,
+        Some("t.pt"),
+        true,
+    )
+    .unwrap();
+    assert!(env.plugin.recognizes_model(&truncated));
+    assert!(env.plugin.probe_model(&env.sess, &truncated).is_err());
+}
