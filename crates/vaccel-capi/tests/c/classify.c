@@ -6,28 +6,7 @@
 #include <stdlib.h>
 #include <vaccel.h>
 
-static int read_file(const char *path, char **data, size_t *size)
-{
-	FILE *f = fopen(path, "rb");
-	long len;
-
-	if (!f)
-		return VACCEL_ENOENT;
-	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 ||
-	    fseek(f, 0, SEEK_SET) != 0) {
-		fclose(f);
-		return VACCEL_EINVAL;
-	}
-	*data = malloc((size_t)len);
-	if (!*data || fread(*data, 1, (size_t)len, f) != (size_t)len) {
-		free(*data);
-		fclose(f);
-		return VACCEL_EIO;
-	}
-	fclose(f);
-	*size = (size_t)len;
-	return VACCEL_OK;
-}
+#include "read_file.h"
 
 int main(int argc, char *argv[])
 {
