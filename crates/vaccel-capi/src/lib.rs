@@ -49,10 +49,9 @@
 #![allow(non_camel_case_types)]
 
 pub mod api;
-mod cmem;
-pub mod ffi;
 mod global;
-pub mod loader;
-mod views;
 
-pub use loader::DlLoader;
+// The C boundary's machinery lives in `vaccel-ffi`; the shims use it under these names.
+use vaccel_ffi::{cmem, ffi, loader, views};
+
+pub use vaccel_ffi::DlLoader;

@@ -2,7 +2,6 @@
 //! written back into the host's buffers (or heap tensors the host frees with `free`).
 
 use std::ffi::{c_char, c_int, c_void};
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use vaccel_abi::{
@@ -11,12 +10,14 @@ use vaccel_abi::{
     vaccel_torch_tensor,
 };
 use vaccel_core::plugin::{Plugin, SgemmArgs};
-use vaccel_core::tensor::{DataType, Tensor, TfNode, TfStatus};
-use vaccel_core::{OpType, Result, Session, TfDataType, TfLiteDataType, TorchDataType};
+use vaccel_core::tensor::Tensor;
+use vaccel_core::{OpType, Result, Session, TorchDataType};
 
 use crate::descriptor::state;
-use crate::ffi::{self, CTensorParts, guard, invalid};
+use crate::ffi::{self, guard, invalid};
 use crate::mirror;
+use vaccel_ffi::arg::c_args;
+use vaccel_ffi::tensor as ct;
 
 /// The plugin and the mirror of `sess`.
 ///
@@ -105,7 +106,7 @@ unsafe extern "C" fn exec(
                 s,
                 ffi::str_arg(library, "library")?,
                 ffi::str_arg(fn_symbol, "fn_symbol")?,
-                ffi::args(read, nr_read, write, nr_write)?,
+                c_args(read, nr_read, write, nr_write)?,
             )
         };
         p.exec(&s, library, symbol, &r, &mut w)
@@ -130,7 +131,7 @@ unsafe extern "C" fn exec_with_resource(
                 s,
                 m,
                 ffi::str_arg(fn_symbol, "fn_symbol")?,
-                ffi::args(read, nr_read, write, nr_write)?,
+                c_args(read, nr_read, write, nr_write)?,
             )
         };
         p.exec_with_resource(&s, &m, symbol, &r, &mut w)
@@ -413,28 +414,10 @@ unsafe extern "C" fn opencv(
         // SAFETY: valid views and arg arrays (op contract).
         let (p, s, (r, mut w)) = unsafe {
             let (p, s) = ctx(sess)?;
-            (p, s, ffi::args(read, nr, write, nw)?)
+            (p, s, c_args(read, nr, write, nw)?)
         };
         p.opencv(&s, &r, &mut w)
     })
-}
-
-/// Fills the host's status (message `strdup`ed; the host releases it with `free`).
-///
-/// # Safety
-///
-/// `status` is null or writable.
-unsafe fn fill_status(status: *mut vaccel_tf_status, s: &TfStatus) -> Result<()> {
-    if status.is_null() {
-        return Ok(());
-    }
-    let message = ffi::strdup(&s.message)?;
-    // SAFETY: non-null and writable (caller guarantee).
-    unsafe {
-        (*status).code = s.code;
-        (*status).message = message;
-    }
-    Ok(())
 }
 
 unsafe extern "C" fn tf_model_load(
@@ -447,7 +430,7 @@ unsafe extern "C" fn tf_model_load(
         let (p, s, m) = unsafe { ctx_res(sess, model) }?;
         let st = p.tf_model_load(&s, &m)?;
         // SAFETY: null or writable (op contract).
-        unsafe { fill_status(status, &st) }
+        unsafe { ct::fill_tf_status(status, &st) }
     })
 }
 
@@ -461,121 +444,8 @@ unsafe extern "C" fn tf_model_unload(
         let (p, s, m) = unsafe { ctx_res(sess, model) }?;
         let st = p.tf_model_unload(&s, &m)?;
         // SAFETY: null or writable (op contract).
-        unsafe { fill_status(status, &st) }
+        unsafe { ct::fill_tf_status(status, &st) }
     })
-}
-
-/// Runtime tensors over an array of host tensors.
-///
-/// # Safety
-///
-/// `ptrs` holds `n` valid tensor pointers whose dims and data are readable.
-unsafe fn inputs<'a, C, D: DataType>(
-    ptrs: *const *mut C,
-    n: usize,
-    parts: impl Fn(&C) -> Result<CTensorParts<D>>,
-) -> Result<Vec<Tensor<'a, D>>> {
-    // SAFETY: caller guarantee.
-    let ptrs = unsafe { ffi::slice(ptrs, n, "tensors") }?;
-    ptrs.iter()
-        .map(|p| {
-            // SAFETY: caller guarantee.
-            let t = unsafe { p.as_ref() }.ok_or_else(|| invalid("tensor is NULL"))?;
-            // SAFETY: caller guarantee on the data.
-            unsafe { ffi::tensor(parts(t)?) }
-        })
-        .collect()
-}
-
-/// Dims of a host tensor.
-///
-/// # Safety
-///
-/// `dims` holds `nr_dims` elements.
-unsafe fn dims<T: Copy + Into<i64>>(dims: *const T, nr_dims: i64) -> Result<Vec<i64>> {
-    let n = usize::try_from(nr_dims).map_err(|_| invalid("negative nr_dims"))?;
-    // SAFETY: caller guarantee.
-    Ok(unsafe { ffi::slice(dims, n, "dims") }?
-        .iter()
-        .map(|d| (*d).into())
-        .collect())
-}
-
-fn tf_parts(t: &vaccel_tf_tensor) -> Result<CTensorParts<TfDataType>> {
-    Ok(CTensorParts {
-        data: t.data,
-        size: t.size,
-        // SAFETY: the host's tensor holds `nr_dims` dims (op contract).
-        dims: unsafe { dims(t.dims.cast_const(), i64::from(t.nr_dims)) }?,
-        data_type: t.data_type,
-        _marker: PhantomData,
-    })
-}
-
-fn tflite_parts(t: &vaccel_tflite_tensor) -> Result<CTensorParts<TfLiteDataType>> {
-    Ok(CTensorParts {
-        data: t.data,
-        size: t.size,
-        // SAFETY: the host's tensor holds `nr_dims` dims (op contract).
-        dims: unsafe { dims(t.dims.cast_const(), i64::from(t.nr_dims)) }?,
-        data_type: t.data_type,
-        _marker: PhantomData,
-    })
-}
-
-fn torch_parts(t: &vaccel_torch_tensor) -> Result<CTensorParts<TorchDataType>> {
-    Ok(CTensorParts {
-        data: t.data,
-        size: t.size,
-        // SAFETY: the host's tensor holds `nr_dims` dims (op contract).
-        dims: unsafe { dims(t.dims.cast_const(), t.nr_dims) }?,
-        data_type: t.data_type,
-        _marker: PhantomData,
-    })
-}
-
-/// Heap C tensors for outputs, written into the host's slots (all or nothing; the host frees
-/// them with `*_tensor_delete`, i.e. `free`).
-///
-/// # Safety
-///
-/// `slots` holds `outputs.len()` writable pointers.
-unsafe fn hand_out<C, D: DataType>(
-    slots: *mut *mut C,
-    outputs: &[Tensor<'_, D>],
-    make: impl Fn(*mut c_void, usize, &Tensor<'_, D>) -> Result<C>,
-) -> Result<()> {
-    let mut made: Vec<*mut C> = Vec::with_capacity(outputs.len());
-    let result = (|| {
-        for t in outputs {
-            let data = ffi::malloc_copy(&t.data)?;
-            let c = make(data, t.data.len(), t)?;
-            let p = ffi::calloc::<C>(1)?;
-            // SAFETY: a fresh allocation for one `C`.
-            unsafe { p.write(c) };
-            made.push(p);
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        // Partially made tensors leak their parts on this (out-of-memory) path; the structs
-        // themselves are freed.
-        for p in made {
-            // SAFETY: allocated above, never handed out.
-            unsafe { libc::free(p.cast()) };
-        }
-        return Err(e);
-    }
-    // SAFETY: caller guarantee on `slots`.
-    let slots = unsafe { ffi::slice_mut(slots, made.len(), "output slots") }?;
-    for (slot, p) in slots.iter_mut().zip(made) {
-        *slot = p;
-    }
-    Ok(())
-}
-
-fn c_nr_dims(t: &Tensor<'_, impl DataType>) -> Result<c_int> {
-    c_int::try_from(t.dims.len()).map_err(|_| invalid("too many dims"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -596,16 +466,6 @@ unsafe extern "C" fn tf_model_run(
             ffi::count(nr_inputs, "nr_inputs")?,
             ffi::count(nr_outputs, "nr_outputs")?,
         );
-        let nodes = |p: *const vaccel_tf_node, n: usize| -> Result<Vec<TfNode>> {
-            // SAFETY: the host's node arrays hold their counts (op contract).
-            unsafe { ffi::slice(p, n, "nodes") }?
-                .iter()
-                .map(|node| {
-                    // SAFETY: NUL-terminated names (op contract).
-                    unsafe { ffi::str_arg(node.name, "node name") }.map(|s| TfNode::new(s, node.id))
-                })
-                .collect()
-        };
         // SAFETY: valid views, options, nodes and tensors (op contract).
         let (p, s, m, options, ins, tensors, outs) = unsafe {
             let (p, s, m) = ctx_res(sess, model.cast_mut())?;
@@ -622,25 +482,16 @@ unsafe extern "C" fn tf_model_run(
                 s,
                 m,
                 options,
-                nodes(in_nodes, nr_in)?,
-                inputs(in_tensors, nr_in, tf_parts)?,
-                nodes(out_nodes, nr_out)?,
+                ct::nodes(in_nodes, nr_in, "in_nodes")?,
+                ct::views::<vaccel_tf_tensor>(in_tensors, nr_inputs, "in_tensors")?,
+                ct::nodes(out_nodes, nr_out, "out_nodes")?,
             )
         };
         let out = p.tf_model_run(&s, &m, options, &ins, &tensors, &outs)?;
         // SAFETY: `out_tensors` holds `nr_outputs` slots (op contract).
         unsafe {
-            hand_out(out_tensors, &out.outputs, |data, size, t| {
-                Ok(vaccel_tf_tensor {
-                    data,
-                    size,
-                    owned: true,
-                    nr_dims: c_nr_dims(t)?,
-                    dims: ffi::malloc_array(&t.dims)?,
-                    data_type: t.data_type.to_value(),
-                })
-            })?;
-            fill_status(status, &out.status)
+            ct::hand_out::<vaccel_tf_tensor>(out_tensors, &out.outputs)?;
+            ct::fill_tf_status(status, &out.status)
         }
     })
 }
@@ -677,33 +528,21 @@ unsafe extern "C" fn tflite_model_run(
     status: *mut u8,
 ) -> c_int {
     guard(|| {
-        let (nr_in, nr_out) = (
-            ffi::count(nr_inputs, "nr_inputs")?,
-            ffi::count(nr_outputs, "nr_outputs")?,
-        );
+        let nr_out = ffi::count(nr_outputs, "nr_outputs")?;
         // SAFETY: valid views and tensors (op contract).
         let (p, s, m, tensors) = unsafe {
             let (p, s, m) = ctx_res(sess, model.cast_mut())?;
-            (p, s, m, inputs(in_tensors, nr_in, tflite_parts)?)
+            (
+                p,
+                s,
+                m,
+                ct::views::<vaccel_tflite_tensor>(in_tensors, nr_inputs, "in_tensors")?,
+            )
         };
         let out = p.tflite_model_run(&s, &m, &tensors, nr_out)?;
         // SAFETY: `out_tensors` holds `nr_outputs` slots; `status` null or writable.
         unsafe {
-            hand_out(out_tensors, &out.outputs, |data, size, t| {
-                let dims: Vec<i32> = t
-                    .dims
-                    .iter()
-                    .map(|d| i32::try_from(*d).map_err(|_| invalid("dimension exceeds int32")))
-                    .collect::<Result<_>>()?;
-                Ok(vaccel_tflite_tensor {
-                    data,
-                    size,
-                    owned: true,
-                    nr_dims: c_nr_dims(t)?,
-                    dims: ffi::malloc_array(&dims)?,
-                    data_type: t.data_type.to_value(),
-                })
-            })?;
+            ct::hand_out::<vaccel_tflite_tensor>(out_tensors, &out.outputs)?;
             if !status.is_null() {
                 status.write(out.status);
             }
@@ -723,21 +562,6 @@ unsafe extern "C" fn torch_model_load(
     })
 }
 
-fn torch_c(
-    data: *mut c_void,
-    size: usize,
-    t: &Tensor<'_, TorchDataType>,
-) -> Result<vaccel_torch_tensor> {
-    Ok(vaccel_torch_tensor {
-        data,
-        size,
-        owned: true,
-        nr_dims: i64::try_from(t.dims.len()).map_err(|_| invalid("too many dims"))?,
-        dims: ffi::malloc_array(&t.dims)?,
-        data_type: t.data_type.to_value(),
-    })
-}
-
 unsafe extern "C" fn torch_model_run(
     sess: *mut vaccel_session,
     model: *const vaccel_resource,
@@ -748,10 +572,7 @@ unsafe extern "C" fn torch_model_run(
     nr_outputs: c_int,
 ) -> c_int {
     guard(|| {
-        let (nr_in, nr_out) = (
-            ffi::count(nr_inputs, "nr_inputs")?,
-            ffi::count(nr_outputs, "nr_outputs")?,
-        );
+        let nr_out = ffi::count(nr_outputs, "nr_outputs")?;
         // SAFETY: valid views, options and tensors (op contract).
         let (p, s, m, options, tensors) = unsafe {
             let (p, s, m) = ctx_res(sess, model.cast_mut())?;
@@ -763,11 +584,17 @@ unsafe extern "C" fn torch_model_run(
                 )?),
                 None => None,
             };
-            (p, s, m, options, inputs(in_tensors, nr_in, torch_parts)?)
+            (
+                p,
+                s,
+                m,
+                options,
+                ct::views::<vaccel_torch_tensor>(in_tensors, nr_inputs, "in_tensors")?,
+            )
         };
         let out = p.torch_model_run(&s, &m, options, &tensors, nr_out)?;
         // SAFETY: `out_tensors` holds `nr_outputs` slots (op contract).
-        unsafe { hand_out(out_tensors, &out, torch_c) }
+        unsafe { ct::hand_out::<vaccel_torch_tensor>(out_tensors, &out) }
     })
 }
 
@@ -787,11 +614,8 @@ unsafe extern "C" fn torch_sgemm(
         let (p, s, a, b, c) = unsafe {
             let (p, s) = ctx(sess)?;
             let one = |pp: *mut *mut vaccel_torch_tensor| -> Result<Tensor<'_, TorchDataType>> {
-                let t = pp
-                    .as_ref()
-                    .and_then(|t| t.as_ref())
-                    .ok_or_else(|| invalid("tensor is NULL"))?;
-                ffi::tensor(torch_parts(t)?)
+                let t = pp.as_ref().ok_or_else(|| invalid("tensor is NULL"))?;
+                ct::view::<vaccel_torch_tensor>(*t, "tensor")
             };
             (p, s, one(in_a)?, one(in_b)?, one(in_c)?)
         };
@@ -800,7 +624,7 @@ unsafe extern "C" fn torch_sgemm(
                 return Err(invalid("out is NULL"));
             }
             // SAFETY: `out` is one writable slot (op contract).
-            unsafe { hand_out(out, std::slice::from_ref(&result), torch_c) }?;
+            unsafe { ct::hand_out::<vaccel_torch_tensor>(out, std::slice::from_ref(&result)) }?;
         }
         Ok(())
     })

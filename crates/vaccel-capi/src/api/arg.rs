@@ -13,7 +13,7 @@
 //! arrays); strings are NUL-terminated; callbacks are null or valid functions of their type;
 //! out-parameters are null or writable. Referenced caller memory must outlive its use.
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 
 use vaccel_abi::{
@@ -1006,11 +1006,10 @@ pub unsafe extern "C" fn vaccel_arg_array_add_string(
     str: *mut c_char,
 ) -> c_int {
     guard("vaccel_arg_array_add_string", || {
-        if str.is_null() {
-            return Err(invalid("str is NULL"));
-        }
-        // SAFETY: NUL-terminated (caller guarantee).
-        let len = unsafe { CStr::from_ptr(str) }.to_bytes_with_nul().len();
+        // SAFETY: null or NUL-terminated (caller guarantee).
+        let len = unsafe { ffi::cstr_arg(str, "str") }?
+            .to_bytes_with_nul()
+            .len();
         // SAFETY: `str` holds `len` bytes.
         unsafe { add_ref(array, str.cast_const().cast(), len, VACCEL_ARG_STRING) }
     })
@@ -1441,11 +1440,8 @@ pub unsafe extern "C" fn vaccel_arg_array_set_string(
     str: *mut c_char,
 ) -> c_int {
     guard("vaccel_arg_array_set_string", || {
-        if str.is_null() {
-            return Err(invalid("str is NULL"));
-        }
-        // SAFETY: NUL-terminated (caller guarantee).
-        let data = unsafe { CStr::from_ptr(str) }.to_bytes_with_nul();
+        // SAFETY: null or NUL-terminated (caller guarantee).
+        let data = unsafe { ffi::cstr_arg(str, "str") }?.to_bytes_with_nul();
         // SAFETY: caller guarantees.
         unsafe { set_current(array, data, |arg| expect_type(arg, VACCEL_ARG_STRING)) }
     })

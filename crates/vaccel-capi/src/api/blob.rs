@@ -314,7 +314,7 @@ unsafe fn release(blob: *mut vaccel_blob) -> Res<()> {
     }
     if !b.path.is_null() {
         // SAFETY: NUL-terminated (caller guarantee).
-        let path = unsafe { std::ffi::CStr::from_ptr(b.path) };
+        let path = unsafe { ffi::cstr_arg(b.path, "blob path") }?;
         if b.path_owned {
             let path = Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
             log::debug!("Removing file {}", path.display());

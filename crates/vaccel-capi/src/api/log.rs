@@ -4,22 +4,12 @@
 //!
 //! `msg` is null or NUL-terminated.
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 
 use vaccel_core::ErrorCode;
 
 use crate::ffi::guard;
 use crate::global;
-
-fn level(level: c_int) -> log::Level {
-    match level {
-        1 | 0 => log::Level::Error,
-        2 => log::Level::Warn,
-        3 => log::Level::Info,
-        4 => log::Level::Debug,
-        _ => log::Level::Trace,
-    }
-}
 
 /// `vaccel_log_init`: (re)applies the configuration's log level and destination.
 #[unsafe(no_mangle)]
@@ -47,7 +37,7 @@ pub extern "C" fn vaccel_log_enabled(level_value: c_int) -> bool {
         "vaccel_log_enabled",
         false,
         |_| false,
-        || Ok(log::log_enabled!(target: "vaccel", level(level_value))),
+        || Ok(vaccel_ffi::log_bridge::host_log_enabled(level_value)),
     )
 }
 
@@ -59,13 +49,8 @@ pub extern "C" fn vaccel_log_enabled(level_value: c_int) -> bool {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vaccel_log_write(level_value: c_int, msg: *const c_char) {
     guard("vaccel_log_write", || {
-        if msg.is_null() {
-            return Ok(());
-        }
-        // SAFETY: non-null and NUL-terminated (caller guarantee).
-        let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        log::log!(target: "vaccel", level(level_value), "{text}");
+        // SAFETY: forwarded caller guarantee (null or NUL-terminated).
+        unsafe { vaccel_ffi::log_bridge::host_log_write(level_value, msg) };
         Ok(())
     });
 }
@@ -84,11 +69,8 @@ pub unsafe extern "C" fn vaccel_str_to_lower(
     alloc_lower: *mut *mut c_char,
 ) -> c_int {
     guard("vaccel_str_to_lower", || {
-        if str.is_null() {
-            return Err(crate::ffi::invalid("str is NULL"));
-        }
-        // SAFETY: non-null and NUL-terminated (caller guarantee).
-        let bytes = unsafe { CStr::from_ptr(str) }.to_bytes();
+        // SAFETY: null or NUL-terminated (caller guarantee).
+        let bytes = unsafe { crate::ffi::cstr_arg(str, "str") }?.to_bytes();
         let lowered: Vec<u8> = bytes.iter().map(u8::to_ascii_lowercase).collect();
         if !alloc_lower.is_null() {
             let out = crate::ffi::out_ptr(alloc_lower, "alloc_lower")?;

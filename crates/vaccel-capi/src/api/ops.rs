@@ -17,63 +17,13 @@ use vaccel_abi::{
     vaccel_tf_status, vaccel_tf_tensor, vaccel_tflite_tensor, vaccel_torch_buffer,
     vaccel_torch_tensor,
 };
-use vaccel_core::arg::Arg;
+use vaccel_core::OpType;
 use vaccel_core::plugin::SgemmArgs;
-use vaccel_core::tensor::TfNode;
-use vaccel_core::{Error, OpType};
 
-use crate::api::tensor as t;
-use crate::cmem;
 use crate::ffi::{self, Res, Span, guard, invalid};
 use crate::views;
-
-/// Typed args over the caller's `struct vaccel_arg` arrays: read args validated by the rules
-/// of their type (§1.8), write args by size only (they are outputs).
-///
-/// # Safety
-///
-/// The arrays hold their counts; each arg's `buf` holds `size` bytes that live, unchanged
-/// except through the returned write args, for `'a`.
-pub(crate) unsafe fn c_args<'a>(
-    read: *const vaccel_arg,
-    nr_read: usize,
-    write: *mut vaccel_arg,
-    nr_write: usize,
-) -> Res<(Vec<Arg<'a>>, Vec<Arg<'a>>)> {
-    // SAFETY: caller guarantee on the arrays; only the structs' fields are copied out.
-    let (r, w) = unsafe {
-        (
-            ffi::slice(read, nr_read, "read args")?,
-            ffi::slice(write.cast_const(), nr_write, "write args")?,
-        )
-    };
-    let fields = |a: &vaccel_arg| (a.buf, a.size, a.r#type, a.custom_type_id);
-    let r: Vec<_> = r.iter().map(fields).collect();
-    let w: Vec<_> = w.iter().map(fields).collect();
-    let spans: Vec<Span> = r
-        .iter()
-        .map(|(buf, size, ..)| Span::read(buf.cast::<u8>(), *size))
-        .chain(
-            w.iter()
-                .map(|(buf, size, ..)| Span::write(buf.cast::<u8>(), *size)),
-        )
-        .collect();
-    ffi::check_disjoint(&spans, "args")?;
-    let mut reads = Vec::with_capacity(r.len());
-    for (i, (buf, size, ty, custom)) in r.into_iter().enumerate() {
-        // SAFETY: caller guarantee on `buf`/`size`.
-        let bytes = unsafe { ffi::bytes(buf, size, "read arg") }?;
-        reads.push(Arg::from_parts(ty, custom, bytes).map_err(|e| Error::arg(i, e))?);
-    }
-    let mut writes = Vec::with_capacity(w.len());
-    for (i, (buf, size, ty, custom)) in w.into_iter().enumerate() {
-        // SAFETY: caller guarantee; the spans check above makes every write buffer disjoint
-        // from every other buffer, so this is the only reference to its bytes.
-        let bytes = unsafe { ffi::bytes_mut(buf, size, "write arg") }?;
-        writes.push(Arg::from_parts_mut(ty, custom, bytes).map_err(|e| Error::arg(i, e))?);
-    }
-    Ok((reads, writes))
-}
+use vaccel_ffi::arg::c_args;
+use vaccel_ffi::tensor::{self as t, hand_out, nodes};
 
 /// `vaccel_noop`.
 ///
@@ -571,68 +521,6 @@ pub unsafe extern "C" fn vaccel_opencv_unpack(
 ) -> c_int {
     // SAFETY: forwarded.
     unsafe { vaccel_opencv(sess, read, nr_read, write, nr_write) }
-}
-
-/// TF nodes of a C array.
-///
-/// # Safety
-///
-/// `nodes` holds `n` nodes with NUL-terminated names.
-unsafe fn nodes(nodes: *const vaccel_tf_node, n: usize, what: &str) -> Res<Vec<TfNode>> {
-    // SAFETY: caller guarantee.
-    let nodes = unsafe { ffi::slice(nodes, n, what) }?;
-    nodes
-        .iter()
-        .map(|node| {
-            // SAFETY: caller guarantee on the names.
-            unsafe { ffi::str_arg(node.name, "node name") }.map(|s| TfNode::new(s, node.id))
-        })
-        .collect()
-}
-
-/// Hands heap copies of `outputs` to the caller's slots (all or nothing).
-///
-/// # Safety
-///
-/// `slots` holds `outputs.len()` writable pointers.
-unsafe fn hand_out<C: t::CTensor>(
-    slots: *mut *mut C,
-    outputs: &[vaccel_core::tensor::Tensor<'_, C::Data>],
-) -> Res<()> {
-    let mut made = Vec::with_capacity(outputs.len());
-    for o in outputs {
-        match t::to_c::<C>(o) {
-            Ok(p) => made.push(p),
-            Err(e) => {
-                for p in made {
-                    // SAFETY: made just above by `to_c`, not handed out.
-                    unsafe { free_tensor(p) };
-                }
-                return Err(e);
-            }
-        }
-    }
-    // SAFETY: caller guarantee on `slots`.
-    let slots = unsafe { ffi::slice_mut(slots, made.len(), "output tensors") }?;
-    for (slot, p) in slots.iter_mut().zip(made) {
-        *slot = p;
-    }
-    Ok(())
-}
-
-/// Frees a tensor made by `to_c`.
-///
-/// # Safety
-///
-/// `p` comes from [`t::to_c`] and is not used afterwards.
-unsafe fn free_tensor<C: t::CTensor>(p: *mut C) {
-    // SAFETY: caller guarantee: the struct, dims and data are C allocations.
-    unsafe {
-        let (data, _, _, _, dims, _) = (*p).parts();
-        cmem::free(data);
-        cmem::free(dims);
-        cmem::free(p);
-    }
 }
 
 /// `vaccel_tf_model_load`.

@@ -6,7 +6,7 @@
 //! `region`/`regions` are null or valid (for init: writable) structs, `regions` holding
 //! `nregions`; names are NUL-terminated; sample arrays are from the C allocator.
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 use std::ptr;
 
 use vaccel_abi::{vaccel_prof_region, vaccel_prof_sample};
@@ -136,7 +136,7 @@ unsafe fn init(r: *mut vaccel_prof_region, name_ptr: *const c_char) -> Res<()> {
         cmem::calloc::<c_char>(256, "region name")?
     } else {
         // SAFETY: NUL-terminated (caller guarantee).
-        let bytes = unsafe { CStr::from_ptr(name_ptr) }.to_bytes();
+        let bytes = unsafe { ffi::cstr_arg(name_ptr, "region name") }?.to_bytes();
         cmem::strdup(&String::from_utf8_lossy(bytes), "region name")?
     };
     let samples = match cmem::calloc::<vaccel_prof_sample>(INITIAL_SAMPLES, "samples") {
@@ -210,7 +210,8 @@ unsafe fn by_name<'a>(
         .rfind(|r| {
             !r.name.is_null()
                 // SAFETY: names are null or NUL-terminated (caller guarantee).
-                && unsafe { CStr::from_ptr(r.name) }.to_bytes() == wanted.as_bytes()
+                && unsafe { ffi::cstr_arg(r.name, "region name") }
+                    .is_ok_and(|name| name.to_bytes() == wanted.as_bytes())
         })
         .ok_or_else(|| ffi::err(ErrorCode::ENOENT, format!("no region named {wanted}")))
 }

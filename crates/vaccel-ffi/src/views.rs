@@ -190,7 +190,7 @@ impl BlobView {
 }
 
 /// Everything the library allocated for one resource view.
-pub(crate) struct ResAlloc {
+pub struct ResAlloc {
     // Arrays first: they point at the strings and blobs below.
     path_ptrs: Lent<[*mut c_char]>,
     blob_ptrs: Lent<[*mut vaccel_blob]>,
@@ -208,6 +208,15 @@ unsafe impl Send for ResAlloc {}
 // SAFETY: shared access from Rust never dereferences the pointers (C code may, concurrently,
 // as upstream allows for its own structs).
 unsafe impl Sync for ResAlloc {}
+
+impl std::fmt::Debug for ResAlloc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResAlloc")
+            .field("blobs", &self.blobs.len())
+            .field("rundir", &self.rundir_src)
+            .finish()
+    }
+}
 
 impl ResAlloc {
     fn build(res: &Resource, read_files: bool) -> ResAlloc {
@@ -301,7 +310,7 @@ thread_local! {
 
 /// Marks `c` as the view of the session being created on this thread until the returned
 /// guard drops.
-pub(crate) fn pending_session(c: *mut vaccel_session) -> impl Drop {
+pub fn pending_session(c: *mut vaccel_session) -> impl Drop {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -502,7 +511,7 @@ unsafe fn fill_resource(c: *mut vaccel_resource, res: &Resource, alloc: &ResAllo
 ///
 /// `c` points at writable memory for a `struct vaccel_session` that stays valid until the
 /// session is released (the C API contract of `vaccel_session_init`).
-pub(crate) unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>) {
+pub unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>) {
     let mut v = views();
     let key = addr(Arc::as_ptr(sess));
     // The struct may already have been adopted by a plugin hook during creation.
@@ -521,7 +530,7 @@ pub(crate) unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>)
 }
 
 /// The Rust session of a C struct, or `EINVAL` if `c` is not a live session.
-pub(crate) fn session_from_c(c: *const vaccel_session) -> Res<Arc<Session>> {
+pub fn session_from_c(c: *const vaccel_session) -> Res<Arc<Session>> {
     let v = views();
     v.sess_by_c
         .get(&addr(c))
@@ -531,7 +540,7 @@ pub(crate) fn session_from_c(c: *const vaccel_session) -> Res<Arc<Session>> {
 }
 
 /// The C struct of a session, if it has a view.
-pub(crate) fn session_c(sess: &Session) -> Option<*mut vaccel_session> {
+pub fn session_c(sess: &Session) -> Option<*mut vaccel_session> {
     views()
         .sessions
         .get(&addr(ptr::from_ref(sess)))
@@ -544,7 +553,7 @@ pub(crate) fn session_c(sess: &Session) -> Option<*mut vaccel_session> {
 /// Views are matched by the session's address. That is sound because every view is removed
 /// when its session goes: the C API's at `vaccel_session_release`, shadows in the plugin
 /// adapter's `session_release` hook (or when `session_init` fails).
-pub(crate) fn session_for_plugin(sess: &Session) -> Res<*mut vaccel_session> {
+pub fn session_for_plugin(sess: &Session) -> Res<*mut vaccel_session> {
     let key = addr(ptr::from_ref(sess));
     let mut v = views();
     if let Some(view) = v.sessions.get_mut(&key) {
@@ -600,7 +609,7 @@ fn drop_session_view(v: &mut Views, view: SessView) {
 }
 
 /// Removes a session's view (at release), freeing it if it is a shadow.
-pub(crate) fn forget_session(sess: &Session) {
+pub fn forget_session(sess: &Session) {
     let mut v = views();
     if let Some(view) = v.sessions.remove(&addr(ptr::from_ref(sess))) {
         drop_session_view(&mut v, view);
@@ -608,7 +617,7 @@ pub(crate) fn forget_session(sess: &Session) {
 }
 
 /// Removes the view whose C struct is `c` (cleanup of a failed `vaccel_session_init`).
-pub(crate) fn forget_session_c(c: *const vaccel_session) {
+pub fn forget_session_c(c: *const vaccel_session) {
     let mut v = views();
     if let Some(key) = v.sess_by_c.get(&addr(c)).copied()
         && let Some(view) = v.sessions.remove(&key)
@@ -623,7 +632,7 @@ pub(crate) fn forget_session_c(c: *const vaccel_session) {
 ///
 /// `c` points at writable memory for a `struct vaccel_resource` that stays valid until the
 /// resource is released.
-pub(crate) unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource>) {
+pub unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource>) {
     let alloc = Arc::new(ResAlloc::build(res, false));
     let mut v = views();
     // SAFETY: caller guarantee; the lock serialises library writes to the struct.
@@ -644,7 +653,7 @@ pub(crate) unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource
 }
 
 /// The Rust resource of a C struct, or `EINVAL` if `c` is not a live resource.
-pub(crate) fn resource_from_c(c: *const vaccel_resource) -> Res<Arc<Resource>> {
+pub fn resource_from_c(c: *const vaccel_resource) -> Res<Arc<Resource>> {
     let v = views();
     v.res_by_c
         .get(&addr(c))
@@ -654,7 +663,7 @@ pub(crate) fn resource_from_c(c: *const vaccel_resource) -> Res<Arc<Resource>> {
 }
 
 /// The C struct of a resource, if it has a view.
-pub(crate) fn resource_c(res: &Resource) -> Option<*mut vaccel_resource> {
+pub fn resource_c(res: &Resource) -> Option<*mut vaccel_resource> {
     views()
         .resources
         .get(&addr(ptr::from_ref(res)))
@@ -663,14 +672,20 @@ pub(crate) fn resource_c(res: &Resource) -> Option<*mut vaccel_resource> {
 
 /// A resource view handed to a plugin: the struct, and the allocations it points at, kept
 /// alive for the duration of the call.
-pub(crate) struct ResGuard {
-    pub(crate) ptr: *mut vaccel_resource,
+pub struct ResGuard {
+    pub ptr: *mut vaccel_resource,
     alloc: Arc<ResAlloc>,
+}
+
+impl std::fmt::Debug for ResGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResGuard").field("ptr", &self.ptr).finish()
+    }
 }
 
 impl ResGuard {
     /// The C blob structs, in resource order.
-    pub(crate) fn blobs(&self) -> impl Iterator<Item = *mut vaccel_blob> + '_ {
+    pub fn blobs(&self) -> impl Iterator<Item = *mut vaccel_blob> + '_ {
         self.alloc.blobs.iter().map(|b| b.c.ptr())
     }
 }
@@ -681,7 +696,7 @@ impl ResGuard {
 /// Views are matched by the resource's address. The C API removes its views at release;
 /// shadows of resources that have gone are swept here, so an address reused by a new
 /// resource never finds an old shadow.
-pub(crate) fn resource_for_plugin(res: &Resource, read_files: bool) -> Res<ResGuard> {
+pub fn resource_for_plugin(res: &Resource, read_files: bool) -> Res<ResGuard> {
     let key = addr(ptr::from_ref(res));
     let mut v = views();
     let dead: Vec<usize> = v
@@ -738,7 +753,7 @@ pub(crate) fn resource_for_plugin(res: &Resource, read_files: bool) -> Res<ResGu
 
 /// Refreshes a resource's view after the runtime changed it (registration loaded its blobs,
 /// a sync replaced them), if it has one.
-pub(crate) fn refresh_resource(res: &Resource) {
+pub fn refresh_resource(res: &Resource) {
     if resource_c(res).is_some() {
         let _ = resource_for_plugin(res, false);
     }
@@ -755,7 +770,7 @@ fn drop_resource_view(v: &mut Views, view: ResView) {
 }
 
 /// Removes a resource's view (at release), freeing it if it is a shadow.
-pub(crate) fn forget_resource(res: &Resource) {
+pub fn forget_resource(res: &Resource) {
     let mut v = views();
     if let Some(view) = v.resources.remove(&addr(ptr::from_ref(res))) {
         drop_resource_view(&mut v, view);
@@ -764,7 +779,7 @@ pub(crate) fn forget_resource(res: &Resource) {
 
 /// Copies the bytes of a buffer resource's blob views back into the resource, after a
 /// plugin's `resource_sync` hook wrote into `blob->data` (how upstream's remote plugin syncs).
-pub(crate) fn sync_back(res: &Resource, guard: &ResGuard) -> Res<()> {
+pub fn sync_back(res: &Resource, guard: &ResGuard) -> Res<()> {
     let blobs = res.blobs();
     if blobs.iter().any(|b| b.kind() != BlobType::Buffer) {
         return Ok(());
@@ -786,6 +801,6 @@ pub(crate) fn sync_back(res: &Resource, guard: &ResGuard) -> Res<()> {
 }
 
 /// Type of a resource by its numeric value, for the C API.
-pub(crate) fn resource_type(value: u32) -> Res<ResourceType> {
+pub fn resource_type(value: u32) -> Res<ResourceType> {
     ResourceType::from_value(value).ok_or_else(|| invalid(format!("invalid resource type {value}")))
 }

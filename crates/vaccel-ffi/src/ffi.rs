@@ -124,6 +124,19 @@ pub unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Res<&'a str> {
         .map_err(|_| invalid(format!("{what} is not valid UTF-8")))
 }
 
+/// A NUL-terminated string of any bytes, or `EINVAL` naming `what` when null.
+///
+/// # Safety
+///
+/// As [`str_arg`].
+pub unsafe fn cstr_arg<'a>(ptr: *const c_char, what: &str) -> Res<&'a CStr> {
+    if ptr.is_null() {
+        return Err(invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-null, and NUL-terminated and live for `'a` by the caller's guarantee.
+    Ok(unsafe { CStr::from_ptr(ptr) })
+}
+
 /// Like [`str_arg`], with null meaning `None`.
 ///
 /// # Safety

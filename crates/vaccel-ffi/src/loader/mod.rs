@@ -52,8 +52,8 @@ pub(crate) fn descriptor_of(plugin: &Arc<dyn Plugin>) -> Option<*mut vaccel_plug
 /// The table SDK plugins receive.
 static HOST: vaccel_rs_host = vaccel_rs_host {
     abi_version: VACCEL_RS_HOST_ABI,
-    log_write: Some(crate::api::log::vaccel_log_write),
-    log_enabled: Some(crate::api::log::vaccel_log_enabled),
+    log_write: Some(crate::log_bridge::host_log_write),
+    log_enabled: Some(crate::log_bridge::host_log_enabled),
 };
 
 fn not_a_plugin(spec: &str, reason: impl Into<String>) -> Error {

@@ -26,8 +26,8 @@ use vaccel_core::tensor::{
 };
 use vaccel_core::{Error, ErrorCode, Id, OpSet, OpType, PluginType, Resource, Result, Session};
 
-use crate::api::tensor::{self as t};
 use crate::ffi;
+use crate::tensor::{self as t};
 use crate::views::{self, ResGuard};
 
 /// The hooks of a descriptor, copied at load.

@@ -15,7 +15,7 @@ fn oom(what: &str) -> vaccel_core::Error {
 }
 
 /// `malloc(size)` (at least one byte, so a zero size still gives a unique pointer).
-pub(crate) fn malloc(size: usize, what: &str) -> Res<*mut u8> {
+pub fn malloc(size: usize, what: &str) -> Res<*mut u8> {
     // SAFETY: `malloc` has no preconditions; the result is checked for null.
     let p = unsafe { libc::malloc(size.max(1)) }.cast::<u8>();
     if p.is_null() {
@@ -25,7 +25,7 @@ pub(crate) fn malloc(size: usize, what: &str) -> Res<*mut u8> {
 }
 
 /// `calloc(count, size_of::<T>())` (at least one byte).
-pub(crate) fn calloc<T>(count: usize, what: &str) -> Res<*mut T> {
+pub fn calloc<T>(count: usize, what: &str) -> Res<*mut T> {
     // SAFETY: `calloc` checks the multiplication itself and has no other preconditions.
     let p = unsafe { libc::calloc(count.max(1), size_of::<T>().max(1)) }.cast::<T>();
     if p.is_null() {
@@ -39,7 +39,7 @@ pub(crate) fn calloc<T>(count: usize, what: &str) -> Res<*mut T> {
 /// # Safety
 ///
 /// `ptr` is null or a live block from the C allocator.
-pub(crate) unsafe fn realloc<T>(ptr: *mut T, count: usize, what: &str) -> Res<*mut T> {
+pub unsafe fn realloc<T>(ptr: *mut T, count: usize, what: &str) -> Res<*mut T> {
     let bytes = count
         .checked_mul(size_of::<T>())
         .ok_or_else(|| oom(what))?
@@ -53,7 +53,7 @@ pub(crate) unsafe fn realloc<T>(ptr: *mut T, count: usize, what: &str) -> Res<*m
 }
 
 /// A `malloc`ed copy of `bytes`.
-pub(crate) fn malloc_copy(bytes: &[u8], what: &str) -> Res<*mut u8> {
+pub fn malloc_copy(bytes: &[u8], what: &str) -> Res<*mut u8> {
     let p = malloc(bytes.len(), what)?;
     // SAFETY: `p` holds at least `bytes.len()` bytes and is a fresh allocation, so the
     // ranges cannot overlap.
@@ -62,7 +62,7 @@ pub(crate) fn malloc_copy(bytes: &[u8], what: &str) -> Res<*mut u8> {
 }
 
 /// A `malloc`ed NUL-terminated copy of `text` (interior NULs end the C string early).
-pub(crate) fn strdup(text: &str, what: &str) -> Res<*mut c_char> {
+pub fn strdup(text: &str, what: &str) -> Res<*mut c_char> {
     let p = malloc(text.len() + 1, what)?;
     // SAFETY: `p` holds `text.len() + 1` bytes; the copy and the terminator stay inside.
     unsafe {
@@ -77,7 +77,7 @@ pub(crate) fn strdup(text: &str, what: &str) -> Res<*mut c_char> {
 /// # Safety
 ///
 /// `ptr` is null or a live block from the C allocator, not used afterwards.
-pub(crate) unsafe fn free<T>(ptr: *mut T) {
+pub unsafe fn free<T>(ptr: *mut T) {
     // SAFETY: caller guarantee.
     unsafe { libc::free(ptr.cast::<c_void>()) }
 }
