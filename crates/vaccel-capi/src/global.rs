@@ -1,9 +1,14 @@
-//! The process-wide runtime behind the C API: bootstrap at library load, cleanup at unload
-//! (spec §4.2), and the strong references that keep C-created sessions and resources alive.
+//! The process-wide runtime behind the C API: bootstrap (at library load, from the artifact's
+//! constructor), cleanup (at unload, spec §4.2), and the strong references that keep
+//! C-created sessions and resources alive. A program that links this crate without the
+//! artifact (the agent, the examples) has no such runtime: the C functions its plugin
+//! libraries call on the views they are given work, the ones that create objects answer that
+//! vAccel is not initialized.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vaccel_abi::vaccel_config;
@@ -41,10 +46,12 @@ static STATE: RwLock<Option<State>> = RwLock::new(None);
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 
 fn read() -> RwLockReadGuard<'static, Option<State>> {
+    implicit_bootstrap();
     STATE.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn write() -> RwLockWriteGuard<'static, Option<State>> {
+    implicit_bootstrap();
     STATE.write().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -78,7 +85,7 @@ pub(crate) fn runtime(code: ErrorCode) -> Res<Runtime> {
 }
 
 /// Whether a runtime is up.
-pub(crate) fn is_initialized() -> bool {
+pub fn is_initialized() -> bool {
     read().is_some()
 }
 
@@ -150,20 +157,14 @@ impl State {
 /// Builds the global runtime from `config`, replacing (and first cleaning up) any previous
 /// one. On failure the library is left uninitialised.
 pub(crate) fn bootstrap(config: Config) -> Res<()> {
+    STARTED.store(true, Ordering::Release);
     let _serialised = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
     let previous = write().take();
     if let Some(previous) = previous {
         log::debug!("Reloading vAccel");
         teardown(previous);
     }
-    let rt = vaccel_core::Runtime::builder()
-        .bundled(bundled_plugins())
-        // The same groups as the `vaccel` facade: `cpu` = every CPU backend.
-        .groups([vaccel_core::PluginGroup {
-            name: "cpu",
-            members: &["blas", "tflite", "onnx", "tf", "torch"],
-        }])
-        .loader(Arc::new(DlLoader::new()))
+    let rt = builder()
         .config(config.clone())
         .build()
         .inspect_err(|e| log::error!("Could not initialize vAccel: {e}"))?;
@@ -172,9 +173,9 @@ pub(crate) fn bootstrap(config: Config) -> Res<()> {
     Ok(())
 }
 
-/// The plugins compiled into the library, selectable by name in `VACCEL_PLUGINS` (the same
-/// list as the `vaccel` facade's).
-fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
+/// Every plugin compiled into the library, by the name `VACCEL_PLUGINS` uses (the `vaccel`
+/// facade offers the same list).
+pub fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
     vec![
         vaccel_plugin_noop::bundled(),
         vaccel_plugin_exec::bundled(),
@@ -188,8 +189,29 @@ fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
     ]
 }
 
+/// Names standing for several bundled plugins: `cpu` selects every CPU backend.
+pub fn plugin_groups() -> Vec<vaccel_core::PluginGroup> {
+    vec![vaccel_core::PluginGroup {
+        name: "cpu",
+        members: &["blas", "tflite", "onnx", "tf", "torch"],
+    }]
+}
+
+/// A runtime builder with the bundled plugins, the groups and the plugin library loader: what
+/// `libvaccel.so` bootstraps, and what the `vaccel` facade gives Rust programs.
+pub fn builder() -> vaccel_core::RuntimeBuilder {
+    // A Rust program building its own runtime hosts the C API for its plugins: no implicit
+    // process-wide runtime beside its own.
+    STARTED.store(true, Ordering::Release);
+    crate::link_c_api();
+    vaccel_core::Runtime::builder()
+        .bundled(bundled_plugins())
+        .groups(plugin_groups())
+        .loader(Arc::new(DlLoader::new()))
+}
+
 /// `vaccel_bootstrap()`: configuration from the environment.
-pub(crate) fn bootstrap_from_env() -> Res<()> {
+pub fn bootstrap_from_env() -> Res<()> {
     let config = Config::from_env().inspect_err(|e| {
         // Logging is not set up yet (it needs the configuration), as upstream.
         eprintln!("Error: Could not init main config from env: {e}");
@@ -198,7 +220,8 @@ pub(crate) fn bootstrap_from_env() -> Res<()> {
 }
 
 /// `vaccel_cleanup()`: no-op when not initialised.
-pub(crate) fn cleanup() {
+pub fn cleanup() {
+    STARTED.store(true, Ordering::Release);
     let _serialised = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
     let state = write().take();
     if let Some(state) = state {
@@ -267,6 +290,19 @@ pub(crate) fn load_plugins(list: &str) -> Res<()> {
     Ok(())
 }
 
+/// Whether log lines go to the program's stdout (the artifact's constructor then makes stdout
+/// line-buffered, see `libvaccel.so`'s `line_buffer_stdout`).
+pub fn logs_to_stdout() -> bool {
+    with_state(ErrorCode::EBACKEND, |s| {
+        Ok(s.config.log_level.is_some()
+            && s.config
+                .log_file
+                .as_ref()
+                .is_none_or(|f| f.as_os_str() == "/dev/stdout"))
+    })
+    .unwrap_or(false)
+}
+
 /// Runs `f` without letting a panic escape (library constructor and destructor).
 fn quietly(f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
@@ -297,19 +333,46 @@ thread_local! {
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }
 
-/// The library constructor: bootstraps from the environment unless
+/// What `libvaccel.so`'s constructor runs: bootstraps from the environment unless
 /// `VACCEL_BOOTSTRAP_ENABLED=0`. A failure (e.g. a missing plugin) is logged and leaves the
 /// library uninitialised; unlike upstream it never exits the host process.
-extern "C" fn vaccel_ctor() {
+pub fn library_loaded() {
+    STARTED.store(true, Ordering::Release);
     quietly(|| {
         if bootstrap_enabled(env_lookup) {
             // The error is logged by `bootstrap`.
             let _ = bootstrap_from_env();
             line_buffer_stdout();
         }
-        // Initialise the local-time cache first, then register the guard (see `ExitGuard`).
-        let _ = chrono::Local::now();
-        EXIT_GUARD.with(|_| {});
+        guard_exit();
+    });
+}
+
+/// Registers the exit guard on this thread, after initialising the local-time cache (see
+/// `ExitGuard`).
+fn guard_exit() {
+    let _ = chrono::Local::now();
+    EXIT_GUARD.with(|_| {});
+}
+
+/// Whether the process-wide runtime's life has begun: bootstrapped (by the library
+/// constructor, `vaccel_bootstrap`, or implicitly), cleaned up, or declined by a Rust program
+/// that hosts the C API (see [`builder`]).
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Bootstraps from the environment on the first use of the C API when nothing has yet: a C
+/// program that linked `libvaccel.a` has no constructor of ours (the linker takes only the
+/// objects it needs), so its first call starts the runtime, and the exit guard of the calling
+/// thread cleans up.
+fn implicit_bootstrap() {
+    if STARTED.load(Ordering::Acquire) || STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    quietly(|| {
+        if bootstrap_enabled(env_lookup) {
+            let _ = bootstrap_from_env();
+        }
+        guard_exit();
     });
 }
 
@@ -323,15 +386,7 @@ unsafe extern "C" {
 /// stdout, the program's stdout is made line-buffered so the two interleave as upstream's do
 /// even when stdout is a pipe. Runs in the constructor, before the program wrote anything.
 fn line_buffer_stdout() {
-    let to_stdout = with_state(ErrorCode::EBACKEND, |s| {
-        Ok(s.config.log_level.is_some()
-            && s.config
-                .log_file
-                .as_ref()
-                .is_none_or(|f| f.as_os_str() == "/dev/stdout"))
-    })
-    .unwrap_or(false);
-    if to_stdout {
+    if logs_to_stdout() {
         // SAFETY: `stdout` is glibc's stream object, valid for the whole process; `setvbuf`
         // is allowed before any output on the stream, which holds in a library constructor
         // (it runs before `main`, or at `dlopen` before the caller used the library).
@@ -346,10 +401,10 @@ fn line_buffer_stdout() {
     }
 }
 
-/// The library destructor: cleans up unless `VACCEL_CLEANUP_ENABLED=0` (normally the exit
-/// guard already did; this covers `dlclose` and exits from other threads). Logging is turned
-/// off first when the calling thread's thread-locals may be gone.
-extern "C" fn vaccel_dtor() {
+/// What `libvaccel.so`'s destructor runs: cleans up unless `VACCEL_CLEANUP_ENABLED=0`
+/// (normally the exit guard already did; this covers `dlclose` and exits from other threads).
+/// Logging is turned off first when the calling thread's thread-locals may be gone.
+pub fn library_unloaded() {
     quietly(|| {
         if cleanup_enabled(env_lookup) && is_initialized() {
             if EXIT_GUARD.try_with(|_| {}).is_err() {
@@ -359,21 +414,6 @@ extern "C" fn vaccel_dtor() {
         }
     });
 }
-
-// Unit tests run in a binary of their own and manage the runtime themselves.
-#[cfg(not(test))]
-#[used]
-// SAFETY: `.init_array` entries are called once by the dynamic loader (or the C runtime of a
-// static executable) with no arguments, which is `vaccel_ctor`'s signature; the function
-// never unwinds (`quietly`).
-#[unsafe(link_section = ".init_array")]
-static VACCEL_CTOR: extern "C" fn() = vaccel_ctor;
-
-#[cfg(not(test))]
-#[used]
-// SAFETY: as for `.init_array`: called once at unload or exit, never unwinds.
-#[unsafe(link_section = ".fini_array")]
-static VACCEL_DTOR: extern "C" fn() = vaccel_dtor;
 
 #[cfg(test)]
 mod tests {
@@ -394,9 +434,5 @@ mod tests {
         cleanup();
         cleanup();
         assert!(!is_initialized());
-        let _ = (
-            vaccel_ctor as extern "C" fn(),
-            vaccel_dtor as extern "C" fn(),
-        );
     }
 }

@@ -465,7 +465,7 @@ fn libraries_that_are_not_plugins_are_refused() {
     );
     for (spec, message) in [
         (not_plugin.display().to_string(), "is not a vaccel plugin"),
-        (src.display().to_string(), "Could not dlopen plugin"),
+        (src.display().to_string(), "could not dlopen"),
     ] {
         let mut cmd = program(&app, work.path());
         cmd.arg(&src).env("VACCEL_PLUGINS", &spec);

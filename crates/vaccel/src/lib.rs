@@ -1,5 +1,6 @@
 //! vAccel for applications: the runtime of [`vaccel_core`] with the bundled plugins (`noop`,
-//! `exec`, `mbench`, and the `rpc` transport) selectable through `VACCEL_PLUGINS`.
+//! `exec`, `mbench`, the `rpc` transport and the CPU backends) and plugin libraries, selectable
+//! through `VACCEL_PLUGINS`.
 //!
 //! ```
 //! # fn main() -> vaccel::Result<()> {
@@ -14,34 +15,16 @@
 
 pub use vaccel_core::*;
 
-/// Every plugin compiled into this crate, by the name `VACCEL_PLUGINS` uses.
-pub fn bundled_plugins() -> Vec<BundledPlugin> {
-    vec![
-        vaccel_plugin_noop::bundled(),
-        vaccel_plugin_exec::bundled(),
-        vaccel_plugin_mbench::bundled(),
-        vaccel_plugin_rpc::bundled(),
-        vaccel_plugin_blas::bundled(),
-        vaccel_plugin_tflite::bundled(),
-        vaccel_plugin_onnx::bundled(),
-        vaccel_plugin_tf::bundled(),
-        vaccel_plugin_torch::bundled(),
-    ]
-}
+pub use vaccel_capi::global::{bundled_plugins, plugin_groups};
 
-/// Names standing for several bundled plugins: `cpu` selects every CPU backend.
-pub fn plugin_groups() -> Vec<PluginGroup> {
-    vec![PluginGroup {
-        name: "cpu",
-        members: &["blas", "tflite", "onnx", "tf", "torch"],
-    }]
-}
+/// Loads plugin libraries (`VACCEL_PLUGINS=/path/libvaccel-foo.so`); [`builder`] installs one.
+pub use vaccel_ffi::DlLoader;
 
-/// A runtime builder that knows the bundled plugins and groups.
+/// A runtime builder that knows the bundled plugins and groups, and loads plugin libraries:
+/// upstream-style C plugins (which find the C API they call in this program, see
+/// `vaccel_capi::link_c_api`) and plugins built with the SDK.
 pub fn builder() -> RuntimeBuilder {
-    Runtime::builder()
-        .bundled(bundled_plugins())
-        .groups(plugin_groups())
+    vaccel_capi::global::builder()
 }
 
 /// A runtime configured from the environment (`VACCEL_PLUGINS`, `VACCEL_LOG_LEVEL`, ...),

@@ -30,7 +30,7 @@ fn ensure_built() {
         // `libvaccel.so`/`.a`, then each cdylib alone: `cargo rustc --crate-type cdylib` makes
         // no rlib, which would otherwise sit unhashed in `deps/` beside the ones other test
         // crates link (and break their doctests with two candidates for one crate).
-        cargo(&["build", "-p", "vaccel-capi"]);
+        cargo(&["build", "-p", "vaccel-capi-lib"]);
         for package in [
             "mytestlib",
             "vaccel-plugin-noop-lib",

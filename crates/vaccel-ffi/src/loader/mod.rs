@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, c_int, c_void};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use libloading::os::unix::{Library, RTLD_LAZY, RTLD_LOCAL};
+use libloading::os::unix::{Library, RTLD_LAZY, RTLD_LOCAL, RTLD_NOW};
 use vaccel_abi::{VACCEL_RS_HOST_ABI, vaccel_plugin, vaccel_rs_host, vaccel_rs_plugin_bind_fn};
 use vaccel_core::plugin::Plugin;
 use vaccel_core::registry::{PluginLoader, check_version};
@@ -75,15 +75,34 @@ fn rejected(name: &str, reason: &str) -> Error {
 
 impl PluginLoader for DlLoader {
     fn load(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>> {
-        // SAFETY: `dlopen` runs the library's initialisers. A plugin library is code the
-        // operator chose to load into this process (VACCEL_PLUGINS), trusted like upstream
-        // trusts it; nothing else is assumed. The handle is owned by the `Lib` below.
-        let lib = unsafe { Library::open(Some(OsStr::new(spec)), RTLD_LAZY | RTLD_LOCAL) }
-            .map_err(|e| {
-                log::error!("Could not dlopen plugin {spec}: {e}");
-                Error::PluginNotFound {
-                    name: spec.to_owned(),
-                    reason: format!("could not dlopen: {e}"),
+        // A program without the C API (see `c_api_available`) binds every symbol now, so a C
+        // plugin that needs the API fails here, with the symbol's name, instead of killing
+        // the process at its first call.
+        let api = c_api_available();
+        let mode = if api { RTLD_LAZY } else { RTLD_NOW };
+        let lib =
+            // SAFETY: `dlopen` runs the library's initialisers. A plugin library is code the
+            // operator chose to load into this process (VACCEL_PLUGINS), trusted like upstream
+            // trusts it; nothing else is assumed. The handle is owned by the `Lib` below.
+            unsafe { Library::open(Some(OsStr::new(spec)), mode | RTLD_LOCAL) }.map_err(|e| {
+                let text = e.to_string();
+                let hint = if !api && text.contains("undefined symbol: vaccel_") {
+                    " (this program does not export vAccel's C API, which the plugin calls: \
+                     build it on the `vaccel` crate's builder and link it with \
+                     -Wl,--export-dynamic-symbol=vaccel_*)"
+                } else {
+                    ""
+                };
+                let reason = format!("could not dlopen: {e}{hint}");
+                if std::path::Path::new(spec).exists() {
+                    // There is such a file, but it is no loadable library.
+                    not_a_plugin(spec, reason)
+                } else {
+                    log::error!("Could not dlopen plugin {spec}: {e}");
+                    Error::PluginNotFound {
+                        name: spec.to_owned(),
+                        reason,
+                    }
                 }
             })?;
         let lib = Lib(Some(lib));
@@ -99,17 +118,19 @@ impl PluginLoader for DlLoader {
             .name
             .clone()
             .ok_or_else(|| rejected(spec, "Plugin needs to have a name"))?;
+        // Errors name the plugin and the file it came from.
+        let named = format!("{name} ({spec})");
         if raw.version.is_none() {
-            return Err(rejected(&name, "Plugin needs to have a version"));
+            return Err(rejected(&named, "Plugin needs to have a version"));
         }
         if raw.hooks.init.is_none() {
-            return Err(rejected(&name, "Plugin needs to expose an init function"));
+            return Err(rejected(&named, "Plugin needs to expose an init function"));
         }
         if raw.hooks.fini.is_none() {
-            return Err(rejected(&name, "Plugin needs to expose a fini function"));
+            return Err(rejected(&named, "Plugin needs to expose a fini function"));
         }
         check_version(
-            &name,
+            &named,
             raw.vaccel_version.as_deref().unwrap_or_default(),
             config.version_ignore,
         )?;
@@ -122,6 +143,14 @@ impl PluginLoader for DlLoader {
         loaded().insert(key, desc as usize);
         Ok(plugin)
     }
+}
+
+/// Whether this process offers vAccel's C API to the libraries it loads: `libvaccel.so`, or a
+/// program that links and exports it (see `vaccel_capi::link_c_api`).
+fn c_api_available() -> bool {
+    // SAFETY: `dlsym` with `RTLD_DEFAULT` and a NUL-terminated name has no preconditions; the
+    // result is only compared with null.
+    !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"vaccel_plugin_register_ops".as_ptr()) }.is_null()
 }
 
 /// A library being loaded; closed on drop unless handed over with [`Lib::into_raw`].
