@@ -263,7 +263,7 @@ pub type vaccel_torch_sgemm_fn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// The version of [`vaccel_rs_host`] this library passes.
-pub const VACCEL_RS_HOST_ABI: u32 = 1;
+pub const VACCEL_RS_HOST_ABI: u32 = 2;
 
 /// vaccel-rs extension: services the runtime offers to plugin libraries built with the Rust
 /// plugin SDK. A library that exports `int vaccel_rs_plugin_bind(const struct vaccel_rs_host *)`
@@ -279,6 +279,21 @@ pub struct vaccel_rs_host {
     pub log_write: Option<unsafe extern "C" fn(level: c_int, msg: *const c_char)>,
     /// Whether a message at `level` would be written.
     pub log_enabled: Option<unsafe extern "C" fn(level: c_int) -> bool>,
+    /// Version 2: takes a reference to the memory behind a resource view's blobs, so the
+    /// plugin can borrow their bytes; null when `res` is not a live view of this host. The
+    /// bytes stay valid and unchanged until the reference is given back.
+    pub resource_retain: Option<unsafe extern "C" fn(res: *const vaccel_resource) -> *const c_void>,
+    /// Version 2: the bytes of blob `index` of a retained resource (`false` past the last).
+    pub resource_blob: Option<
+        unsafe extern "C" fn(
+            token: *const c_void,
+            index: usize,
+            data: *mut *const u8,
+            size: *mut usize,
+        ) -> bool,
+    >,
+    /// Version 2: gives back a reference taken by `resource_retain` (from any thread).
+    pub resource_release: Option<unsafe extern "C" fn(token: *const c_void)>,
 }
 
 /// `int vaccel_rs_plugin_bind(const struct vaccel_rs_host *host)`.
@@ -328,7 +343,10 @@ mod tests {
     fn host_table_layout() {
         assert_eq!(offset_of!(vaccel_rs_host, log_write), 8);
         assert_eq!(offset_of!(vaccel_rs_host, log_enabled), 16);
-        assert_eq!(size_of::<vaccel_rs_host>(), 24);
+        assert_eq!(offset_of!(vaccel_rs_host, resource_retain), 24);
+        assert_eq!(offset_of!(vaccel_rs_host, resource_blob), 32);
+        assert_eq!(offset_of!(vaccel_rs_host, resource_release), 40);
+        assert_eq!(size_of::<vaccel_rs_host>(), 48);
     }
 
     #[test]

@@ -39,12 +39,17 @@ pub struct Resource {
     rt: Runtime,
     remote_id: AtomicI64,
     state: Mutex<State>,
+    /// Attached to a host's resource ([`Resource::attach`]): the id is the host's, never
+    /// returned to this runtime's pool.
+    attached: bool,
 }
 
 struct State {
     blobs: Vec<Arc<Blob>>,
     blobs_loaded: bool,
     rundir: Option<PathBuf>,
+    /// Whether this resource made `rundir` (and removes it); a host's directory is the host's.
+    rundir_owned: bool,
     sessions: Vec<(Id, Weak<Session>)>,
     released: bool,
 }
@@ -97,6 +102,17 @@ impl Resource {
         paths: Vec<String>,
     ) -> Result<Arc<Resource>> {
         let id = rt.inner().resource_ids.get()?;
+        Ok(Resource::build(rt, id, kind, path_type, paths, false))
+    }
+
+    fn build(
+        rt: &Runtime,
+        id: Id,
+        kind: ResourceType,
+        path_type: PathType,
+        paths: Vec<String>,
+        attached: bool,
+    ) -> Arc<Resource> {
         let res = Arc::new(Resource {
             id,
             kind,
@@ -108,12 +124,36 @@ impl Resource {
                 blobs: Vec::new(),
                 blobs_loaded: false,
                 rundir: None,
+                rundir_owned: false,
                 sessions: Vec::new(),
                 released: false,
             }),
+            attached,
         });
         rt.inner().track_resource(&res);
         log::debug!("Initialized resource {id}");
+        res
+    }
+
+    /// A resource standing for one a host created: how a plugin library built with the SDK
+    /// sees its host's resource. It has the host's `id`, paths and run directory (which stays
+    /// the host's: never removed here), and the given blobs (files by the host's paths,
+    /// buffers that may borrow the host's memory).
+    pub fn attach(
+        rt: &Runtime,
+        id: Id,
+        kind: ResourceType,
+        path_type: PathType,
+        paths: Vec<String>,
+        blobs: Vec<Blob>,
+        rundir: Option<PathBuf>,
+    ) -> Result<Arc<Resource>> {
+        let res = Resource::build(rt, id, kind, path_type, paths, true);
+        res.with_state(|s| {
+            s.blobs = blobs.into_iter().map(Arc::new).collect();
+            s.blobs_loaded = true;
+            s.rundir = rundir;
+        });
         Ok(res)
     }
 
@@ -327,6 +367,7 @@ impl Resource {
         fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         log::debug!("New rundir for resource {}: {}", self.id, dir.display());
         state.rundir = Some(dir.clone());
+        state.rundir_owned = true;
         Ok(dir)
     }
 
@@ -439,7 +480,8 @@ impl Resource {
                 return;
             }
             state.released = true;
-            (std::mem::take(&mut state.blobs), state.rundir.take())
+            let rundir = state.rundir.take().filter(|_| state.rundir_owned);
+            (std::mem::take(&mut state.blobs), rundir)
         };
         drop(blobs);
         if let Some(dir) = rundir
@@ -448,7 +490,9 @@ impl Resource {
             log::warn!("Could not remove rundir {}: {e}", dir.display());
         }
         self.rt.inner().untrack_resource(self.id);
-        if let Err(e) = self.rt.inner().resource_ids.put(self.id) {
+        if !self.attached
+            && let Err(e) = self.rt.inner().resource_ids.put(self.id)
+        {
             log::warn!("Could not return resource ID {}: {e}", self.id);
         }
         log::debug!("Released resource {}", self.id);

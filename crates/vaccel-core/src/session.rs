@@ -35,6 +35,9 @@ pub struct Session {
     /// Other local plugins the session has routed operations to (see [`Session::route`]),
     /// each told of the session and its resources like the bound plugin.
     joined: Mutex<Vec<Arc<dyn Plugin>>>,
+    /// Attached to a host's session ([`Session::attach`]): the id and the directory are the
+    /// host's, never returned to this runtime's pool nor removed.
+    attached: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -52,18 +55,48 @@ impl Session {
     /// Creates a session. `flags` is a [`PluginType`] bitmask hint selecting the plugin
     /// (§3); with [`PluginType::REMOTE`] the session forwards to a remote runtime.
     pub fn new(rt: &Runtime, flags: u32) -> Result<Arc<Session>> {
+        let plugin = Arc::clone(rt.inner().registry.find(flags)?);
+        Session::create(rt, plugin, flags, None)
+    }
+
+    /// A session standing for one a host created: how a plugin library built with the SDK
+    /// sees its host's session. It has the host's `id` and run directory `rundir` (neither
+    /// taken from nor returned to this runtime, and the directory is the host's to create and
+    /// remove) and is bound to `plugin`, whose `session_init` runs as for [`Session::new`].
+    pub fn attach(
+        rt: &Runtime,
+        plugin: Arc<dyn Plugin>,
+        id: Id,
+        flags: u32,
+        rundir: PathBuf,
+    ) -> Result<Arc<Session>> {
+        Session::create(rt, plugin, flags, Some((id, rundir)))
+    }
+
+    fn create(
+        rt: &Runtime,
+        plugin: Arc<dyn Plugin>,
+        flags: u32,
+        attach: Option<(Id, PathBuf)>,
+    ) -> Result<Arc<Session>> {
         let inner = rt.inner();
-        let plugin = Arc::clone(inner.registry.find(flags)?);
         let remote_flag = flags & PluginType::REMOTE.bits() != 0;
-        let remote = remote_flag || (inner.registry.plugins().len() == 1 && plugin.info().remote);
+        let remote = remote_flag
+            || (plugin.info().remote && (attach.is_some() || inner.registry.plugins().len() == 1));
         if remote && !plugin.info().remote {
             return Err(Error::unsupported(format!(
                 "Cannot initialize remote session; plugin {} is not a remote plugin",
                 plugin.info().name
             )));
         }
-        let id = inner.session_ids.get()?;
-        let rundir = rt.rundir().join(format!("session.{id}"));
+        let attached = attach.is_some();
+        let (id, rundir) = match attach {
+            Some(given) => given,
+            None => {
+                let id = inner.session_ids.get()?;
+                (id, rt.rundir().join(format!("session.{id}")))
+            }
+        };
         let sess = Arc::new(Session {
             id,
             hint: AtomicU32::new(flags),
@@ -75,11 +108,14 @@ impl Session {
             resources: Mutex::new(Vec::new()),
             plugin_initialized: AtomicBool::new(false),
             joined: Mutex::new(Vec::new()),
+            attached,
         });
         // From here on, dropping `sess` on an error path undoes everything (Drop).
-        std::fs::create_dir_all(&sess.rundir)
-            .map_err(|e| Error::io(format!("create {}", sess.rundir.display()), e))?;
-        log::debug!("New rundir for session {id}: {}", sess.rundir.display());
+        if !attached {
+            std::fs::create_dir_all(&sess.rundir)
+                .map_err(|e| Error::io(format!("create {}", sess.rundir.display()), e))?;
+            log::debug!("New rundir for session {id}: {}", sess.rundir.display());
+        }
         let plugin = sess.plugin();
         let remote_id = plugin.session_init(&sess, flags & !PluginType::REMOTE.bits())?;
         sess.plugin_initialized.store(true, Ordering::Release);
@@ -430,7 +466,34 @@ impl Session {
                 );
             }
         }
-        *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = plugin;
+        // The old binding lets go of the session, then the new one takes it up (each while
+        // bound), so plugins that keep per-session state (plugin libraries built with the
+        // SDK) see the change. A new binding that refuses leaves the old one in place.
+        let old = self.plugin();
+        if Arc::ptr_eq(&old, &plugin) {
+            self.hint.store(flags, Ordering::Relaxed);
+            return Ok(());
+        }
+        if let Err(e) = old.session_release(self) {
+            log::warn!(
+                "session:{} {} release failed: {e}",
+                self.id,
+                old.info().name
+            );
+        }
+        *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&plugin);
+        let local = flags & !PluginType::REMOTE.bits();
+        if let Err(e) = plugin.session_init(self, local) {
+            *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&old);
+            if let Err(e2) = old.session_init(self, self.hint() & !PluginType::REMOTE.bits()) {
+                log::warn!(
+                    "session:{} {} could not take the session back: {e2}",
+                    self.id,
+                    old.info().name
+                );
+            }
+            return Err(e);
+        }
         self.hint.store(flags, Ordering::Relaxed);
         Ok(())
     }
@@ -452,7 +515,8 @@ impl Drop for Session {
             }
         }
         drop(resources);
-        if let Err(e) = std::fs::remove_dir_all(&self.rundir)
+        if !self.attached
+            && let Err(e) = std::fs::remove_dir_all(&self.rundir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             log::warn!("Could not remove rundir {}: {e}", self.rundir.display());
@@ -475,7 +539,9 @@ impl Drop for Session {
             );
         }
         self.rt.inner().untrack_session(self.id);
-        if let Err(e) = self.rt.inner().session_ids.put(self.id) {
+        if !self.attached
+            && let Err(e) = self.rt.inner().session_ids.put(self.id)
+        {
             log::warn!("Could not return session ID {}: {e}", self.id);
         }
         log::debug!("Released session {}", self.id);

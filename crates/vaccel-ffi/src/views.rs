@@ -446,6 +446,10 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
                 init_list((&raw mut (*c).resources).cast::<vaccel_list_entry>().add(i));
             }
         }
+        // `priv` belongs to the session's plugin: a new binding starts without the old one's.
+        if !fresh && (*c).plugin != plugin {
+            (*c).r#priv = ptr::null_mut();
+        }
         (*c).id = sess.id();
         (*c).remote_id = sess.remote_id();
         (*c).hint = sess.hint();
@@ -798,6 +802,45 @@ pub fn sync_back(res: &Resource, guard: &ResGuard) -> Res<()> {
     res.set_blob_data(data)?;
     refresh_resource(res);
     Ok(())
+}
+
+/// A reference to the allocations behind a resource view (its blob structs and bytes), for a
+/// plugin library that borrows the bytes; null when `c` is not a live resource view. Give it
+/// back with [`release_resource`].
+pub fn retain_resource(c: *const vaccel_resource) -> *const std::ffi::c_void {
+    let v = views();
+    v.res_by_c
+        .get(&addr(c))
+        .and_then(|key| v.resources.get(key))
+        .and_then(|view| view.alloc.as_ref())
+        .map_or(ptr::null(), |alloc| Arc::into_raw(Arc::clone(alloc)).cast())
+}
+
+/// The bytes of blob `index` of a retained resource (null and 0 for a blob without bytes).
+///
+/// # Safety
+///
+/// `token` comes from [`retain_resource`] and has not been released.
+pub unsafe fn retained_blob(
+    token: *const std::ffi::c_void,
+    index: usize,
+) -> Option<(*const u8, usize)> {
+    // SAFETY: caller guarantee: `token` is a live `Arc<ResAlloc>` turned into a pointer.
+    let alloc = unsafe { &*token.cast::<ResAlloc>() };
+    alloc.blobs.get(index).map(|b| {
+        let (p, n) = b._data.ptr_len();
+        (p.cast_const(), n)
+    })
+}
+
+/// Gives back a reference taken by [`retain_resource`].
+///
+/// # Safety
+///
+/// `token` comes from [`retain_resource`] and is released once.
+pub unsafe fn release_resource(token: *const std::ffi::c_void) {
+    // SAFETY: caller guarantee: the pointer of one `Arc::into_raw`, reclaimed once.
+    drop(unsafe { Arc::from_raw(token.cast::<ResAlloc>()) });
 }
 
 /// Type of a resource by its numeric value, for the C API.

@@ -16,7 +16,7 @@ use vaccel_core::{Config, OpType};
 
 use crate::Factory;
 use crate::ffi::guard;
-use crate::{mirror, ops};
+use crate::{attached, ops};
 
 /// A static the C side reads and (for the descriptor) writes.
 struct Shared<T>(UnsafeCell<T>);
@@ -110,6 +110,12 @@ pub(crate) fn state() -> Option<&'static State> {
 
 /// The host's services, once bound.
 static HOST: OnceLock<vaccel_rs_host> = OnceLock::new();
+
+/// Whether `desc` is this library's descriptor (what a host's session view names as the
+/// session's plugin when the session is bound to this library).
+pub(crate) fn is_our_descriptor(desc: *const vaccel_plugin) -> bool {
+    std::ptr::eq(desc, DESCRIPTOR.get())
+}
 
 /// Whether the host is a vaccel-rs runtime that called `vaccel_rs_plugin_bind`.
 pub(crate) fn host() -> Option<&'static vaccel_rs_host> {
@@ -266,11 +272,36 @@ static FORWARD: Forward = Forward;
 /// process.
 pub unsafe fn bind(host: *const vaccel_rs_host) -> c_int {
     guard(|| {
-        // SAFETY: caller guarantee.
-        let Some(table) = (unsafe { host.as_ref() }) else {
+        if host.is_null() {
             return Err(vaccel_core::Error::invalid("host table is NULL"));
+        }
+        // SAFETY: a valid table (caller guarantee). Its version says which fields it has: a
+        // version-1 host's table ends after `log_enabled`, so later fields are read only from
+        // newer tables.
+        let table = unsafe {
+            let version = (*host).abi_version;
+            vaccel_rs_host {
+                abi_version: version,
+                log_write: (*host).log_write,
+                log_enabled: (*host).log_enabled,
+                resource_retain: if version >= 2 {
+                    (*host).resource_retain
+                } else {
+                    None
+                },
+                resource_blob: if version >= 2 {
+                    (*host).resource_blob
+                } else {
+                    None
+                },
+                resource_release: if version >= 2 {
+                    (*host).resource_release
+                } else {
+                    None
+                },
+            }
         };
-        let _ = HOST.set(*table);
+        let _ = HOST.set(table);
         if log::set_logger(&FORWARD).is_ok() {
             log::set_max_level(log::LevelFilter::Trace);
         }
@@ -279,29 +310,25 @@ pub unsafe fn bind(host: *const vaccel_rs_host) -> c_int {
 }
 
 extern "C" fn plugin_init() -> c_int {
-    guard(mirror::start)
+    guard(|| attached::start().map(drop))
 }
 
 extern "C" fn plugin_fini() -> c_int {
     guard(|| {
-        mirror::stop();
+        attached::stop();
         Ok(())
     })
 }
 
-unsafe extern "C" fn session_init(sess: *mut vaccel_session, _flags: u32) -> c_int {
-    guard(|| {
-        // SAFETY: the host passes a valid session view (hook contract).
-        let mirror = unsafe { mirror::session(sess) }?;
-        // SAFETY: as above; `remote_id` is the plugin-owned field of the view.
-        unsafe { (*sess).remote_id = mirror.remote_id() };
-        Ok(())
-    })
+unsafe extern "C" fn session_init(sess: *mut vaccel_session, flags: u32) -> c_int {
+    // SAFETY: the host passes a valid session view (hook contract).
+    guard(|| unsafe { attached::init_session(sess, flags) })
 }
 
 unsafe extern "C" fn session_release(sess: *mut vaccel_session) -> c_int {
     guard(|| {
-        mirror::release_session(sess);
+        // SAFETY: the host passes a valid session view (hook contract).
+        unsafe { attached::release_session(sess) };
         Ok(())
     })
 }
@@ -309,9 +336,9 @@ unsafe extern "C" fn session_release(sess: *mut vaccel_session) -> c_int {
 unsafe extern "C" fn session_update(sess: *mut vaccel_session, flags: u32) -> c_int {
     guard(|| {
         // SAFETY: the host passes a valid session view (hook contract).
-        let mirror = unsafe { mirror::session(sess) }?;
-        let plugin = &state().ok_or_else(mirror::not_constructed)?.plugin;
-        plugin.session_update(&mirror, flags)
+        let session = unsafe { attached::session(sess) }?;
+        let plugin = &state().ok_or_else(attached::not_constructed)?.plugin;
+        plugin.session_update(&session, flags)
     })
 }
 
@@ -319,15 +346,8 @@ unsafe extern "C" fn resource_register(
     res: *mut vaccel_resource,
     sess: *mut vaccel_session,
 ) -> c_int {
-    guard(|| {
-        // SAFETY: the host passes valid views (hook contract).
-        let (_, mirror) = unsafe { mirror::resource(res, sess) }?;
-        if mirror.remote_id() > 0 {
-            // SAFETY: as above; `remote_id` is the plugin-owned field of the view.
-            unsafe { (*res).remote_id = mirror.remote_id() };
-        }
-        Ok(())
-    })
+    // SAFETY: the host passes valid views (hook contract).
+    guard(|| unsafe { attached::register(res, sess) })
 }
 
 unsafe extern "C" fn resource_unregister(
@@ -335,12 +355,12 @@ unsafe extern "C" fn resource_unregister(
     sess: *mut vaccel_session,
 ) -> c_int {
     // SAFETY: the host passes valid views (hook contract).
-    guard(|| unsafe { mirror::unregister(res, sess) })
+    guard(|| unsafe { attached::unregister(res, sess) })
 }
 
 unsafe extern "C" fn resource_sync(res: *mut vaccel_resource, sess: *mut vaccel_session) -> c_int {
     // SAFETY: the host passes valid views (hook contract).
-    guard(|| unsafe { mirror::sync(res, sess) })
+    guard(|| unsafe { attached::sync(res, sess) })
 }
 
 #[cfg(test)]

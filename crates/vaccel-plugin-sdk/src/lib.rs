@@ -29,24 +29,21 @@
 //! the `struct vaccel_plugin_info` and one `struct vaccel_op` per implemented operation) and
 //! a library constructor that creates the plugin. The exported op functions receive the
 //! host's C views (`struct vaccel_session *`, `struct vaccel_resource *`, `struct vaccel_arg`
-//! arrays, tensors) and call the plugin's Rust methods with runtime objects that *mirror*
-//! them: a private [`vaccel_core::Runtime`] inside the library holds one session per host
-//! session and one resource per host resource registered with it (same blobs: files by path,
-//! buffers copied), so plugin code sees the same `Session`/`Resource` API as when it is
-//! compiled into the runtime. Log records go to the host's logger.
+//! arrays, tensors) and call the plugin's Rust methods with `Session`s and `Resource`s
+//! *attached* to the host's: the same ids and run directories, file blobs by the host's paths
+//! and buffer blobs borrowing the host's bytes (a vaccel-rs host keeps them alive for as long
+//! as the plugin holds them; other hosts' buffers are copied). A session bound to the library
+//! is found through the view's `priv` field, without a lock, so plugin code sees the same
+//! `Session`/`Resource` API as when it is compiled into the runtime. Log records go to the
+//! host's logger.
 //!
-//! A vaccel-rs host also calls `vaccel_rs_plugin_bind` (exported by the macro) before `init`,
-//! which hands the library the host's logger and asks for session hooks on local sessions, so
-//! mirrors are created and released with the host's sessions. Under another host (upstream's
-//! libvaccel) mirrors are created on first use, and log records are dropped.
+//! A vaccel-rs host calls `vaccel_rs_plugin_bind` (exported by the macro) before `init`,
+//! which hands the library the host's logger and the borrowing functions and asks for session
+//! hooks on local sessions, so sessions are attached and released with the host's. Under
+//! another host (upstream's libvaccel), a local plugin's sessions are attached on first use,
+//! and log records are dropped.
 //!
-//! # Known differences from the built-in twin
-//!
-//! * Ids: mirror sessions and resources get ids from the library's own pools, so a plugin
-//!   printing `sess.id()` prints the mirror's id. They equal the host's while the library
-//!   serves every session of the process in creation order, which is the common case; exact
-//!   equality needs the runtime to create a session or resource with a given id.
-//! * `MAPPED` blobs appear to the plugin as `FILE` blobs of the same file (no copy is made).
+//! `MAPPED` blobs appear to the plugin as `FILE` blobs of the same file (no copy is made).
 #![warn(missing_docs)]
 #![cfg_attr(
     test,
@@ -55,9 +52,9 @@
 // Rule N2: FFI items keep their C names.
 #![allow(non_camel_case_types)]
 
+mod attached;
 mod descriptor;
 mod ffi;
-mod mirror;
 mod ops;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The exported op functions: C views in, the plugin's Rust methods on the mirrors, results
+//! The exported op functions: C views in, the plugin's Rust methods on the attached objects, results
 //! written back into the host's buffers (or heap tensors the host frees with `free`).
 
 use std::ffi::{c_char, c_int, c_void};
@@ -13,39 +13,39 @@ use vaccel_core::plugin::{Plugin, SgemmArgs};
 use vaccel_core::tensor::Tensor;
 use vaccel_core::{OpType, Result, Session, TorchDataType};
 
+use crate::attached;
 use crate::descriptor::state;
 use crate::ffi::{self, guard, invalid};
-use crate::mirror;
 use vaccel_ffi::arg::c_args;
 use vaccel_ffi::tensor as ct;
 
-/// The plugin and the mirror of `sess`.
+/// The plugin and the session attached to `sess`.
 ///
 /// # Safety
 ///
 /// `sess` is a valid session view.
 unsafe fn ctx(sess: *mut vaccel_session) -> Result<(&'static Arc<dyn Plugin>, Arc<Session>)> {
-    let plugin = &state().ok_or_else(mirror::not_constructed)?.plugin;
+    let plugin = &state().ok_or_else(attached::not_constructed)?.plugin;
     // SAFETY: caller guarantee.
-    Ok((plugin, unsafe { mirror::session(sess) }?))
+    Ok((plugin, unsafe { attached::session(sess) }?))
 }
 
-/// The plugin and the mirrors of a session and a resource.
+/// The plugin and the attached session and resource.
 type Context = (
     &'static Arc<dyn Plugin>,
     Arc<Session>,
     Arc<vaccel_core::Resource>,
 );
 
-/// The plugin and the mirrors of `sess` and `res`.
+/// The plugin and the session and resource attached to `sess` and `res`.
 ///
 /// # Safety
 ///
 /// `sess` and `res` are valid views.
 unsafe fn ctx_res(sess: *mut vaccel_session, res: *mut vaccel_resource) -> Result<Context> {
-    let plugin = &state().ok_or_else(mirror::not_constructed)?.plugin;
+    let plugin = &state().ok_or_else(attached::not_constructed)?.plugin;
     // SAFETY: caller guarantee.
-    let (s, r) = unsafe { mirror::resource(res, sess) }?;
+    let (s, r) = unsafe { attached::resource(res, sess) }?;
     Ok((plugin, s, r))
 }
 

@@ -14,7 +14,9 @@ use std::ffi::{OsStr, c_int, c_void};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use libloading::os::unix::{Library, RTLD_LAZY, RTLD_LOCAL, RTLD_NOW};
-use vaccel_abi::{VACCEL_RS_HOST_ABI, vaccel_plugin, vaccel_rs_host, vaccel_rs_plugin_bind_fn};
+use vaccel_abi::{
+    VACCEL_RS_HOST_ABI, vaccel_plugin, vaccel_resource, vaccel_rs_host, vaccel_rs_plugin_bind_fn,
+};
 use vaccel_core::plugin::Plugin;
 use vaccel_core::registry::{PluginLoader, check_version};
 use vaccel_core::{Config, Error, ErrorCode, Result};
@@ -54,7 +56,67 @@ static HOST: vaccel_rs_host = vaccel_rs_host {
     abi_version: VACCEL_RS_HOST_ABI,
     log_write: Some(crate::log_bridge::host_log_write),
     log_enabled: Some(crate::log_bridge::host_log_enabled),
+    resource_retain: Some(host_resource_retain),
+    resource_blob: Some(host_resource_blob),
+    resource_release: Some(host_resource_release),
 };
+
+/// `vaccel_rs_host::resource_retain`.
+unsafe extern "C" fn host_resource_retain(res: *const vaccel_resource) -> *const c_void {
+    crate::ffi::guard_value(
+        "resource_retain",
+        std::ptr::null(),
+        |_| std::ptr::null(),
+        || Ok(crate::views::retain_resource(res)),
+    )
+}
+
+/// `vaccel_rs_host::resource_blob`.
+///
+/// # Safety
+///
+/// `token` is live (from `resource_retain`); `data` and `size` are writable.
+unsafe extern "C" fn host_resource_blob(
+    token: *const c_void,
+    index: usize,
+    data: *mut *const u8,
+    size: *mut usize,
+) -> bool {
+    crate::ffi::guard_value(
+        "resource_blob",
+        false,
+        |_| false,
+        || {
+            if token.is_null() {
+                return Ok(false);
+            }
+            let data = crate::ffi::out_ptr(data, "data")?;
+            let size = crate::ffi::out_ptr(size, "size")?;
+            // SAFETY: a live token (caller guarantee).
+            let Some((p, n)) = (unsafe { crate::views::retained_blob(token, index) }) else {
+                return Ok(false);
+            };
+            // SAFETY: checked non-null and aligned; writable (caller guarantee).
+            unsafe {
+                crate::ffi::write_out(data, p);
+                crate::ffi::write_out(size, n);
+            }
+            Ok(true)
+        },
+    )
+}
+
+/// `vaccel_rs_host::resource_release`.
+///
+/// # Safety
+///
+/// `token` comes from `resource_retain` and is given back once.
+unsafe extern "C" fn host_resource_release(token: *const c_void) {
+    if !token.is_null() {
+        // SAFETY: caller guarantee.
+        unsafe { crate::views::release_resource(token) };
+    }
+}
 
 fn not_a_plugin(spec: &str, reason: impl Into<String>) -> Error {
     let reason = reason.into();
@@ -135,6 +197,9 @@ impl PluginLoader for DlLoader {
             config.version_ignore,
         )?;
         let sdk = lib.bind_sdk(&name)?;
+        if sdk {
+            keep_loaded(spec);
+        }
         let handle = lib.into_raw();
         // From here the handle is owned by the `CPlugin` (closed when it drops).
         let plugin = CPlugin::init(desc, raw, handle, sdk)?;
@@ -151,6 +216,28 @@ fn c_api_available() -> bool {
     // SAFETY: `dlsym` with `RTLD_DEFAULT` and a NUL-terminated name has no preconditions; the
     // result is only compared with null.
     !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"vaccel_plugin_register_ops".as_ptr()) }.is_null()
+}
+
+/// Marks a loaded library never to be unmapped (`RTLD_NODELETE`), for plugin libraries built
+/// with the SDK: a Rust library registers thread-exit destructors (its own standard library's
+/// thread-locals) on the threads that called it, and unmapping it would leave those threads
+/// to run code that is gone when they exit. `dlclose` still runs its `fini`; reloading it finds
+/// the same library.
+fn keep_loaded(spec: &str) {
+    let Ok(path) = std::ffi::CString::new(spec) else {
+        return;
+    };
+    // SAFETY: `path` is NUL-terminated; with `RTLD_NOLOAD` nothing new is loaded (the library
+    // is, by us), so no initialiser runs; the extra reference is dropped right away.
+    unsafe {
+        let handle = libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_LAZY | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+        );
+        if !handle.is_null() {
+            libc::dlclose(handle);
+        }
+    }
 }
 
 /// A library being loaded; closed on drop unless handed over with [`Lib::into_raw`].

@@ -1,0 +1,117 @@
+//! A plugin library sees the host's ids: a loaded upstream-style C plugin and a plugin built
+//! with the SDK each report the session id the application got, through `libvaccel.so` (a C
+//! program) and through a Rust program (this test, on the `vaccel` builder). The case that
+//! tells: the library's session is the host's *second* one, the first being bound to
+//! another plugin.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use common::*;
+use vaccel_core::{Config, PluginType, Session};
+
+/// `tests/c/cplugin.c` built into `dir`.
+fn cplug(dir: &Path) -> PathBuf {
+    let lib = dir.join("libcplug.so");
+    build_plugin(&c_source("cplugin.c"), &lib, &[]);
+    lib
+}
+
+/// The cases: plugins to load, hints of the two sessions, and the line the plugin logs for a
+/// noop on the second (session 2).
+fn cases(work: &Path) -> [(String, u32, u32, &'static str); 2] {
+    let noop_lib = artifact("libvaccel_noop.so");
+    [
+        // Session 1 on the bundled exec plugin, session 2 on the SDK-built noop library.
+        (
+            format!("exec:{}", noop_lib.display()),
+            0,
+            PluginType::DEBUG.bits(),
+            "Calling no-op for session 2",
+        ),
+        // Session 1 on the bundled noop plugin, session 2 on the C plugin.
+        (
+            format!("noop:{}", cplug(work).display()),
+            PluginType::DEBUG.bits(),
+            PluginType::CPU.bits(),
+            "[cplug] noop for session 2",
+        ),
+    ]
+}
+
+#[test]
+fn plugin_libraries_see_the_session_ids_of_a_c_program() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("two_sessions");
+    build_program(&[c_source("two_sessions.c")], &exe);
+    for (plugins, first, second, line) in cases(work.path()) {
+        let mut cmd = program(&exe, work.path());
+        cmd.arg(first.to_string())
+            .arg(second.to_string())
+            .env("VACCEL_PLUGINS", &plugins)
+            .env("VACCEL_LOG_LEVEL", "4");
+        let out = check(&mut cmd);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("second session 2 plugin ") && stdout.contains("noop on session 2: 0"),
+            "{}",
+            context(&cmd, &out)
+        );
+        assert!(
+            stdout.contains(line),
+            "no {line:?}\n{}",
+            context(&cmd, &out)
+        );
+    }
+}
+
+/// Every log record of this process, as text.
+static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        RECORDS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record.args().to_string());
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn plugin_libraries_see_the_session_ids_of_a_rust_program() {
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Trace);
+    let work = tempfile::tempdir().unwrap();
+    for (plugins, first, second, line) in cases(work.path()) {
+        let rt = vaccel_capi::global::builder()
+            .skip_logging()
+            .rundir_base(work.path())
+            .config(Config::default().with_plugins(plugins.clone()))
+            .build()
+            .unwrap_or_else(|e| panic!("{plugins}: {e}"));
+        let a = Session::new(&rt, first).unwrap();
+        let b = Session::new(&rt, second).unwrap();
+        assert_eq!((a.id(), b.id()), (1, 2));
+        b.noop().unwrap();
+        let seen = RECORDS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert!(
+            seen.iter().any(|r| r.contains(line)),
+            "{plugins}: no {line:?} among the log records:\n{}",
+            seen.join("\n")
+        );
+        drop((a, b));
+        drop(rt);
+    }
+}
