@@ -8,6 +8,8 @@
 //! * [`cmem`]: memory handed across the boundary, always from the C allocator.
 //! * [`views`]: the `struct vaccel_session` / `struct vaccel_resource` / `struct vaccel_blob`
 //!   that C code sees for a Rust object, found in both directions.
+//! * [`ops`]: the op table, and the C function of every op written once over a [`ops::Resolve`]
+//!   (instantiated by `libvaccel.so` and by every plugin library built with the SDK).
 //! * [`tensor`]: the three C tensor structs and their conversions to runtime tensors.
 //! * [`loader`]: [`DlLoader`], which loads plugin libraries (upstream-style C plugins and
 //!   plugins built with the SDK) and adapts them to [`vaccel_core::Plugin`].
@@ -51,6 +53,7 @@ pub mod cmem;
 pub mod ffi;
 pub mod loader;
 pub mod log_bridge;
+pub mod ops;
 pub mod tensor;
 pub mod views;
 

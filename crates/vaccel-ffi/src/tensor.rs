@@ -227,6 +227,27 @@ pub unsafe fn take<C: CTensor>(p: *mut C) -> Res<Tensor<'static, C::Data>> {
     }
 }
 
+/// Takes every output tensor a plugin made, all of them even after one fails (so none
+/// leaks): the tensors, or the first error.
+///
+/// # Safety
+///
+/// Each pointer is as for [`take`], and none is used afterwards.
+pub unsafe fn take_all<C: CTensor>(ptrs: Vec<*mut C>) -> Res<Vec<Tensor<'static, C::Data>>> {
+    let mut out = Vec::with_capacity(ptrs.len());
+    let mut first_err = None;
+    for p in ptrs {
+        // SAFETY: caller guarantee; each pointer is taken once.
+        match unsafe { take(p) } {
+            Ok(tensor) => out.push(tensor),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(out), Err)
+}
+
 /// [`take`] for TF outputs.
 ///
 /// # Safety

@@ -232,6 +232,8 @@ fn is_bookkeeping(target: &str) -> bool {
         "vaccel_core::config",
         "vaccel_core::logging",
         "vaccel_core::id_pool",
+        // The host logs the routing of the call that reached the library.
+        "vaccel_core::ops",
     ]
     .iter()
     .any(|prefix| target.starts_with(prefix))

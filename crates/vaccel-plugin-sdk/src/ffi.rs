@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 
-pub(crate) use vaccel_ffi::ffi::{count, invalid, lossy_str as lossy, slice, slice_mut, str_arg};
+pub(crate) use vaccel_ffi::ffi::{invalid, lossy_str as lossy, slice};
 
 /// Runs a hook or op body: `VACCEL_OK`, the error's code, or `VACCEL_EBACKEND` on a panic
 /// (which never crosses into the host).

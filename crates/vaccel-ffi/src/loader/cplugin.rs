@@ -204,6 +204,27 @@ fn out_ptr<T>(s: &mut [T]) -> *mut T {
     }
 }
 
+/// Calls the plugin's function of `$op` (of C type `$ty`) with the arguments `($s, ...)`, `$s`
+/// being the C view of `$sess`, and checks the code it returns.
+macro_rules! c_call {
+    ($self:ident, $sess:expr, $op:expr, $ty:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {{
+        let f = op_fn!($self, $op, $ty);
+        let $s = views::session_for_plugin($sess)?;
+        // SAFETY: `f` has the op's C signature (`op_fn!`) and `$s` is a live view. Every
+        // pointer argument is null with a zero length or borrows that many elements of a Rust
+        // slice for the call: inputs shared (cast to `*mut` only for the C prototypes),
+        // outputs exclusive and disjoint from everything else, as Rust borrows guarantee;
+        // lengths, dimensions and strides are what the runtime validated for the op.
+        let ret = unsafe { f($($arg),*) };
+        $self.check($op, ret)
+    }};
+}
+
+/// An input slice as the `*mut` of a C prototype (the plugin only reads it).
+fn in_mut<T>(s: &[T]) -> *mut T {
+    in_ptr(s).cast_mut()
+}
+
 fn in_ptr<T>(s: &[T]) -> *const T {
     if s.is_empty() {
         ptr::null()
@@ -368,29 +389,6 @@ impl CPlugin {
         }
         Ok(Some((r, s)))
     }
-
-    fn mirror_tf_outputs(
-        &self,
-        outs: &mut [*mut vaccel_tf_tensor],
-    ) -> Result<Vec<TfTensor<'static>>> {
-        let mut result = Vec::with_capacity(outs.len());
-        let mut first_err = None;
-        for p in outs.iter_mut() {
-            let taken = std::mem::replace(p, ptr::null_mut());
-            // SAFETY: each slot is null or a heap tensor the plugin allocated with
-            // `vaccel_tf_tensor_allocate`/`_new` (the op's contract); we take ownership.
-            match unsafe { t::take_tf_tensor(taken) } {
-                Ok(tensor) => result.push(tensor),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(result),
-        }
-    }
 }
 
 impl Drop for CPlugin {
@@ -541,11 +539,7 @@ impl Plugin for CPlugin {
     }
 
     fn noop(&self, sess: &Session) -> Result<()> {
-        let f = op_fn!(self, OpType::Noop, vaccel_noop_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: `f` has the noop signature (op_fn); `s` is a live view for the call.
-        let ret = unsafe { f(s) };
-        self.check(OpType::Noop, ret)
+        c_call!(self, sess, OpType::Noop, vaccel_noop_fn, |s| (s))
     }
 
     fn exec(
@@ -616,25 +610,16 @@ impl Plugin for CPlugin {
         out_text: &mut [u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        let f = op_fn!(self, OpType::ImageClassify, vaccel_image_classify_fn);
-        let s = views::session_for_plugin(sess)?;
-        // Always the 7-argument call (upstream switches to 5 arguments without a text buffer,
-        // an ABI mismatch: spec §12.7).
-        // SAFETY: `f` has the classify signature; every pointer is null with a zero length or
-        // points at that many bytes borrowed for the call (the image shared, the outputs
-        // exclusively and disjoint, as Rust borrows guarantee).
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(image).cast::<c_void>(),
-                out_ptr(out_text),
-                out_ptr(out_imgname),
-                image.len(),
-                out_text.len(),
-                out_imgname.len(),
-            )
-        };
-        self.check(OpType::ImageClassify, ret)
+        let (len_img, len_text, len_name) = (image.len(), out_text.len(), out_imgname.len());
+        let (img, text, name) = (
+            in_ptr(image).cast(),
+            out_ptr(out_text),
+            out_ptr(out_imgname),
+        );
+        let op = OpType::ImageClassify;
+        c_call!(self, sess, op, vaccel_image_classify_fn, |s| (
+            s, img, text, name, len_img, len_text, len_name
+        ))
     }
 
     fn image_op(
@@ -644,69 +629,36 @@ impl Plugin for CPlugin {
         image: &[u8],
         out_imgname: &mut [u8],
     ) -> Result<()> {
-        let f = op_fn!(self, op, vaccel_image_op_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: as for `image_classify`, with the 5-argument signature of these ops.
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(image).cast::<c_void>(),
-                out_ptr(out_imgname),
-                image.len(),
-                out_imgname.len(),
-            )
-        };
-        self.check(op, ret)
+        let (len_img, len_name) = (image.len(), out_imgname.len());
+        let (img, name) = (in_ptr(image).cast(), out_ptr(out_imgname));
+        c_call!(self, sess, op, vaccel_image_op_fn, |s| (
+            s, img, name, len_img, len_name
+        ))
     }
 
     fn sgemm(&self, sess: &Session, a: &SgemmArgs<'_>, c: &mut [f32]) -> Result<()> {
-        let f = op_fn!(self, OpType::BlasSgemm, vaccel_sgemm_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: `f` has the sgemm signature; the runtime validated that `a`, `b` and `c`
-        // hold the rows their dimensions and strides claim, so the plugin stays inside them;
-        // `a`/`b` are read-only inputs (cast only for the C prototype), `c` is exclusive.
-        let ret = unsafe {
-            f(
-                s,
-                a.m,
-                a.n,
-                a.k,
-                a.alpha,
-                in_ptr(a.a).cast_mut(),
-                a.lda,
-                in_ptr(a.b).cast_mut(),
-                a.ldb,
-                a.beta,
-                out_ptr(c),
-                a.ldc,
-            )
-        };
-        self.check(OpType::BlasSgemm, ret)
+        let (pa, pb, pc) = (in_mut(a.a), in_mut(a.b), out_ptr(c));
+        c_call!(self, sess, OpType::BlasSgemm, vaccel_sgemm_fn, |s| (
+            s, a.m, a.n, a.k, a.alpha, pa, a.lda, pb, a.ldb, a.beta, pc, a.ldc
+        ))
     }
 
     fn fpga_arraycopy(&self, sess: &Session, a: &[i32], out: &mut [i32]) -> Result<()> {
-        let f = op_fn!(self, OpType::FpgaArraycopy, vaccel_fpga_arraycopy_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: `f` has the arraycopy signature; `out` holds at least `a.len()` elements
-        // (checked by the runtime); `a` is an input.
-        let ret = unsafe { f(s, in_ptr(a).cast_mut(), out_ptr(out), a.len()) };
-        self.check(OpType::FpgaArraycopy, ret)
+        let (pa, po, n) = (in_mut(a), out_ptr(out), a.len());
+        c_call!(
+            self,
+            sess,
+            OpType::FpgaArraycopy,
+            vaccel_fpga_arraycopy_fn,
+            |s| (s, pa, po, n)
+        )
     }
 
     fn fpga_mmult(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
-        let f = op_fn!(self, OpType::FpgaMmult, vaccel_fpga_mmult_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: `b` and `c` hold at least `a.len()` elements (checked by the runtime).
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(a).cast_mut(),
-                in_ptr(b).cast_mut(),
-                out_ptr(c),
-                a.len(),
-            )
-        };
-        self.check(OpType::FpgaMmult, ret)
+        let (pa, pb, pc, n) = (in_mut(a), in_mut(b), out_ptr(c), a.len());
+        c_call!(self, sess, OpType::FpgaMmult, vaccel_fpga_mmult_fn, |s| (
+            s, pa, pb, pc, n
+        ))
     }
 
     fn fpga_parallel(
@@ -717,37 +669,23 @@ impl Plugin for CPlugin {
         add_out: &mut [f32],
         mult_out: &mut [f32],
     ) -> Result<()> {
-        let f = op_fn!(self, OpType::FpgaParallel, vaccel_fpga_parallel_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: every slice holds at least `a.len()` elements (checked by the runtime).
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(a).cast_mut(),
-                in_ptr(b).cast_mut(),
-                out_ptr(add_out),
-                out_ptr(mult_out),
-                a.len(),
-            )
-        };
-        self.check(OpType::FpgaParallel, ret)
+        let (pa, pb, n) = (in_mut(a), in_mut(b), a.len());
+        let (add, mult) = (out_ptr(add_out), out_ptr(mult_out));
+        let op = OpType::FpgaParallel;
+        c_call!(self, sess, op, vaccel_fpga_parallel_fn, |s| (
+            s, pa, pb, add, mult, n
+        ))
     }
 
     fn fpga_vadd(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
-        let f = op_fn!(self, OpType::FpgaVectoradd, vaccel_fpga_vadd_fn);
-        let s = views::session_for_plugin(sess)?;
-        // SAFETY: `b` and `c` hold at least `a.len()` elements (checked by the runtime).
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(a).cast_mut(),
-                in_ptr(b).cast_mut(),
-                out_ptr(c),
-                a.len(),
-                b.len(),
-            )
-        };
-        self.check(OpType::FpgaVectoradd, ret)
+        let (pa, pb, pc, (na, nb)) = (in_mut(a), in_mut(b), out_ptr(c), (a.len(), b.len()));
+        c_call!(
+            self,
+            sess,
+            OpType::FpgaVectoradd,
+            vaccel_fpga_vadd_fn,
+            |s| (s, pa, pb, pc, na, nb)
+        )
     }
 
     fn minmax(
@@ -845,7 +783,8 @@ impl Plugin for CPlugin {
         };
         // SAFETY: the status was filled by the plugin (message null or heap, from strdup).
         let status = unsafe { t::take_tf_status(&mut status) };
-        let outputs = self.mirror_tf_outputs(&mut outs);
+        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
+        let outputs = unsafe { t::take_all(outs) };
         self.check(OpType::TfModelRun, ret)?;
         Ok(TfRunOutput {
             outputs: outputs?,
@@ -888,22 +827,13 @@ impl Plugin for CPlugin {
                 &raw mut status,
             )
         };
-        let mut outputs = Vec::with_capacity(outs.len());
-        let mut first_err = None;
-        for p in outs {
-            // SAFETY: null or a heap tensor the plugin allocated (the op's contract).
-            match unsafe { t::take_tflite_tensor(p) } {
-                Ok(tensor) => outputs.push(tensor),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
+        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
+        let outputs = unsafe { t::take_all(outs) };
         self.check(OpType::TfliteModelRun, ret)?;
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        Ok(TfLiteRunOutput { outputs, status })
+        Ok(TfLiteRunOutput {
+            outputs: outputs?,
+            status,
+        })
     }
 
     fn torch_model_load(&self, sess: &Session, model: &Resource) -> Result<()> {
@@ -941,22 +871,10 @@ impl Plugin for CPlugin {
                 nr_out,
             )
         };
-        let mut outputs = Vec::with_capacity(outs.len());
-        let mut first_err = None;
-        for p in outs {
-            // SAFETY: null or a heap tensor the plugin allocated (the op's contract).
-            match unsafe { t::take_torch_tensor(p) } {
-                Ok(tensor) => outputs.push(tensor),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
+        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
+        let outputs = unsafe { t::take_all(outs) };
         self.check(OpType::TorchModelRun, ret)?;
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        Ok(outputs)
+        outputs
     }
 
     fn torch_sgemm(
