@@ -4,6 +4,8 @@
 //! was bound at session creation), checks the plugin implements the op (`ENOTSUP`
 //! otherwise), and calls it inside the op's profiling region.
 
+use std::sync::Arc;
+
 use crate::ErrorCode;
 use crate::arg::Arg;
 use crate::error::{Error, Result};
@@ -31,22 +33,45 @@ impl Session {
             self.id(),
             op.name()
         );
-        let candidates = self.route(op);
-        if candidates.is_empty() {
-            let plugin = self.plugin();
+        let region = self.runtime().inner().regions.region(op);
+        let bound = self.plugin();
+        let mut declined = None;
+        let mut entered = None;
+        // Nearly every call: the bound plugin implements the op, and is called without
+        // building the list of candidates (see [`Session::route`], which puts it first).
+        if bound.ops().contains(op) {
+            entered = Some(region.enter());
+            log::debug!(
+                "Returning func for op {} from plugin {}",
+                op.name(),
+                bound.info().name
+            );
+            match call(&*bound) {
+                Err(e @ Error::Declined { .. }) => {
+                    log::debug!("session:{} {e}; trying the next plugin", self.id());
+                    declined = Some(e);
+                }
+                other => return other,
+            }
+        }
+        let others: Vec<_> = self
+            .route(op)
+            .into_iter()
+            .filter(|p| !Arc::ptr_eq(p, &bound))
+            .collect();
+        if others.is_empty() && declined.is_none() {
             log::error!(
                 "Could not return func, plugin {} does not implement {}",
-                plugin.info().name,
+                bound.info().name,
                 op.name()
             );
             return Err(Error::OpNotImplemented {
-                plugin: plugin.info().name.clone(),
+                plugin: bound.info().name.clone(),
                 op,
             });
         }
-        let _region = self.runtime().inner().regions.region(op).enter();
-        let mut declined = None;
-        for plugin in &candidates {
+        let _region = entered.unwrap_or_else(|| region.enter());
+        for plugin in &others {
             self.join(plugin)?;
             log::debug!(
                 "Returning func for op {} from plugin {}",

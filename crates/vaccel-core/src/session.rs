@@ -10,7 +10,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::error::{Error, Result};
@@ -38,6 +38,9 @@ pub struct Session {
     /// Attached to a host's session ([`Session::attach`]): the id and the directory are the
     /// host's, never returned to this runtime's pool nor removed.
     attached: bool,
+    /// Bumped whenever something a C view of the session shows changes (see
+    /// [`Session::generation`]).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Session {
@@ -109,6 +112,7 @@ impl Session {
             plugin_initialized: AtomicBool::new(false),
             joined: Mutex::new(Vec::new()),
             attached,
+            generation: AtomicU64::new(0),
         });
         // From here on, dropping `sess` on an error path undoes everything (Drop).
         if !attached {
@@ -128,6 +132,7 @@ impl Session {
                 ));
             }
             sess.remote_id.store(remote_id, Ordering::Release);
+            sess.changed();
             log::debug!(
                 "Initialized session {id} with plugin {} (remote id: {remote_id})",
                 plugin.info().name
@@ -140,6 +145,17 @@ impl Session {
         }
         inner.track_session(&sess);
         Ok(sess)
+    }
+
+    /// A number that changes whenever the hint, the remote id, the bound plugin or the set of
+    /// registered resources changes: what C views of the session (`struct vaccel_session`)
+    /// show besides constants. The C boundary refreshes a view only when it changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The id (1-based, unique among live sessions of the runtime).
@@ -234,6 +250,7 @@ impl Session {
                 return Ok(());
             }
             list.push(Arc::clone(res));
+            self.changed();
         }
         res.link_session(self);
         for other in self.joined_plugins() {
@@ -267,6 +284,7 @@ impl Session {
             list.retain(|r| r.id() != res.id() || !std::ptr::eq(Arc::as_ptr(r), res));
             before != list.len()
         };
+        self.changed();
         if !removed {
             return Err(Error::invalid(format!(
                 "Resource {} not registered with session {}",
@@ -282,6 +300,7 @@ impl Session {
     pub(crate) fn unlink_and_notify(&self, res: &Resource) -> Result<()> {
         self.lock_resources()
             .retain(|r| !std::ptr::eq(Arc::as_ptr(r), res));
+        self.changed();
         self.notify_unregister(res)
     }
 
@@ -434,6 +453,7 @@ impl Session {
     /// `UpdateSession`: the session keeps the plugin it was created with).
     pub fn set_hint(&self, flags: u32) {
         self.hint.store(flags, Ordering::Relaxed);
+        self.changed();
     }
 
     /// The deprecated `vaccel_session_update`: remote sessions forward the new flags; local
@@ -442,6 +462,7 @@ impl Session {
         if self.remote {
             self.plugin().session_update(self, flags)?;
             self.hint.store(flags, Ordering::Relaxed);
+            self.changed();
             return Ok(());
         }
         if !self.lock_resources().is_empty() {
@@ -472,6 +493,7 @@ impl Session {
         let old = self.plugin();
         if Arc::ptr_eq(&old, &plugin) {
             self.hint.store(flags, Ordering::Relaxed);
+            self.changed();
             return Ok(());
         }
         if let Err(e) = old.session_release(self) {
@@ -482,9 +504,11 @@ impl Session {
             );
         }
         *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&plugin);
+        self.changed();
         let local = flags & !PluginType::REMOTE.bits();
         if let Err(e) = plugin.session_init(self, local) {
             *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&old);
+            self.changed();
             if let Err(e2) = old.session_init(self, self.hint() & !PluginType::REMOTE.bits()) {
                 log::warn!(
                     "session:{} {} could not take the session back: {e2}",
@@ -495,6 +519,7 @@ impl Session {
             return Err(e);
         }
         self.hint.store(flags, Ordering::Relaxed);
+        self.changed();
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, c_char};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
@@ -321,6 +322,17 @@ pub fn pending_session(c: *mut vaccel_session) -> impl Drop {
     Reset
 }
 
+/// Bumped whenever a session view is removed or replaced, so that no per-thread cache of view
+/// addresses outlives its view.
+static SESSION_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The session view this thread last handed to a plugin: (address of the session, its
+    /// generation then, [`SESSION_EPOCH`] then, the view).
+    static LAST_SESSION: Cell<(usize, u64, u64, *mut vaccel_session)> =
+        const { Cell::new((0, 0, 0, ptr::null_mut())) };
+}
+
 /// Synthesised `struct vaccel_plugin` descriptors of Rust plugins, for `sess->plugin`.
 struct Synthetic {
     plugin: vaccel_plugin,
@@ -417,11 +429,6 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
             *n += 1;
         }
     }
-    let mut rundir = [0 as c_char; PATH_MAX];
-    let dir = sess.rundir().to_string_lossy();
-    for (dst, src) in rundir.iter_mut().zip(dir.bytes().take(PATH_MAX - 1)) {
-        *dst = src as c_char;
-    }
     // SAFETY: `c` is valid for writes (caller guarantee). Fresh structs are written whole
     // (`write` does not read or drop the old bytes); otherwise individual plain-data fields
     // are assigned through the raw pointer.
@@ -445,6 +452,12 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
             for i in 0..VACCEL_RESOURCE_MAX as usize {
                 init_list((&raw mut (*c).resources).cast::<vaccel_list_entry>().add(i));
             }
+            // The run directory never changes: written once.
+            let rundir = &mut (*c).rundir;
+            let dir = sess.rundir().to_string_lossy();
+            for (dst, src) in rundir.iter_mut().zip(dir.bytes().take(PATH_MAX - 1)) {
+                *dst = src as c_char;
+            }
         }
         // `priv` belongs to the session's plugin: a new binding starts without the old one's.
         if !fresh && (*c).plugin != plugin {
@@ -454,7 +467,6 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
         (*c).remote_id = sess.remote_id();
         (*c).hint = sess.hint();
         (*c).is_virtio = sess.is_remote();
-        (*c).rundir = rundir;
         (*c).resource_counts = counts;
         (*c).plugin = plugin;
     }
@@ -517,6 +529,7 @@ unsafe fn fill_resource(c: *mut vaccel_resource, res: &Resource, alloc: &ResAllo
 /// session is released (the C API contract of `vaccel_session_init`).
 pub unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>) {
     let mut v = views();
+    SESSION_EPOCH.fetch_add(1, Ordering::AcqRel);
     let key = addr(Arc::as_ptr(sess));
     // The struct may already have been adopted by a plugin hook during creation.
     let fresh = !matches!(v.sessions.get(&key), Some(view) if view.c.0 == c);
@@ -559,6 +572,16 @@ pub fn session_c(sess: &Session) -> Option<*mut vaccel_session> {
 /// adapter's `session_release` hook (or when `session_init` fails).
 pub fn session_for_plugin(sess: &Session) -> Res<*mut vaccel_session> {
     let key = addr(ptr::from_ref(sess));
+    let generation = sess.generation();
+    let epoch = SESSION_EPOCH.load(Ordering::Acquire);
+    // The fast path: this thread handed the same, unchanged session's view out last, and no
+    // view has gone since, so it is still live and current (no lock, nothing written).
+    if let Some(c) = LAST_SESSION.with(|last| {
+        let (k, g, e, c) = last.get();
+        (k == key && g == generation && e == epoch).then_some(c)
+    }) {
+        return Ok(c);
+    }
     let mut v = views();
     if let Some(view) = v.sessions.get_mut(&key) {
         if view.rust.strong_count() == 0 {
@@ -569,6 +592,7 @@ pub fn session_for_plugin(sess: &Session) -> Res<*mut vaccel_session> {
         // SAFETY: a live view: either the caller's struct (valid until released, by the C
         // API contract) or our shadow.
         unsafe { fill_session(c, sess, false) };
+        LAST_SESSION.with(|last| last.set((key, generation, epoch, c)));
         return Ok(c);
     }
     let pending = PENDING_SESSION.with(Cell::get);
@@ -604,6 +628,7 @@ fn find_session_weak(sess: &Session) -> Weak<Session> {
 }
 
 fn drop_session_view(v: &mut Views, view: SessView) {
+    SESSION_EPOCH.fetch_add(1, Ordering::AcqRel);
     v.sess_by_c.remove(&addr(view.c.0));
     if view.shadow {
         // SAFETY: shadows are allocated by `session_for_plugin` with `Box` and freed only

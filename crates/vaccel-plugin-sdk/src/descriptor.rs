@@ -266,6 +266,26 @@ impl log::Log for Forward {
 
 static FORWARD: Forward = Forward;
 
+/// The most verbose level the host writes now: the library's own filter, so that records the
+/// host would drop are not even formatted (and each disabled `debug!` costs no call into the
+/// host). A host that turns its logging up later is seen at the next bind.
+fn host_max_level() -> log::LevelFilter {
+    let Some(enabled) = host().and_then(|h| h.log_enabled) else {
+        return log::LevelFilter::Off;
+    };
+    [
+        (log::Level::Trace, log::LevelFilter::Trace),
+        (log::Level::Debug, log::LevelFilter::Debug),
+        (log::Level::Info, log::LevelFilter::Info),
+        (log::Level::Warn, log::LevelFilter::Warn),
+        (log::Level::Error, log::LevelFilter::Error),
+    ]
+    .into_iter()
+    // SAFETY: the host's function, valid for the process (bind's contract).
+    .find(|(level, _)| unsafe { enabled(host_level(*level)) })
+    .map_or(log::LevelFilter::Off, |(_, filter)| filter)
+}
+
 /// `vaccel_rs_plugin_bind`: keeps the host's services and routes logging to its logger.
 ///
 /// # Safety
@@ -305,7 +325,7 @@ pub unsafe fn bind(host: *const vaccel_rs_host) -> c_int {
         };
         let _ = HOST.set(table);
         if log::set_logger(&FORWARD).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
+            log::set_max_level(host_max_level());
         }
         Ok(())
     })
