@@ -1,6 +1,8 @@
 //! Where vAccel's Rust meets C, in one library that every program links: `libvaccel.so`,
 //! the plugin SDK, the agent and the example programs.
 //!
+//! * [`export`]: what `vaccel_plugin_sdk::export_plugin!` expands to: the `vaccel_plugin`
+//!   descriptor of a plugin library built in Rust, its hooks and op functions.
 //! * [`ffi`]: the guard every C entry point runs in, and the checked conversions of C
 //!   pointers, lengths and strings (the only place raw pointers become references, with the
 //!   LiteRT/TF bindings and the exec plugin's `dl.rs`).
@@ -50,6 +52,7 @@
 
 pub mod arg;
 pub mod cmem;
+pub mod export;
 pub mod ffi;
 pub mod loader;
 pub mod log_bridge;

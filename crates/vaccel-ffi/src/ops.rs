@@ -193,16 +193,12 @@ pub unsafe fn arrays<'a, T, const R: usize, const W: usize>(
     ))
 }
 
-/// A model op of the `(sess, model, extra...)` form: the TFLite and Torch loads and unloads
-/// (no extra), the TensorFlow ones (a status, filled by `$after` from the op's result `$r`).
+/// A model op of the `(sess, model)` form: the TFLite and Torch loads and unloads, and with
+/// `status` (a `struct vaccel_tf_status *` filled from the op's result) the TensorFlow ones.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __model_op_fn {
-    (
-        $name:ident, $method:ident, $resolve:ty,
-        [$($extra:ident: $ety:ty),*], |$r:ident| $after:expr,
-        $(#[$attr:meta])*
-    ) => {
+    ($name:ident, $method:ident, $resolve:ty, $($status:ident)?, $(#[$attr:meta])*) => {
         /// See `vaccel/ops/tf.h`, `vaccel/ops/tflite.h`, `vaccel/ops/torch.h`.
         ///
         /// # Safety
@@ -212,7 +208,7 @@ macro_rules! __model_op_fn {
         pub unsafe extern "C" fn $name(
             sess: *mut vaccel_session,
             model: *mut vaccel_resource,
-            $($extra: $ety),*
+            $($status: *mut vaccel_tf_status,)?
         ) -> c_int {
             guard(stringify!($name), || {
                 // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
@@ -222,8 +218,12 @@ macro_rules! __model_op_fn {
                         <$resolve as Resolve>::resource(model, sess)?,
                     )
                 };
-                let $r = session.$method(&model)?;
-                $after
+                let _result = session.$method(&model)?;
+                $(
+                    // SAFETY: `status` is null or writable (the op's C contract).
+                    unsafe { t::fill_tf_status($status, &_result) }?;
+                )?
+                Ok(())
             })
         }
     };
@@ -270,12 +270,11 @@ macro_rules! c_op_functions {
             #![allow(clippy::too_many_arguments, clippy::missing_safety_doc)]
             use $crate::ops::__private::*;
 
-        $crate::__model_op_fn!(vaccel_tflite_model_load, tflite_model_load, $resolve, [], |r| Ok(r), $(#[$attr])*);
-        $crate::__model_op_fn!(vaccel_tflite_model_unload, tflite_model_unload, $resolve, [], |r| Ok(r), $(#[$attr])*);
-        $crate::__model_op_fn!(vaccel_torch_model_load, torch_model_load, $resolve, [], |r| Ok(r), $(#[$attr])*);
-        // SAFETY (of the two below): `status` is null or writable (the op's C contract).
-        $crate::__model_op_fn!(vaccel_tf_model_load, tf_model_load, $resolve, [status: *mut vaccel_tf_status], |s| unsafe { t::fill_tf_status(status, &s) }, $(#[$attr])*);
-        $crate::__model_op_fn!(vaccel_tf_model_unload, tf_model_unload, $resolve, [status: *mut vaccel_tf_status], |s| unsafe { t::fill_tf_status(status, &s) }, $(#[$attr])*);
+        $crate::__model_op_fn!(vaccel_tflite_model_load, tflite_model_load, $resolve, , $(#[$attr])*);
+        $crate::__model_op_fn!(vaccel_tflite_model_unload, tflite_model_unload, $resolve, , $(#[$attr])*);
+        $crate::__model_op_fn!(vaccel_torch_model_load, torch_model_load, $resolve, , $(#[$attr])*);
+        $crate::__model_op_fn!(vaccel_tf_model_load, tf_model_load, $resolve, status, $(#[$attr])*);
+        $crate::__model_op_fn!(vaccel_tf_model_unload, tf_model_unload, $resolve, status, $(#[$attr])*);
         $crate::__image_op_fn!(vaccel_image_detection, ImageDetect, $resolve, $(#[$attr])*);
         $crate::__image_op_fn!(vaccel_image_segmentation, ImageSegment, $resolve, $(#[$attr])*);
         $crate::__image_op_fn!(vaccel_image_pose, ImagePose, $resolve, $(#[$attr])*);
@@ -653,9 +652,10 @@ macro_rules! c_op_functions {
             status: *mut vaccel_tf_status,
         ) -> c_int {
             guard("vaccel_tf_model_run", || {
-                // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
-                let (session, model, nr_out) =
-                    unsafe { model_run::<$resolve, _>(sess, model, out_tensors, nr_outputs) }?;
+                let (session, model, nr_out) = {
+                    // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
+                    unsafe { model_run::<$resolve, _>(sess, model, out_tensors, nr_outputs) }?
+                };
                 let nr_in = ffi::count(nr_inputs, "nr_inputs")?;
                 // SAFETY: caller guarantees (module docs).
                 let (options, ins, inputs, outs) = unsafe {
@@ -695,9 +695,10 @@ macro_rules! c_op_functions {
             status: *mut u8,
         ) -> c_int {
             guard("vaccel_tflite_model_run", || {
-                // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
-                let (session, model, nr_out) =
-                    unsafe { model_run::<$resolve, _>(sess, model, outputs, nr_outputs) }?;
+                let (session, model, nr_out) = {
+                    // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
+                    unsafe { model_run::<$resolve, _>(sess, model, outputs, nr_outputs) }?
+                };
                 // SAFETY: caller guarantees (module docs).
                 let ins = unsafe { t::views::<vaccel_tflite_tensor>(inputs, nr_inputs, "inputs") }?;
                 let out = session.tflite_model_run(&model, &ins, nr_out)?;
@@ -727,9 +728,10 @@ macro_rules! c_op_functions {
             nr_outputs: c_int,
         ) -> c_int {
             guard("vaccel_torch_model_run", || {
-                // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
-                let (session, model, nr_out) =
-                    unsafe { model_run::<$resolve, _>(sess, model, outputs, nr_outputs) }?;
+                let (session, model, nr_out) = {
+                    // SAFETY: `sess` and `model` are null or valid views (the op's C contract).
+                    unsafe { model_run::<$resolve, _>(sess, model, outputs, nr_outputs) }?
+                };
                 // SAFETY: caller guarantees (module docs).
                 let (options, ins) = unsafe {
                     let options = match run_options.as_ref() {

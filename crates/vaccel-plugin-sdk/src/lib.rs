@@ -52,40 +52,8 @@
 // Rule N2: FFI items keep their C names.
 #![allow(non_camel_case_types)]
 
-mod attached;
-mod descriptor;
-mod ffi;
-mod ops;
-
-use std::sync::Arc;
-
-use vaccel_core::plugin::Plugin;
-use vaccel_core::{BundledPlugin, Config, Result};
-
 pub use vaccel_core;
-
-/// Something that creates the plugin a library exports: a [`BundledPlugin`] descriptor, or a
-/// closure `|config: &Config| -> Result<Arc<dyn Plugin>>`. The configuration is read from the
-/// environment when the library is loaded.
-pub trait Factory {
-    /// Creates the plugin.
-    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>>;
-}
-
-impl Factory for BundledPlugin {
-    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>> {
-        (self.create)(config)
-    }
-}
-
-impl<F> Factory for F
-where
-    F: Fn(&Config) -> Result<Arc<dyn Plugin>>,
-{
-    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>> {
-        self(config)
-    }
-}
+pub use vaccel_ffi::export::Factory;
 
 /// Exports a plugin from a `cdylib` crate as a vAccel plugin library: the argument is an
 /// expression implementing [`Factory`] (e.g. `my_plugin::bundled()`). Use it once per library.
@@ -126,6 +94,6 @@ macro_rules! export_plugin {
 /// Implementation details of [`export_plugin!`]; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::descriptor::{DescriptorPtr, bind, construct};
     pub use vaccel_abi::vaccel_rs_host;
+    pub use vaccel_ffi::export::{DescriptorPtr, bind, construct};
 }

@@ -1,5 +1,10 @@
-//! The exported descriptor (`vaccel_plugin`, its info and ops), the library constructor that
-//! fills it, the host binding and the descriptor's hooks.
+//! The plugin export that `vaccel_plugin_sdk::export_plugin!` expands to: the exported
+//! descriptor (`vaccel_plugin`, its info and ops), the library constructor that fills it, the
+//! host binding and the descriptor's hooks. Its op functions are [`crate::ops`]'s, over the
+//! sessions and resources [`attached`] to the host's.
+
+mod attached;
+mod ops;
 
 use std::cell::UnsafeCell;
 use std::ffi::{CString, c_char, c_int};
@@ -14,9 +19,36 @@ use vaccel_abi::{
 use vaccel_core::plugin::Plugin;
 use vaccel_core::{Config, OpType};
 
-use crate::Factory;
-use crate::ffi::guard;
-use crate::{attached, ops};
+use vaccel_core::{BundledPlugin, Result};
+
+/// Something that creates the plugin a library exports: a [`BundledPlugin`] descriptor, or a
+/// closure `|config: &Config| -> Result<Arc<dyn Plugin>>`. The configuration is read from the
+/// environment when the library is loaded.
+pub trait Factory {
+    /// Creates the plugin.
+    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>>;
+}
+
+impl Factory for BundledPlugin {
+    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>> {
+        (self.create)(config)
+    }
+}
+
+impl<F> Factory for F
+where
+    F: Fn(&Config) -> Result<Arc<dyn Plugin>>,
+{
+    fn create(&self, config: &Config) -> Result<Arc<dyn Plugin>> {
+        self(config)
+    }
+}
+
+/// Runs a hook or op body: `VACCEL_OK`, the error's code, or `VACCEL_EBACKEND` on a panic
+/// (which never crosses into the host).
+fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
+    crate::ffi::guard("plugin library", body)
+}
 
 /// A static the C side reads and (for the descriptor) writes.
 struct Shared<T>(UnsafeCell<T>);

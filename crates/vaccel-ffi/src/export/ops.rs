@@ -8,13 +8,13 @@ use std::sync::Arc;
 use vaccel_abi::{vaccel_resource, vaccel_session};
 use vaccel_core::{OpType, Resource, Result, Session};
 
-use crate::attached;
+use super::attached;
 
 /// Sessions and resources of the host's views, as this library attached them.
 #[derive(Debug)]
 pub(crate) struct Attached;
 
-impl vaccel_ffi::ops::Resolve for Attached {
+impl crate::ops::Resolve for Attached {
     unsafe fn session(sess: *mut vaccel_session) -> Result<Arc<Session>> {
         // SAFETY: forwarded caller guarantee.
         unsafe { attached::session(sess) }
@@ -29,7 +29,7 @@ impl vaccel_ffi::ops::Resolve for Attached {
     }
 }
 
-vaccel_ffi::c_op_functions!(mod table, crate::ops::Attached,);
+crate::c_op_functions!(mod table, crate::export::ops::Attached,);
 
 /// The function the descriptor registers for `op`.
 pub(crate) fn function(op: OpType) -> *mut c_void {

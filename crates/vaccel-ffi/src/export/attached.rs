@@ -26,7 +26,7 @@ use vaccel_abi::{VACCEL_BLOB_BUFFER, vaccel_blob, vaccel_resource, vaccel_sessio
 use vaccel_core::blob::Blob;
 use vaccel_core::{Config, Error, Id, PathType, Resource, ResourceType, Result, Runtime, Session};
 
-use crate::descriptor::{host, is_our_descriptor, state};
+use super::{host, is_our_descriptor, state};
 use crate::ffi::{self, invalid};
 
 /// The runtime holding this library's plugin, from `init` to `fini`.
@@ -270,7 +270,12 @@ unsafe fn blobs(res: *const vaccel_resource) -> Result<Vec<Blob>> {
         // SAFETY: caller guarantee.
         let b: &vaccel_blob = unsafe { b.as_ref() }.ok_or_else(|| invalid("blob is NULL"))?;
         // SAFETY: caller guarantee on the strings.
-        let (name, path) = unsafe { (ffi::lossy(b.name).unwrap_or_default(), ffi::lossy(b.path)) };
+        let (name, path) = unsafe {
+            (
+                ffi::lossy_str(b.name).unwrap_or_default(),
+                ffi::lossy_str(b.path),
+            )
+        };
         if let Some(path) = path.filter(|_| b.r#type != VACCEL_BLOB_BUFFER) {
             out.push(Blob::from_path_named(path, name)?);
             continue;
@@ -320,10 +325,10 @@ unsafe fn attach_resource(rt: &Runtime, res: *const vaccel_resource) -> Result<A
         unsafe { ffi::slice(view.paths.cast_const(), view.nr_paths, "paths") }?
             .iter()
             // SAFETY: caller guarantee.
-            .filter_map(|p| unsafe { ffi::lossy(*p) })
+            .filter_map(|p| unsafe { ffi::lossy_str(*p) })
             .collect();
     // SAFETY: caller guarantee.
-    let rundir = unsafe { ffi::lossy(view.rundir) }.map(PathBuf::from);
+    let rundir = unsafe { ffi::lossy_str(view.rundir) }.map(PathBuf::from);
     // SAFETY: caller guarantee.
     let blobs = unsafe { blobs(res) }?;
     Resource::attach(rt, view.id, kind, path_type, paths, blobs, rundir)
