@@ -12,7 +12,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
@@ -42,6 +42,9 @@ pub struct Resource {
     /// Attached to a host's resource ([`Resource::attach`]): the id is the host's, never
     /// returned to this runtime's pool.
     attached: bool,
+    /// Bumped whenever something a C view of the resource shows changes (see
+    /// [`Resource::generation`]).
+    generation: AtomicU64,
 }
 
 struct State {
@@ -129,6 +132,7 @@ impl Resource {
                 released: false,
             }),
             attached,
+            generation: AtomicU64::new(crate::types::next_generation()),
         });
         rt.inner().track_resource(&res);
         log::debug!("Initialized resource {id}");
@@ -281,7 +285,23 @@ impl Resource {
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.lock())
+        let out = f(&mut self.lock());
+        self.changed();
+        out
+    }
+
+    /// A number that changes whenever the blobs, the run directory, the remote id, the
+    /// sessions it is registered with or its release change: what C views of the resource
+    /// (`struct vaccel_resource`) show besides constants. The C boundary refreshes a view only
+    /// when it changed. No other resource or state of one ever had the same number in this
+    /// process.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation
+            .store(crate::types::next_generation(), Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -316,6 +336,7 @@ impl Resource {
     /// Sets the remote id (remote plugins).
     pub fn set_remote_id(&self, id: Id) {
         self.remote_id.store(id, Ordering::Release);
+        self.changed();
     }
 
     /// The runtime the resource belongs to.
@@ -360,6 +381,8 @@ impl Resource {
 
     fn ensure_rundir(&self) -> Result<PathBuf> {
         let mut state = self.lock();
+        // Under the lock: a C view refreshed after this waits for the change to be done.
+        self.changed();
         if let Some(dir) = &state.rundir {
             return Ok(dir.clone());
         }
@@ -405,6 +428,8 @@ impl Resource {
             }
         };
         let mut state = self.lock();
+        // Under the lock: a C view refreshed after this waits for the change to be done.
+        self.changed();
         if !state.blobs_loaded {
             state.blobs = blobs;
             state.blobs_loaded = true;
@@ -420,16 +445,18 @@ impl Resource {
     }
 
     pub(crate) fn link_session(&self, sess: &Arc<Session>) {
-        self.lock().sessions.push((sess.id(), Arc::downgrade(sess)));
+        self.with_state(|s| s.sessions.push((sess.id(), Arc::downgrade(sess))));
     }
 
     pub(crate) fn unlink_session(&self, sess_id: Id) {
-        self.lock().sessions.retain(|(id, _)| *id != sess_id);
+        self.with_state(|s| s.sessions.retain(|(id, _)| *id != sess_id));
     }
 
     /// Replaces the bytes of buffer blobs after a remote sync.
     pub fn set_blob_data(&self, data: Vec<Bytes>) -> Result<()> {
         let mut state = self.lock();
+        // Under the lock: a C view refreshed after this waits for the change to be done.
+        self.changed();
         if data.len() != state.blobs.len() {
             return Err(Error::invalid(format!(
                 "resource {} has {} blobs, got {}",
@@ -453,6 +480,9 @@ impl Resource {
     pub fn release(&self) -> Result<()> {
         let sessions = {
             let mut state = self.lock();
+            self.changed();
+            // Under the lock: a C view refreshed after this waits for the change to be done.
+            self.changed();
             if state.released {
                 return Err(Error::Released(self.id));
             }
@@ -476,6 +506,9 @@ impl Resource {
     fn cleanup(&self) {
         let (blobs, rundir) = {
             let mut state = self.lock();
+            self.changed();
+            // Under the lock: a C view refreshed after this waits for the change to be done.
+            self.changed();
             if state.released {
                 return;
             }

@@ -112,7 +112,7 @@ impl Session {
             plugin_initialized: AtomicBool::new(false),
             joined: Mutex::new(Vec::new()),
             attached,
-            generation: AtomicU64::new(0),
+            generation: AtomicU64::new(crate::types::next_generation()),
         });
         // From here on, dropping `sess` on an error path undoes everything (Drop).
         if !attached {
@@ -149,13 +149,15 @@ impl Session {
 
     /// A number that changes whenever the hint, the remote id, the bound plugin or the set of
     /// registered resources changes: what C views of the session (`struct vaccel_session`)
-    /// show besides constants. The C boundary refreshes a view only when it changed.
+    /// show besides constants. The C boundary refreshes a view only when it changed. No other
+    /// session or state of one ever had the same number in this process.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation
+            .store(crate::types::next_generation(), Ordering::Release);
     }
 
     /// The id (1-based, unique among live sessions of the runtime).

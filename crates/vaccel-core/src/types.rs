@@ -355,6 +355,14 @@ impl OpSet {
     }
 }
 
+/// A number never handed out before in this process: the generations of sessions and
+/// resources (`Session::generation`, `Resource::generation`) come from here, so a generation
+/// names one state of one object, even when a later object reuses the address of a freed one.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

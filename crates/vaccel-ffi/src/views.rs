@@ -333,6 +333,28 @@ thread_local! {
         const { Cell::new((0, 0, 0, ptr::null_mut())) };
 }
 
+/// Bumped whenever a resource view is removed or replaced (see [`SESSION_EPOCH`]).
+static RESOURCE_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The resource view a thread last handed to a plugin.
+struct LastResource {
+    /// Address of the resource.
+    key: usize,
+    /// Its generation then.
+    generation: u64,
+    /// [`RESOURCE_EPOCH`] then.
+    epoch: u64,
+    /// Whether the allocations map `FILE` blobs' bytes too.
+    read_files: bool,
+    c: *mut vaccel_resource,
+    alloc: Weak<ResAlloc>,
+}
+
+thread_local! {
+    static LAST_RESOURCE: std::cell::RefCell<Option<LastResource>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Synthesised `struct vaccel_plugin` descriptors of Rust plugins, for `sess->plugin`.
 struct Synthetic {
     plugin: vaccel_plugin,
@@ -664,6 +686,7 @@ pub fn forget_session_c(c: *const vaccel_session) {
 pub unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource>) {
     let alloc = Arc::new(ResAlloc::build(res, false));
     let mut v = views();
+    RESOURCE_EPOCH.fetch_add(1, Ordering::AcqRel);
     // SAFETY: caller guarantee; the lock serialises library writes to the struct.
     unsafe { fill_resource(c, res, &alloc, true) };
     let key = addr(Arc::as_ptr(res));
@@ -727,6 +750,38 @@ impl ResGuard {
 /// resource never finds an old shadow.
 pub fn resource_for_plugin(res: &Resource, read_files: bool) -> Res<ResGuard> {
     let key = addr(ptr::from_ref(res));
+    let generation = res.generation();
+    let epoch = RESOURCE_EPOCH.load(Ordering::Acquire);
+    // The fast path, as for sessions: this thread handed out this unchanged resource's view
+    // last and no view has gone since (no lock, nothing written).
+    let cached = LAST_RESOURCE.with(|last| match &*last.borrow() {
+        Some(l) if l.key == key && l.generation == generation && l.epoch == epoch => (l.read_files
+            || !read_files)
+            .then(|| l.alloc.upgrade())
+            .flatten()
+            .map(|alloc| ResGuard { ptr: l.c, alloc }),
+        _ => None,
+    });
+    if let Some(guard) = cached {
+        return Ok(guard);
+    }
+    let guard = refresh_resource_view(res, read_files)?;
+    LAST_RESOURCE.with(|last| {
+        *last.borrow_mut() = Some(LastResource {
+            key,
+            generation,
+            epoch,
+            read_files: guard.alloc.read_files,
+            c: guard.ptr,
+            alloc: Arc::downgrade(&guard.alloc),
+        });
+    });
+    Ok(guard)
+}
+
+/// The slow path of [`resource_for_plugin`]: under the registry's lock.
+fn refresh_resource_view(res: &Resource, read_files: bool) -> Res<ResGuard> {
+    let key = addr(ptr::from_ref(res));
     let mut v = views();
     let dead: Vec<usize> = v
         .resources
@@ -789,6 +844,7 @@ pub fn refresh_resource(res: &Resource) {
 }
 
 fn drop_resource_view(v: &mut Views, view: ResView) {
+    RESOURCE_EPOCH.fetch_add(1, Ordering::AcqRel);
     v.res_by_c.remove(&addr(view.c.0));
     if view.shadow {
         // SAFETY: shadows are allocated by `resource_for_plugin` with `Box` and freed only
