@@ -115,3 +115,26 @@ fn plugin_libraries_see_the_session_ids_of_a_rust_program() {
         drop(rt);
     }
 }
+
+/// Regression: a Rust plugin library registers thread-exit destructors (its own standard
+/// library's thread-locals) on the threads that call it; when it was unmapped with its runtime,
+/// such a thread crashed (SIGSEGV) when it exited. SDK libraries now stay mapped.
+#[test]
+fn a_thread_that_called_an_sdk_library_exits_cleanly_after_the_library_is_unloaded() {
+    let work = tempfile::tempdir().unwrap();
+    let lib = artifact("libvaccel_noop.so");
+    let base = work.path().to_path_buf();
+    let worker = std::thread::spawn(move || {
+        let rt = vaccel_capi::global::builder()
+            .skip_logging()
+            .rundir_base(&base)
+            .config(Config::default().with_plugins(lib.to_str().unwrap()))
+            .build()
+            .unwrap();
+        Session::new(&rt, 0).unwrap().noop().unwrap();
+        drop(rt);
+    });
+    worker
+        .join()
+        .expect("the thread that called the library died");
+}

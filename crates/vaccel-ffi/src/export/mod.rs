@@ -300,7 +300,7 @@ static FORWARD: Forward = Forward;
 
 /// The most verbose level the host writes now: the library's own filter, so that records the
 /// host would drop are not even formatted (and each disabled `debug!` costs no call into the
-/// host). A host that turns its logging up later is seen at the next bind.
+/// host). A host that turns its logging up later is seen when it next loads the library.
 fn host_max_level() -> log::LevelFilter {
     let Some(enabled) = host().and_then(|h| h.log_enabled) else {
         return log::LevelFilter::Off;
@@ -356,9 +356,10 @@ pub unsafe fn bind(host: *const vaccel_rs_host) -> c_int {
             }
         };
         let _ = HOST.set(table);
-        if log::set_logger(&FORWARD).is_ok() {
-            log::set_max_level(host_max_level());
-        }
+        // The first bind installs the forwarder; every bind (a library stays loaded across
+        // runtimes) takes the host's level as it is now.
+        let _ = log::set_logger(&FORWARD);
+        log::set_max_level(host_max_level());
         Ok(())
     })
 }
