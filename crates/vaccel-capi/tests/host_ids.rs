@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use common::*;
-use vaccel_core::{Config, PluginType, Session};
+use vaccel_core::{Config, PluginType, Resource, ResourceType, Session};
 
 /// `tests/c/cplugin.c` built into `dir`.
 fn cplug(dir: &Path) -> PathBuf {
@@ -137,4 +137,43 @@ fn a_thread_that_called_an_sdk_library_exits_cleanly_after_the_library_is_unload
     worker
         .join()
         .expect("the thread that called the library died");
+}
+
+/// A buffer resource reaches an SDK library as the host's bytes (borrowed through the host's
+/// `resource_retain`/`resource_blob`, released when the library lets go): the noop library's
+/// `torch_model_load` reports the buffer's length, registration and release are clean, and the
+/// bytes outlive nothing.
+#[test]
+fn an_sdk_library_reads_a_buffer_resource_of_the_host() {
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Trace);
+    let work = tempfile::tempdir().unwrap();
+    let lib = artifact("libvaccel_noop.so");
+    let rt = vaccel_capi::global::builder()
+        .skip_logging()
+        .rundir_base(work.path())
+        .config(Config::default().with_plugins(lib.to_str().unwrap()))
+        .build()
+        .unwrap();
+    let sess = Session::new(&rt, 0).unwrap();
+    let bytes = vec![7u8; 12_345];
+    let model = Resource::from_buf(&rt, bytes, ResourceType::Model, None, true).unwrap();
+    sess.register(&model).unwrap();
+    for _ in 0..3 {
+        sess.torch_model_load(&model).unwrap();
+    }
+    let line = "Loading model from buffer of length: 12345";
+    let seen = RECORDS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert!(
+        seen.iter().filter(|r| r.contains(line)).count() >= 3,
+        "no {line:?} three times among the log records:\n{}",
+        seen.join("\n")
+    );
+    sess.unregister(&model).unwrap();
+    model.release().unwrap();
+    drop(sess);
+    drop(rt);
 }
