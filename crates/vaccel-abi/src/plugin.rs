@@ -72,6 +72,25 @@ pub struct vaccel_plugin_info {
     pub resource_sync: vaccel_plugin_resource_fn,
 }
 
+impl vaccel_plugin_info {
+    /// No strings, no functions, no type: the start of a descriptor being filled in.
+    pub const EMPTY: vaccel_plugin_info = vaccel_plugin_info {
+        name: std::ptr::null(),
+        version: std::ptr::null(),
+        vaccel_version: std::ptr::null(),
+        init: None,
+        fini: None,
+        is_virtio: false,
+        r#type: 0,
+        session_init: None,
+        session_release: None,
+        session_update: None,
+        resource_register: None,
+        resource_unregister: None,
+        resource_sync: None,
+    };
+}
+
 /// `struct vaccel_plugin`.
 #[repr(C)]
 #[derive(Debug)]

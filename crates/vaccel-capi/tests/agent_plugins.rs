@@ -9,8 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::*;
 
@@ -46,84 +45,6 @@ fn cplug(dir: &Path, defines: &[&str]) -> PathBuf {
     lib
 }
 
-/// A `vaccel-rpc-agent` on a unix socket in its own directory with the given plugins; killed
-/// on drop, printing its log when the test is failing.
-struct Agent {
-    child: Child,
-    address: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn command(plugins: &Path) -> (Command, tempfile::TempDir, String, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let address = format!("unix://{}/agent.sock", dir.path().display());
-        let log = dir.path().join("agent.log");
-        let mut cmd = program(&agent_binary(), dir.path());
-        cmd.arg("-a")
-            .arg(&address)
-            .arg("--vaccel-config")
-            .arg(format!("plugins={}", plugins.display()))
-            // Debug: the registry names the file each plugin came from.
-            .env("VACCEL_LOG_LEVEL", "4")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
-        (cmd, dir, address, log)
-    }
-
-    fn start(plugins: &Path) -> Agent {
-        let (mut cmd, dir, address, log) = Agent::command(plugins);
-        let out = std::fs::File::create(&log).unwrap();
-        cmd.stdout(out.try_clone().unwrap()).stderr(out);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
-        let agent = Agent {
-            child,
-            address,
-            log,
-            _dir: dir,
-        };
-        agent.wait_for_log("Listening on");
-        agent
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.log_text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "the agent did not log {needle:?} within 20 s\n--- agent log ---\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// A client command: `exe` with the rpc plugin pointed at this agent.
-    fn client(&self, exe: &Path, work: &Path) -> Command {
-        let mut cmd = program(exe, work);
-        cmd.env("VACCEL_PLUGINS", "rpc")
-            .env("VACCEL_RPC_ADDRESS", &self.address);
-        cmd
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- agent log ({}) ---\n{}", self.address, self.log_text());
-        }
-    }
-}
-
 fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -146,7 +67,7 @@ fn assert_contains_in_order(cmd: &Command, out: &Output, expected: &[&str]) {
 #[test]
 fn the_agent_serves_remote_clients_with_an_upstream_style_c_plugin() {
     let work = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&cplug(work.path(), &[]));
+    let agent = Agent::start(cplug(work.path(), &[]));
     agent.wait_for_log("[cplug] init");
 
     // A C program on libvaccel.so's bundled rpc plugin.

@@ -7,74 +7,8 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A `vaccel-rpc-agent` serving the noop plugin on a unix socket in its own temporary
-/// directory; killed on drop, which prints its log when the test is failing.
-struct Agent {
-    child: Child,
-    address: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let address = format!("unix://{}/agent.sock", dir.path().display());
-        let log = dir.path().join("agent.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(agent_binary());
-        cmd.args(["-a", &address, "--vaccel-config", "plugins=noop"])
-            .env_remove("VACCEL_PLUGINS")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
-        let agent = Agent {
-            child,
-            address,
-            log,
-            _dir: dir,
-        };
-        agent.wait_for_log("Listening on", 1);
-        agent
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log holds `count` lines containing `needle` (the agent logs a
-    /// session's end when it has released it, which may follow the client's exit).
-    fn wait_for_log(&self, needle: &str, count: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.log_text().matches(needle).count() < count {
-            assert!(
-                Instant::now() < deadline,
-                "the agent did not log {needle:?} {count} time(s) within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- agent log ({}) ---\n{}", self.address, self.log_text());
-        }
-    }
-}
 
 #[test]
 fn classify_through_the_rpc_plugin_against_a_running_agent() {
@@ -87,7 +21,7 @@ fn classify_through_the_rpc_plugin_against_a_running_agent() {
     let library = artifact_dir().join("libvaccel-rpc.so");
     let image = workspace_root().join("examples/data/example.jpg");
     let model = workspace_root().join("examples/data/imagenet.txt");
-    let agent = Agent::start();
+    let agent = Agent::start("noop");
 
     for (run, plugins) in [library.as_os_str(), OsStr::new("rpc")]
         .into_iter()
@@ -124,7 +58,7 @@ fn classify_through_the_rpc_plugin_against_a_running_agent() {
 
         // One session per run, created and destroyed on the agent (whose noop plugin
         // wrote the lines above).
-        agent.wait_for_log("Created session", run + 1);
-        agent.wait_for_log("Destroyed session", run + 1);
+        agent.wait_for_log_count("Created session", run + 1);
+        agent.wait_for_log_count("Destroyed session", run + 1);
     }
 }

@@ -54,3 +54,23 @@ pub unsafe fn c_args<'a>(
     }
     Ok((reads, writes))
 }
+
+/// [`c_args`] for the functions whose counts are C `int`s (`vaccel_genop`, `vaccel_opencv`):
+/// a negative count is `EINVAL`.
+///
+/// # Safety
+///
+/// As [`c_args`].
+pub unsafe fn c_args_counted<'a>(
+    read: *const vaccel_arg,
+    nr_read: std::ffi::c_int,
+    write: *mut vaccel_arg,
+    nr_write: std::ffi::c_int,
+) -> Res<(Vec<Arg<'a>>, Vec<Arg<'a>>)> {
+    let (nr_read, nr_write) = (
+        ffi::count(nr_read, "nr_read")?,
+        ffi::count(nr_write, "nr_write")?,
+    );
+    // SAFETY: forwarded caller guarantee.
+    unsafe { c_args(read, nr_read, write, nr_write) }
+}

@@ -65,6 +65,9 @@ mod tests {
         ] {
             assert_eq!(level(c_level(l)), l);
         }
+        assert_eq!(c_level(log::Level::Error), 1);
+        assert_eq!(c_level(log::Level::Debug), 4);
+        assert_eq!(c_level(log::Level::Trace), 5);
         assert_eq!(level(0), log::Level::Error);
         assert_eq!(level(9), log::Level::Trace);
     }

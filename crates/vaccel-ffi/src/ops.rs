@@ -103,7 +103,7 @@ pub mod __private {
     pub use vaccel_core::{OpType, Session};
 
     pub use crate::__op_function;
-    pub use crate::arg::c_args;
+    pub use crate::arg::{c_args, c_args_counted};
     pub use crate::ffi::{self, Res, Span, guard, invalid};
     pub use crate::ops::{Resolve, arrays, extent, image_op, model_run};
     pub use crate::tensor::{self as t, hand_out, nodes};
@@ -625,10 +625,8 @@ macro_rules! c_op_functions {
             guard("vaccel_opencv", || {
                 // SAFETY: `sess` is null or a valid view (the op's C contract).
                 let session = unsafe { <$resolve as Resolve>::session(sess) }?;
-                let nr_read = ffi::count(nr_read, "nr_read")?;
-                let nr_write = ffi::count(nr_write, "nr_write")?;
                 // SAFETY: caller guarantees (module docs).
-                let (r, mut w) = unsafe { c_args(read, nr_read, write, nr_write) }?;
+                let (r, mut w) = unsafe { c_args_counted(read, nr_read, write, nr_write) }?;
                 session.opencv(&r, &mut w)
             })
         }

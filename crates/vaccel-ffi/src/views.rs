@@ -397,16 +397,9 @@ fn plugin_descriptor(plugin: &Arc<dyn Plugin>) -> *mut vaccel_plugin {
                 name: strings[0].as_ptr(),
                 version: strings[1].as_ptr(),
                 vaccel_version: strings[2].as_ptr(),
-                init: None,
-                fini: None,
                 is_virtio: info.remote,
                 r#type: info.plugin_type.bits(),
-                session_init: None,
-                session_release: None,
-                session_update: None,
-                resource_register: None,
-                resource_unregister: None,
-                resource_sync: None,
+                ..vaccel_plugin_info::EMPTY
             },
             _strings: strings,
         });

@@ -6,29 +6,16 @@
 //! (pin with `taskset -c 0` for steadier numbers).
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::indexing_slicing)]
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use vaccel::{Arg, ArgType, Config, OpType, Session};
 
 const ROUNDS: usize = 7;
 
-/// Median ns/op of `f` over `ROUNDS` rounds of `iters` calls.
-fn measure(iters: u64, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    let mut samples: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[ROUNDS / 2]
+fn measure(iters: u64, f: impl FnMut()) -> f64 {
+    support::measure(ROUNDS, iters, f)
 }
 
 fn main() {

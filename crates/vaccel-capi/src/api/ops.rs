@@ -13,9 +13,9 @@ use std::sync::Arc;
 use vaccel_abi::{vaccel_arg, vaccel_resource, vaccel_session};
 use vaccel_core::{Resource, Session};
 
-use crate::ffi::{self, Res, guard};
+use crate::ffi::{Res, guard};
 use crate::views;
-use vaccel_ffi::arg::c_args;
+use vaccel_ffi::arg::c_args_counted;
 
 /// `libvaccel.so` finds the runtime objects of the application's own views.
 #[derive(Debug)]
@@ -52,10 +52,8 @@ pub unsafe extern "C" fn vaccel_genop(
 ) -> c_int {
     guard("vaccel_genop", || {
         let session = views::session_from_c(sess)?;
-        let nr_read = ffi::count(nr_read, "nr_read")?;
-        let nr_write = ffi::count(nr_write, "nr_write")?;
         // SAFETY: caller guarantees (module docs).
-        let (r, mut w) = unsafe { c_args(read, nr_read, write, nr_write) }?;
+        let (r, mut w) = unsafe { c_args_counted(read, nr_read, write, nr_write) }?;
         session.genop(&r, &mut w)
     })
 }

@@ -8,8 +8,10 @@
     clippy::indexing_slicing
 )]
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The directory holding the artifacts of this build (`target/<profile>`): `libvaccel.so`,
 /// `libvaccel.a` and the plugin libraries.
@@ -226,4 +228,95 @@ pub fn assert_lines_in_order(cmd: &Command, out: &Output, expected: &[&str]) {
 /// The full context of a run, for assertion messages.
 pub fn context(cmd: &Command, out: &Output) -> String {
     describe(cmd, out)
+}
+
+/// The agent binary of this build on a unix socket in its own temporary directory with the
+/// given plugins (`--vaccel-config plugins=`), a clean vAccel environment and debug logging;
+/// killed on drop, printing its log when the test is failing (rule T6: the one launcher).
+pub struct Agent {
+    child: Child,
+    /// Its `unix://` address.
+    pub address: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    pub fn command(plugins: impl AsRef<OsStr>) -> (Command, tempfile::TempDir, String, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("unix://{}/agent.sock", dir.path().display());
+        let log = dir.path().join("agent.log");
+        let mut cmd = program(&agent_binary(), dir.path());
+        cmd.arg("-a")
+            .arg(&address)
+            .arg("--vaccel-config")
+            .arg({
+                let mut config = OsString::from("plugins=");
+                config.push(plugins);
+                config
+            })
+            // Debug: the registry names the file each plugin came from.
+            .env("VACCEL_LOG_LEVEL", "4")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        (cmd, dir, address, log)
+    }
+
+    pub fn start(plugins: impl AsRef<OsStr>) -> Agent {
+        let (mut cmd, dir, address, log) = Agent::command(plugins);
+        let out = std::fs::File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap()).stderr(out);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+        let agent = Agent {
+            child,
+            address,
+            log,
+            _dir: dir,
+        };
+        agent.wait_for_log("Listening on");
+        agent
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds a line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for_log_count(needle, 1);
+    }
+
+    /// Waits until the log holds `count` lines containing `needle` (the agent logs a
+    /// session's end when it has released it, which may follow the client's exit).
+    pub fn wait_for_log_count(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_text().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not log {needle:?} {count} time(s) within 20 s\n--- agent log ---\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A client command: `exe` with the rpc plugin pointed at this agent.
+    pub fn client(&self, exe: &Path, work: &Path) -> Command {
+        let mut cmd = program(exe, work);
+        cmd.env("VACCEL_PLUGINS", "rpc")
+            .env("VACCEL_RPC_ADDRESS", &self.address);
+        cmd
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- agent log ({}) ---\n{}", self.address, self.log_text());
+        }
+    }
 }

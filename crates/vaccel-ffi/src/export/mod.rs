@@ -17,9 +17,9 @@ use vaccel_abi::{
     vaccel_resource, vaccel_rs_host, vaccel_session,
 };
 use vaccel_core::plugin::Plugin;
-use vaccel_core::{Config, OpType};
+use vaccel_core::{BundledPlugin, Config, OpType, Result};
 
-use vaccel_core::{BundledPlugin, Result};
+use crate::log_bridge::c_level as host_level;
 
 /// Something that creates the plugin a library exports: a [`BundledPlugin`] descriptor, or a
 /// closure `|config: &Config| -> Result<Arc<dyn Plugin>>`. The configuration is read from the
@@ -79,21 +79,7 @@ static DESCRIPTOR: Shared<vaccel_plugin> = Shared::new(vaccel_plugin {
     info: ptr::null_mut(),
 });
 
-static INFO: Shared<vaccel_plugin_info> = Shared::new(vaccel_plugin_info {
-    name: ptr::null(),
-    version: ptr::null(),
-    vaccel_version: ptr::null(),
-    init: None,
-    fini: None,
-    is_virtio: false,
-    r#type: 0,
-    session_init: None,
-    session_release: None,
-    session_update: None,
-    resource_register: None,
-    resource_unregister: None,
-    resource_sync: None,
-});
+static INFO: Shared<vaccel_plugin_info> = Shared::new(vaccel_plugin_info::EMPTY);
 
 static OPS: Shared<[vaccel_op; VACCEL_OP_MAX as usize]> = Shared::new(
     [const {
@@ -238,17 +224,6 @@ fn fill(plugin: Arc<dyn Plugin>, config: Config) {
 
 /// Whether `op` is a valid index of the ops table (compile-time sanity).
 const _: () = assert!(OpType::MAX as u32 == VACCEL_OP_MAX);
-
-/// Log levels as the host numbers them.
-fn host_level(level: log::Level) -> c_int {
-    match level {
-        log::Level::Error => 1,
-        log::Level::Warn => 2,
-        log::Level::Info => 3,
-        log::Level::Debug => 4,
-        log::Level::Trace => 5,
-    }
-}
 
 /// Forwards the library's log records to the host's logger.
 struct Forward;
@@ -429,13 +404,6 @@ mod tests {
         assert!(!is_bookkeeping("vaccel_core::blob"));
         assert!(!is_bookkeeping("vaccel_core::prof"));
         assert!(!is_bookkeeping("vaccel_plugin_noop"));
-    }
-
-    #[test]
-    fn levels_use_the_host_numbering() {
-        assert_eq!(host_level(log::Level::Error), 1);
-        assert_eq!(host_level(log::Level::Debug), 4);
-        assert_eq!(host_level(log::Level::Trace), 5);
     }
 
     #[test]
