@@ -68,6 +68,15 @@ fn plugin_libraries_see_the_session_ids_of_a_c_program() {
     }
 }
 
+/// Held by every test that loads plugin libraries into this process: a library serves one
+/// runtime at a time (a second load while it is loaded is refused, `PluginExists`), and the
+/// tests run in parallel.
+static IN_PROCESS: Mutex<()> = Mutex::new(());
+
+fn one_runtime_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    IN_PROCESS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Every log record of this process, as text.
 static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -88,6 +97,7 @@ impl log::Log for Capture {
 
 #[test]
 fn plugin_libraries_see_the_session_ids_of_a_rust_program() {
+    let _serial = one_runtime_at_a_time();
     let _ = log::set_logger(&Capture);
     log::set_max_level(log::LevelFilter::Trace);
     let work = tempfile::tempdir().unwrap();
@@ -121,6 +131,7 @@ fn plugin_libraries_see_the_session_ids_of_a_rust_program() {
 /// such a thread crashed (SIGSEGV) when it exited. SDK libraries now stay mapped.
 #[test]
 fn a_thread_that_called_an_sdk_library_exits_cleanly_after_the_library_is_unloaded() {
+    let _serial = one_runtime_at_a_time();
     let work = tempfile::tempdir().unwrap();
     let lib = artifact("libvaccel_noop.so");
     let base = work.path().to_path_buf();
@@ -145,6 +156,7 @@ fn a_thread_that_called_an_sdk_library_exits_cleanly_after_the_library_is_unload
 /// bytes outlive nothing.
 #[test]
 fn an_sdk_library_reads_a_buffer_resource_of_the_host() {
+    let _serial = one_runtime_at_a_time();
     let _ = log::set_logger(&Capture);
     log::set_max_level(log::LevelFilter::Trace);
     let work = tempfile::tempdir().unwrap();
