@@ -39,12 +39,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use prost::Message;
 use vaccel::{
-    ErrorCode, Resource, ResourceType, Runtime, Session, TfLiteDataType, TfLiteTensor,
+    ErrorCode, OpType, Resource, ResourceType, Runtime, Session, TfLiteDataType, TfLiteTensor,
     TorchDataType, TorchTensor,
 };
 use vaccel::{TfDataType, TfTensor};
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel as pv;
+use vaccel_rpc::proto::vaccel::rs::ext;
 use vaccel_rpc::proto::vaccel::{
     genop as pg, image, profiling as pp, resource as pr, session as ps, tf, tflite, torch,
 };
@@ -75,6 +76,20 @@ const T_PROFILING: &str = "vaccel_rpc_agent::profiling";
 
 /// Size of the text buffers of `ImageClassification` (upstream's).
 pub const IMAGE_TAGS_LEN: usize = 1024;
+
+/// The ops our `Genop` runs and upstream's refuses (NOOP: EINVAL; the model ops: ENOTSUP).
+const GENOP_EXTRA_OPS: &[OpType] = &[
+    OpType::Noop,
+    OpType::TfModelLoad,
+    OpType::TfModelUnload,
+    OpType::TfModelRun,
+    OpType::TfliteModelLoad,
+    OpType::TfliteModelUnload,
+    OpType::TfliteModelRun,
+    OpType::TorchModelLoad,
+    OpType::TorchModelRun,
+    OpType::TorchSgemm,
+];
 
 /// Upstream's answer to an id ≤ 0 ("Invalid argument: Invalid ID: 0", `INTERNAL`), with the
 /// vAccel code in the detail so clients get `EINVAL` rather than a generic error.
@@ -173,10 +188,27 @@ impl Agent {
         &self.rt
     }
 
+    /// The extensions the agent implements beyond upstream's `AgentService`, advertised by
+    /// `GetCapabilities` (see `docs/wire.md`): directory trees, `Genop` for the ops upstream's
+    /// refuses (NOOP and the TensorFlow, TensorFlow Lite and Torch ops, which the runtime's
+    /// genop unpacks), and detection records.
+    pub fn capabilities() -> ext::Capabilities {
+        ext::Capabilities {
+            directory_resources: true,
+            genop_ops: GENOP_EXTRA_OPS
+                .iter()
+                .map(|op| u32::from(op.value()))
+                .collect(),
+            detection_records: true,
+            ..Default::default()
+        }
+    }
+
     /// A server with the agent under both upstream service names (sync and async builds).
     pub fn server(self: Arc<Self>, config: ServerConfig) -> Server {
         Server::builder()
             .config(config)
+            .capabilities(Agent::capabilities())
             .service(vaccel_rpc::SERVICE, self.clone())
             .service(vaccel_rpc::SERVICE_ASYNC, self)
             .build()

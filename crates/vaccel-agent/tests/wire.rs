@@ -597,6 +597,10 @@ fn capabilities() {
             max_frame_size: 1 << 20,
             max_message_size: 4 << 30,
             chunked: true,
+            directory_resources: true,
+            // NOOP, the TensorFlow, TensorFlow Lite and Torch ops.
+            genop_ops: vec![0, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+            detection_records: true,
         }
     );
 }

@@ -44,6 +44,13 @@
 //! upstream agent (which answers "does not exist") gets plain calls, and anything above its
 //! 1 GiB limit is refused here with `EINVAL` before a byte is sent.
 //!
+//! # Extensions
+//!
+//! Every extension is used only when the agent advertised it in its `Capabilities`
+//! ([`Client::directory_resources`], [`Client::genop_runs`], [`Client::detection_records`],
+//! chunking): against an upstream agent the client sends exactly upstream's messages, and the
+//! one `GetCapabilities` probe, which such an agent answers as an unknown method.
+//!
 //! Large byte fields (genop arguments, resource blobs) are not copied into the request: the
 //! message is encoded as small encoded parts interleaved with the caller's buffers, and each
 //! frame goes out in one `writev`.
@@ -720,9 +727,34 @@ impl Client {
         self.capabilities.as_ref()
     }
 
-    /// Whether the agent speaks our extensions (capabilities, chunking, directory trees).
+    /// Whether the agent speaks our extension protocol at all (answers `GetCapabilities`);
+    /// each extension has its own test below.
     pub fn supports_extensions(&self) -> bool {
         self.capabilities.is_some()
+    }
+
+    /// Whether the agent rebuilds a directory tree from a `RegisterResource` marked
+    /// `vaccel-rs-directory` (its `directory_resources`); without it names are flattened.
+    pub fn directory_resources(&self) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_some_and(|c| c.directory_resources)
+    }
+
+    /// Whether the agent's `Genop` runs `op`, a `vaccel_op_type_t` value that upstream's agent
+    /// refuses (NOOP, the TensorFlow, TensorFlow Lite and Torch ops), as its `genop_ops` say.
+    pub fn genop_runs(&self, op: u8) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_some_and(|c| c.genop_ops.contains(&u32::from(op)))
+    }
+
+    /// Whether an IMAGE_DETECT `Genop` may carry a second write argument for the detection
+    /// records (its `detection_records`); upstream's agent refuses two write arguments.
+    pub fn detection_records(&self) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_some_and(|c| c.detection_records)
     }
 
     /// Whether the connection has failed: every call fails with `EIO`; make a new client.
@@ -1070,13 +1102,14 @@ impl Client {
     }
 
     /// `RegisterResource`: the agent's id of the resource. `directory` marks the blobs as one
-    /// tree (`vaccel-rs-directory`; only send it to agents with extensions).
+    /// tree (`vaccel-rs-directory`), sent only to an agent with [`Client::directory_resources`]
+    /// (the caller flattens the names for the others).
     pub fn register_resource(
         &self,
         req: &pv::resource::RegisterRequest,
         directory: bool,
     ) -> Result<Id> {
-        let meta: &[(&str, &str)] = if directory {
+        let meta: &[(&str, &str)] = if directory && self.directory_resources() {
             &[(META_DIRECTORY, "1")]
         } else {
             &[]
@@ -1328,6 +1361,7 @@ mod tests {
             max_frame_size: CHUNK_SIZE as u64,
             max_message_size: 1 << 34,
             chunked: true,
+            ..Default::default()
         }
     }
 
@@ -1975,8 +2009,55 @@ mod tests {
     }
 
     #[test]
+    fn extensions_are_used_only_when_advertised() {
+        let caps = Capabilities {
+            version: 1,
+            genop_ops: vec![0, 16],
+            detection_records: true,
+            ..Default::default()
+        };
+        let (client, agent) = serve(Some(caps), |mut peer| {
+            // No `directory_resources`: the marker is not sent.
+            let (h, req) = peer.recv();
+            assert_eq!(req.method, "RegisterResource");
+            assert!(req.metadata.is_empty(), "{:?}", req.metadata);
+            peer.reply(
+                h.stream_id,
+                &pv::resource::RegisterResponse { resource_id: 4 },
+            );
+        });
+        assert!(client.supports_extensions());
+        assert!(!client.directory_resources());
+        assert!(client.genop_runs(0) && client.genop_runs(16) && !client.genop_runs(8));
+        assert!(client.detection_records());
+        let req = pv::resource::RegisterRequest {
+            session_id: 5,
+            blobs: vec![pv::resource::Blob {
+                r#type: pv::resource::BlobType::Buffer as i32,
+                name: "d/f".into(),
+                data: Bytes::from_static(b"x"),
+                size: 1,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(client.register_resource(&req, true).unwrap(), 4);
+        agent.join().unwrap();
+
+        let (client, agent) = serve(None, |_| {});
+        assert!(!client.directory_resources());
+        assert!(!client.genop_runs(0));
+        assert!(!client.detection_records());
+        agent.join().unwrap();
+    }
+
+    #[test]
     fn typed_methods_send_the_right_messages() {
-        let (client, agent) = serve(None, |mut peer| {
+        let caps = Capabilities {
+            version: 1,
+            directory_resources: true,
+            ..Default::default()
+        };
+        let (client, agent) = serve(Some(caps), |mut peer| {
             let (h, req) = peer.recv();
             assert_eq!(req.method, "RegisterResource");
             let meta: Vec<_> = req.metadata.iter().map(|kv| kv.key.clone()).collect();

@@ -239,6 +239,7 @@ pub fn method_not_found(service: &str, method: &str) -> grpc::Status {
 pub struct ServerBuilder {
     config: ServerConfig,
     routes: Vec<(String, Arc<dyn Service>)>,
+    capabilities: ext::Capabilities,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -249,6 +250,7 @@ impl fmt::Debug for ServerBuilder {
                 "services",
                 &self.routes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            .field("capabilities", &self.capabilities)
             .finish()
     }
 }
@@ -290,6 +292,15 @@ impl ServerBuilder {
         self
     }
 
+    /// The extensions the routed services implement (directory resources, extra genop ops,
+    /// detection records), advertised by `GetCapabilities`. The server fills in the rest
+    /// (`version`, the size limits, `chunked`), which are its own; by default the services
+    /// advertise nothing, so clients talk to them as to upstream's agent.
+    pub fn capabilities(mut self, capabilities: ext::Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
     /// The server, ready to [`Server::start`].
     pub fn build(self) -> Server {
         let mut services: Vec<Arc<dyn Service>> = Vec::new();
@@ -310,9 +321,18 @@ impl ServerBuilder {
         }
         let mut config = self.config;
         config.threads_per_connection = config.threads_per_connection.max(1);
+        let capabilities = ext::Capabilities {
+            version: EXTENSIONS_VERSION,
+            max_frame_size: config.max_frame_size as u64,
+            max_message_size: config.max_message_size,
+            chunked: true,
+            ..self.capabilities
+        }
+        .encode_to_vec();
         Server {
             shared: Arc::new(Shared {
                 config,
+                capabilities,
                 routes,
                 services,
                 stop: AtomicBool::new(false),
@@ -333,6 +353,8 @@ pub struct Server {
 
 struct Shared {
     config: ServerConfig,
+    /// The encoded `GetCapabilities` answer.
+    capabilities: Vec<u8>,
     routes: HashMap<String, usize>,
     services: Vec<Arc<dyn Service>>,
     stop: AtomicBool,
@@ -1292,13 +1314,7 @@ fn dispatch(
 /// `vaccel.rs.ext.Extensions` (extension 1).
 fn extensions(shared: &Shared, method: &str, streaming: bool) -> Result<Vec<u8>, grpc::Status> {
     match method {
-        "GetCapabilities" if !streaming => Ok(ext::Capabilities {
-            version: EXTENSIONS_VERSION,
-            max_frame_size: shared.config.max_frame_size as u64,
-            max_message_size: shared.config.max_message_size,
-            chunked: true,
-        }
-        .encode_to_vec()),
+        "GetCapabilities" if !streaming => Ok(shared.capabilities.clone()),
         _ => Err(method_not_found(crate::SERVICE_EXT, method)),
     }
 }
@@ -1463,6 +1479,11 @@ mod tests {
     }
 
     fn start(max_frame: usize) -> Fixture {
+        start_with(max_frame, ext::Capabilities::default())
+    }
+
+    /// [`start`], the services advertising `capabilities`.
+    fn start_with(max_frame: usize, capabilities: ext::Capabilities) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let addr = Address::Unix(dir.path().join("s.sock"));
         let echo = Arc::new(Echo {
@@ -1473,6 +1494,7 @@ mod tests {
             .max_frame_size(max_frame)
             .service("t.Echo", echo.clone())
             .service("t.Alias", echo.clone())
+            .capabilities(capabilities)
             .build()
             .start(Listener::bind(&addr).unwrap())
             .unwrap();
@@ -1784,20 +1806,38 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_built_in() {
-        let fx = start(4096);
-        let mut c = Client::new(&fx.addr);
-        c.send(1, crate::SERVICE_EXT, "GetCapabilities", b"", &[]);
-        let caps = ext::Capabilities::decode(c.recv().1.payload).unwrap();
-        assert_eq!(
-            caps,
-            ext::Capabilities {
-                version: 1,
-                max_frame_size: 4096,
-                max_message_size: DEFAULT_MAX_MESSAGE,
-                chunked: true
-            }
-        );
+    fn capabilities_are_built_in_and_add_what_the_services_implement() {
+        let services = ext::Capabilities {
+            directory_resources: true,
+            genop_ops: vec![0, 16],
+            detection_records: true,
+            ..Default::default()
+        };
+        // A server advertises only its own extensions unless told more.
+        for told in [ext::Capabilities::default(), services] {
+            let fx = start_with(
+                4096,
+                ext::Capabilities {
+                    // The server's own fields are the server's, whatever the services say.
+                    version: 99,
+                    chunked: false,
+                    ..told.clone()
+                },
+            );
+            let mut c = Client::new(&fx.addr);
+            c.send(1, crate::SERVICE_EXT, "GetCapabilities", b"", &[]);
+            let caps = ext::Capabilities::decode(c.recv().1.payload).unwrap();
+            assert_eq!(
+                caps,
+                ext::Capabilities {
+                    version: EXTENSIONS_VERSION,
+                    max_frame_size: 4096,
+                    max_message_size: DEFAULT_MAX_MESSAGE,
+                    chunked: true,
+                    ..told
+                }
+            );
+        }
     }
 
     #[test]

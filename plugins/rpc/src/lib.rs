@@ -32,8 +32,21 @@
 //!   session on the same connection sends only its remote id. When the last session
 //!   unregisters it, the agent destroys it, so a later registration ships it again.
 //! - Operations: TensorFlow, TensorFlow Lite and Torch use their dedicated RPCs; every other
-//!   op (noop and torch_sgemm included) goes through `Genop` with the layouts of
-//!   `vaccel_core::genop`.
+//!   op goes through `Genop` with the layouts of `vaccel_core::genop`.
+//!
+//! # Extensions
+//!
+//! What upstream's agent does not have is used only when the agent advertises it
+//! (`GetCapabilities`, see `docs/wire.md`); otherwise the plugin sends exactly what upstream's
+//! plugin sends:
+//!
+//! - noop and torch_sgemm go through `Genop` only to an agent whose `genop_ops` list them;
+//!   otherwise they fail with `ENOTSUP`, as upstream's plugin (which does not offer them).
+//! - Detection returns structured objects only from an agent with `detection_records` (a
+//!   second write argument); otherwise it sends upstream's one and reports no objects.
+//! - Directory resources keep their tree only with `directory_resources`; otherwise names are
+//!   flattened to file names.
+//! - Chunked calls and responses only with `chunked` (the client's business).
 //!
 //! # Connections
 //!
@@ -239,7 +252,7 @@ impl RpcPlugin {
             );
             return Ok((req, false));
         }
-        let directory = res.path_type() == PathType::LocalDir && client.supports_extensions();
+        let directory = res.path_type() == PathType::LocalDir && client.directory_resources();
         let mut total = 0usize;
         for blob in res.blobs() {
             let data = blob.read()?;

@@ -32,6 +32,20 @@ impl RpcPlugin {
         self.client_for(sess)
     }
 
+    /// `op` goes through `Genop` only to an agent that runs it there (upstream's refuses it,
+    /// and upstream's plugin does not offer it): otherwise `ENOTSUP`, as upstream's plugin.
+    fn extended_genop(&self, sess: &Session, op: OpType) -> Result<()> {
+        if self.client_for(sess)?.genop_runs(op.value()) {
+            return Ok(());
+        }
+        log::warn!(
+            "[rpc] {}: the agent does not run this op (an upstream agent, or one that does not \
+             advertise it)",
+            op.name()
+        );
+        Err(vaccel_core::plugin::not_implemented(self, op))
+    }
+
     /// Runs `op` on the agent through `Genop`: `read` after the op-type argument, `write`
     /// sent with its current bytes (as upstream) and overwritten with what comes back.
     fn forward(
@@ -75,6 +89,7 @@ impl RpcPlugin {
 }
 
 pub(crate) fn noop(p: &RpcPlugin, sess: &Session) -> Result<()> {
+    p.extended_genop(sess, OpType::Noop)?;
     p.forward(sess, OpType::Noop, &[], &mut [])
 }
 
@@ -149,14 +164,19 @@ pub(crate) fn image_op(
 /// Room for the detections text (about 60 bytes per object).
 const DETECTIONS_CAPACITY: usize = 16 * 1024;
 
-/// Detection with structured results: our agents fill a second output with the detections
-/// (`vaccel_core::detection`); an agent that ignores it leaves it empty, which reads as none.
+/// Detection with structured results: an agent that advertises `detection_records` fills a
+/// second output with the detections (`vaccel_core::detection`). Others get upstream's one
+/// output, and the result has no detections.
 pub(crate) fn image_detect_objects(
     p: &RpcPlugin,
     sess: &Session,
     image: &[u8],
     out_imgname: &mut [u8],
 ) -> Result<Vec<vaccel_core::Detection>> {
+    if !p.client_for(sess)?.detection_records() {
+        image_op(p, sess, OpType::ImageDetect, image, out_imgname)?;
+        return Ok(Vec::new());
+    }
     let mut spare = [0u8; 1];
     let mut found = vec![0u8; DETECTIONS_CAPACITY];
     {
@@ -298,6 +318,7 @@ pub(crate) fn torch_sgemm(
     n: i32,
     k: i32,
 ) -> Result<Option<TorchTensor<'static>>> {
+    p.extended_genop(sess, OpType::TorchSgemm)?;
     let [a, b, c] = tensors;
     let ta = tensor_args(a, 1)?;
     let tb = tensor_args(b, 4)?;

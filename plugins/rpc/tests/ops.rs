@@ -28,7 +28,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let agent = FakeAgent::start(true);
+    setup_with(true)
+}
+
+/// `extensions`: the agent answers `GetCapabilities` as ours, or as upstream's.
+fn setup_with(extensions: bool) -> Setup {
+    let agent = FakeAgent::start(extensions);
     let dir = tempfile::tempdir().unwrap();
     let rt = Runtime::builder()
         .rundir_base(dir.path())
@@ -68,6 +73,46 @@ fn noop_goes_through_genop() {
     assert_eq!((read, write), (types(&[Uint8]), vec![]));
     let r: pv::genop::Request = s.agent.last("Genop").decode();
     assert_eq!(r.session_id, s.sess.remote_id());
+}
+
+#[test]
+fn detection_records_travel_to_an_agent_that_has_them() {
+    let s = setup();
+    let found = s.sess.image_detect_objects(b"img", &mut [0u8; 64]).unwrap();
+    assert!(found.is_empty(), "noop finds nothing");
+    let (op, read, write) = last_genop(&s.agent);
+    assert_eq!(op, OpType::ImageDetect.value());
+    assert_eq!(read, types(&[Uint8, Buffer]));
+    assert_eq!(write, types(&[UcharArray, UcharArray]));
+}
+
+#[test]
+fn upstream_agents_get_only_upstreams_layouts() {
+    let s = setup_with(false);
+    // Upstream's plugin offers neither noop nor torch_sgemm, and upstream's agent refuses them.
+    assert_eq!(
+        s.sess.noop().unwrap_err().code(),
+        vaccel_core::ErrorCode::ENOTSUP
+    );
+    let data = [0u8; 16];
+    let t = TorchTensor::new(vec![2, 2], TorchDataType::Float, &data[..]).unwrap();
+    assert_eq!(
+        s.sess.torch_sgemm(&t, &t, &t, 2, 2, 2).unwrap_err().code(),
+        vaccel_core::ErrorCode::ENOTSUP
+    );
+    assert!(!s.agent.methods().iter().any(|m| m == "Genop"));
+    // Detection: one write argument, as upstream's agent demands; no records come back.
+    let mut name = [0u8; 64];
+    let found = s.sess.image_detect_objects(b"img", &mut name).unwrap();
+    assert!(found.is_empty());
+    assert_eq!(read_c_string(&name), DUMMY_IMGNAME);
+    let (op, read, write) = last_genop(&s.agent);
+    assert_eq!(op, OpType::ImageDetect.value());
+    assert_eq!(
+        (read, write),
+        (types(&[Uint8, Buffer]), types(&[UcharArray]))
+    );
+    assert!(s.agent.requests().iter().all(|r| r.metadata.is_empty()));
 }
 
 #[test]

@@ -283,6 +283,9 @@ fn answer(shared: &Shared, req: &Request) -> Answer {
                 max_frame_size: 8 << 20,
                 max_message_size: 1 << 34,
                 chunked: true,
+                directory_resources: true,
+                genop_ops: vec![0, 16],
+                detection_records: true,
             });
         }
         return Err(grpc::Status {
