@@ -119,7 +119,8 @@ pub struct vaccel_resource {
 ///
 /// ```c
 /// struct vaccel_session { vaccel_id_t id; vaccel_id_t remote_id; unsigned int hint;
-///     bool is_virtio; char rundir[PATH_MAX]; vaccel_list_t resources[VACCEL_RESOURCE_MAX];
+///     bool is_virtio; char rundir[PATH_MAX]; vaccel_list_entry_t entry;
+///     vaccel_list_t resources[VACCEL_RESOURCE_MAX];
 ///     size_t resource_counts[VACCEL_RESOURCE_MAX]; pthread_mutex_t resources_lock;
 ///     struct vaccel_plugin *plugin; void *priv; };
 /// ```
@@ -136,6 +137,9 @@ pub struct vaccel_session {
     pub is_virtio: bool,
     /// The session's directory, NUL-terminated.
     pub rundir: [c_char; PATH_MAX],
+    /// Entry in upstream's global list of sessions. The library keeps no such list (it is an
+    /// empty, self-linked entry); the field holds every later one at upstream's offset.
+    pub entry: vaccel_list_entry_t,
     /// Registered resources, one list per resource type.
     pub resources: [vaccel_list_t; VACCEL_RESOURCE_MAX as usize],
     /// Number of registered resources per type.
@@ -233,13 +237,14 @@ mod tests {
         assert_eq!(offset_of!(vaccel_session, hint), 16);
         assert_eq!(offset_of!(vaccel_session, is_virtio), 20);
         assert_eq!(offset_of!(vaccel_session, rundir), 21);
-        // 21 + 4096 = 4117, rounded up to the lists' 8-byte alignment.
-        assert_eq!(offset_of!(vaccel_session, resources), 4120);
-        assert_eq!(offset_of!(vaccel_session, resource_counts), 4120 + 48);
-        assert_eq!(offset_of!(vaccel_session, resources_lock), 4192);
-        assert_eq!(offset_of!(vaccel_session, plugin), 4192 + m);
-        assert_eq!(offset_of!(vaccel_session, r#priv), 4200 + m);
-        assert_eq!(size_of::<vaccel_session>(), 4208 + m);
+        // 21 + 4096 = 4117, rounded up to the entry's 8-byte alignment.
+        assert_eq!(offset_of!(vaccel_session, entry), 4120);
+        assert_eq!(offset_of!(vaccel_session, resources), 4136);
+        assert_eq!(offset_of!(vaccel_session, resource_counts), 4136 + 48);
+        assert_eq!(offset_of!(vaccel_session, resources_lock), 4208);
+        assert_eq!(offset_of!(vaccel_session, plugin), 4208 + m);
+        assert_eq!(offset_of!(vaccel_session, r#priv), 4216 + m);
+        assert_eq!(size_of::<vaccel_session>(), 4224 + m);
     }
 
     #[test]

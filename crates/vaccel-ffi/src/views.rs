@@ -455,6 +455,10 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
                 hint: 0,
                 is_virtio: false,
                 rundir: [0; PATH_MAX],
+                entry: vaccel_list_entry {
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                },
                 resources: [vaccel_list_entry {
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
@@ -464,6 +468,8 @@ unsafe fn fill_session(c: *mut vaccel_session, sess: &Session, fresh: bool) {
                 plugin: ptr::null_mut(),
                 r#priv: ptr::null_mut(),
             });
+            // Upstream links the session into its global list; ours is on no list.
+            init_list(&raw mut (*c).entry);
             for i in 0..VACCEL_RESOURCE_MAX as usize {
                 init_list((&raw mut (*c).resources).cast::<vaccel_list_entry>().add(i));
             }

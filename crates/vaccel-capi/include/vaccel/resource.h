@@ -11,12 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#ifdef __cplusplus
-/* Same size and alignment as C11's atomic_uint. */
-typedef unsigned int vaccel_atomic_uint_;
-#else
+#ifndef __cplusplus
 #include <stdatomic.h>
-typedef atomic_uint vaccel_atomic_uint_;
 #endif
 
 #ifdef __cplusplus
@@ -52,7 +48,14 @@ struct vaccel_resource {
 	vaccel_list_entry_t entry;
 	vaccel_list_t sessions;
 	pthread_mutex_t sessions_lock;
-	vaccel_atomic_uint_ refcount; /* number of sessions registered with */
+	/* The number of sessions registered with. Spelled as upstream does, alone on its line
+	 * inside the struct: binding generators (cffi) turn the lines naming atomic_ types
+	 * into opaque members. */
+#ifdef __cplusplus
+	unsigned int refcount; /* C11 atomic_uint's size and alignment */
+#else
+	atomic_uint refcount;
+#endif
 	void *plugin_priv;
 };
 

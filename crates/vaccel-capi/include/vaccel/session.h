@@ -30,6 +30,7 @@ struct vaccel_session {
 	unsigned int hint; /* the flags it was created with */
 	bool is_virtio; /* forwards to a remote runtime */
 	char rundir[VACCEL_PATH_MAX_];
+	vaccel_list_entry_t entry; /* self-linked: vaccel-rs keeps no global list */
 	vaccel_list_t resources[VACCEL_RESOURCE_MAX];
 	size_t resource_counts[VACCEL_RESOURCE_MAX];
 	pthread_mutex_t resources_lock;
