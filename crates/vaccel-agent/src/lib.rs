@@ -30,6 +30,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod options;
+pub mod policy;
 pub mod probe;
 
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ use vaccel_rpc::server::{
     method_not_found,
 };
 use vaccel_rpc::status::{self, code};
+use vaccel_rpc::transport::PeerFilter;
 
 use crate::client::{
     AgentSession, Client, ClientKey, GENOP_READ_ARGS, GENOP_RESP_WRITE_ARGS, GENOP_SESS_GENOP,
@@ -101,6 +103,22 @@ pub(crate) fn invalid_id(raw: i64) -> grpc::Status {
     )
 }
 
+/// What `CreateSession` answers when the runtime has no plugin (upstream: "FFI error: 95").
+const NO_PLUGIN: &str = "no plugin loaded: the agent was started without vAccel plugins \
+     (set plugins= in --vaccel-config, or VACCEL_PLUGINS)";
+
+/// An error and its sources, `: `-joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn failed(e: &vaccel::Error) -> grpc::Status {
     status::error_status(e)
 }
@@ -138,6 +156,10 @@ pub struct Agent {
     metrics: Option<metrics::Metrics>,
     /// Vets clients' models before the plugins load them (the agent binary sets it).
     probe: Option<probe::ModelProbe>,
+    /// What clients may name by path or URL (nothing by default).
+    policy: policy::ResourcePolicy,
+    /// The refusals of the listener's peer filter, for the metrics.
+    peer_filter: Option<PeerFilter>,
 }
 
 impl Agent {
@@ -149,7 +171,25 @@ impl Agent {
             clients: Mutex::new(HashMap::new()),
             metrics: None,
             probe: None,
+            policy: policy::ResourcePolicy::default(),
+            peer_filter: None,
         }
+    }
+
+    /// The same agent, serving host paths and URLs as `policy` allows (by default, clients
+    /// send resource data only as blobs).
+    #[must_use]
+    pub fn with_resource_policy(mut self, policy: policy::ResourcePolicy) -> Agent {
+        self.policy = policy;
+        self
+    }
+
+    /// The same agent, reporting the connections `filter` refuses in its metrics (the filter
+    /// itself is the listener's: [`vaccel_rpc::transport::Listener::with_peer_filter`]).
+    #[must_use]
+    pub fn with_peer_filter(mut self, filter: PeerFilter) -> Agent {
+        self.peer_filter = Some(filter);
+        self
     }
 
     /// The same agent, vetting every model a client registers in a probe process before
@@ -180,6 +220,7 @@ impl Agent {
             sessions: self.rt.session_count(),
             resources: self.rt.resource_count(),
             clients,
+            refused_connections: self.peer_filter.as_ref().map_or(0, PeerFilter::refused),
         }))
     }
 
@@ -215,7 +256,12 @@ impl Agent {
     }
 
     fn create_session(&self, c: &Client, req: ps::CreateRequest) -> Result<Vec<u8>, grpc::Status> {
-        let sess = Session::new(&self.rt, req.flags).map_err(|e| failed(&e))?;
+        let sess = Session::new(&self.rt, req.flags).map_err(|e| {
+            if self.rt.plugins().is_empty() {
+                return status::status(code::INTERNAL, NO_PLUGIN, ErrorCode::ENOTSUP);
+            }
+            failed(&e)
+        })?;
         let id = sess.id();
         c.add_session(sess, self.profiling);
         log::info!(target: T_SESSION, "Created session {id}");
@@ -291,7 +337,7 @@ impl Agent {
             // Names are sanitised there: nothing is written outside the resource directory.
             Resource::from_named_buffers(&self.rt, files, kind, as_directory)
         } else if !req.paths.is_empty() {
-            Resource::from_paths(&self.rt, &req.paths, kind)
+            self.resource_from_paths(&req.paths, kind)?
         } else {
             return Err(status::invalid_argument("No paths or blobs provided"));
         }
@@ -318,6 +364,39 @@ impl Agent {
         let id = res.id();
         c.add_resource(res);
         Ok(encode(&pr::RegisterResponse { resource_id: id }))
+    }
+
+    /// A resource from a client's host paths or URLs, as the operator's policy allows: checked
+    /// before any file is opened or any URL fetched.
+    fn resource_from_paths(
+        &self,
+        paths: &[String],
+        kind: ResourceType,
+    ) -> Result<vaccel::Result<Arc<Resource>>, grpc::Status> {
+        let allowed = self.policy.check(paths).map_err(|refusal| {
+            log::warn!(target: T_RESOURCE, "Refused: {refusal}");
+            status::status(
+                code::PERMISSION_DENIED,
+                refusal.to_string(),
+                ErrorCode::EPERM,
+            )
+        })?;
+        Ok(match allowed {
+            policy::Allowed::Local(paths) => Resource::from_paths(&self.rt, &paths, kind),
+            policy::Allowed::Urls(urls) => {
+                let files = self.policy.download(&urls).map_err(|e| {
+                    log::warn!(target: T_RESOURCE, "{e}");
+                    let (grpc_code, vaccel_code) = match e {
+                        policy::DownloadError::TooLarge { .. } => {
+                            (code::RESOURCE_EXHAUSTED, ErrorCode::ENOSPC)
+                        }
+                        _ => (code::INTERNAL, ErrorCode::EREMOTEIO),
+                    };
+                    status::status(grpc_code, error_chain(&e), vaccel_code)
+                })?;
+                Resource::from_named_buffers(&self.rt, files, kind, false)
+            }
+        })
     }
 
     fn unregister_resource(

@@ -1,6 +1,7 @@
 //! `vaccel-rpc-agent`: serves vAccel calls from remote clients (VMs, containers, other hosts)
 //! on this machine's runtime. Glue over `vaccel_agent` and `vaccel_rpc::server`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,10 @@ use signal_hook::iterator::Signals;
 use vaccel_agent::Agent;
 use vaccel_agent::http::MetricsServer;
 use vaccel_agent::options::{VaccelConfigArg, parse_vaccel_config, runtime_config};
+use vaccel_agent::policy::ResourcePolicy;
 use vaccel_rpc::addr::Address;
 use vaccel_rpc::server::ServerConfig;
-use vaccel_rpc::transport::Listener;
+use vaccel_rpc::transport::{Listener, PeerFilter};
 
 /// How long calls in flight may run on after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -59,6 +61,36 @@ struct Cli {
     /// agent.
     #[arg(long = "no-model-probe")]
     no_model_probe: bool,
+
+    /// Let clients register host files and directories by path, inside DIR (repeatable). A
+    /// path must resolve, symlinks followed, inside one of them. By default clients send
+    /// resource data only as bytes (blobs), and host paths are refused (EPERM).
+    #[arg(long = "allow-path", value_name = "DIR")]
+    allow_path: Vec<PathBuf>,
+
+    /// Let clients register resources by http(s) URLs under PREFIX (repeatable), e.g.
+    /// https://models.example/public/. The agent downloads them (no redirects). By default
+    /// URLs are refused (EPERM).
+    #[arg(long = "allow-url", value_name = "PREFIX")]
+    allow_url: Vec<String>,
+
+    /// Largest download of one RegisterResource (all its URLs together), in bytes.
+    #[arg(
+        long = "max-download-bytes",
+        value_name = "BYTES",
+        default_value_t = vaccel_agent::policy::DEFAULT_MAX_DOWNLOAD_BYTES
+    )]
+    max_download_bytes: u64,
+
+    /// Serve only local processes of user UID on a unix socket (repeatable; with --allow-gid,
+    /// either matches). Others are disconnected at accept. By default any local user that
+    /// can reach the socket is served (for an abstract socket, unix://@NAME: every user).
+    #[arg(long = "allow-uid", value_name = "UID")]
+    allow_uid: Vec<u32>,
+
+    /// Serve only local processes whose primary group is GID on a unix socket (repeatable).
+    #[arg(long = "allow-gid", value_name = "GID")]
+    allow_gid: Vec<u32>,
 }
 
 fn main() -> ExitCode {
@@ -111,6 +143,26 @@ fn check(address: &str, timeout_secs: f64) -> ExitCode {
     }
 }
 
+/// One info line per opening the operator made, and a warning for an abstract socket left
+/// open to every local user.
+fn log_policy(policy: &ResourcePolicy, peers: &PeerFilter, address: &Address) {
+    for dir in policy.allowed_dirs() {
+        log::info!("Clients may register host paths inside {}", dir.display());
+    }
+    for prefix in policy.allowed_urls() {
+        log::info!(
+            "Clients may register URLs under {prefix} (at most {} bytes per request)",
+            policy.max_download_bytes()
+        );
+    }
+    if matches!(address, Address::UnixAbstract(_)) && peers.is_open() {
+        log::warn!(
+            "An abstract socket is open to every local user; restrict it with \
+             --allow-uid/--allow-gid"
+        );
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = runtime_config(cli.vaccel_config, vaccel::config::env_lookup)
         .context("invalid vAccel configuration")?;
@@ -122,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.max_frame_size < 1024 {
         anyhow::bail!("--max-frame-size must be at least 1024 bytes");
     }
+    let policy = ResourcePolicy::new(&cli.allow_path, &cli.allow_url, cli.max_download_bytes)?;
+    let peers = PeerFilter::new(cli.allow_uid, cli.allow_gid);
     // Registered before listening, so a signal can never kill the agent with its socket
     // file left behind.
     let mut signals =
@@ -131,9 +185,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .skip_logging()
         .build()
         .context("cannot start the vAccel runtime")?;
-    let listener = Listener::bind(&address)
+    if rt.plugins().is_empty() {
+        log::warn!(
+            "No vAccel plugin loaded: every CreateSession will fail (ENOTSUP, \"no plugin \
+             loaded\"); set plugins= in --vaccel-config, or VACCEL_PLUGINS"
+        );
+    }
+    let mut listener = Listener::bind(&address)
         .with_context(|| format!("cannot listen on '{}'", cli.server_address))?;
-    let mut agent = Agent::new(rt);
+    if !peers.is_open() {
+        listener = listener
+            .with_peer_filter(peers.clone())
+            .context("--allow-uid/--allow-gid")?;
+    }
+    log_policy(&policy, &peers, &address);
+    let mut agent = Agent::new(rt).with_resource_policy(policy);
+    if !peers.is_open() {
+        agent = agent.with_peer_filter(peers);
+    }
     if cli.no_model_probe {
         log::info!("Clients' models are loaded without a probe (--no-model-probe)");
     } else {

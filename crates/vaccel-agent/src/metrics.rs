@@ -117,6 +117,9 @@ pub struct Gauges {
     pub resources: usize,
     /// Clients (processes, guests, TCP connections) with at least one open connection.
     pub clients: usize,
+    /// Unix connections closed at accept because their peer's uid/gid is not allowed
+    /// (`--allow-uid`/`--allow-gid`).
+    pub refused_connections: u64,
 }
 
 fn add(counter: &AtomicU64, n: usize) {
@@ -299,6 +302,12 @@ impl Metrics {
             "Client connections accepted.",
             i128::from(self.connections_total.load(Relaxed)),
         );
+        gauge(
+            "vaccel_agent_connections_refused_total",
+            "counter",
+            "Unix connections closed at accept: peer uid/gid not allowed (--allow-uid/--allow-gid).",
+            i128::from(gauges.refused_connections),
+        );
         let count = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
         gauge(
             "vaccel_agent_clients",
@@ -355,6 +364,7 @@ mod tests {
             sessions: 2,
             resources: 1,
             clients: 1,
+            refused_connections: 3,
         });
         for line in [
             "vaccel_agent_requests_total{method=\"CreateSession\"} 1",
@@ -370,6 +380,7 @@ mod tests {
             "vaccel_agent_request_duration_seconds_bucket{method=\"other\",le=\"+Inf\"} 1",
             "vaccel_agent_request_duration_seconds_count{method=\"Genop\"} 3",
             "vaccel_agent_connections 1",
+            "vaccel_agent_connections_refused_total 3",
             "vaccel_agent_sessions 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");

@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -91,30 +89,6 @@ fn check_fails_fast_against_dead_addresses() {
     assert!(text(&out.stderr).contains("unsupported protocol"));
     let (out, _) = check(&dead[0], &["--check-timeout", "0"]);
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// `GET path` over HTTP/1.1: (status code, headers, body).
-fn http_get(addr: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = text(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(len, body.len(), "Content-Length matches the body");
-    (code, head.to_owned(), body.to_owned())
 }
 
 fn is_metric_name(s: &str) -> bool {
@@ -231,13 +205,7 @@ fn sample(s: &Samples, key: &str) -> f64 {
 #[test]
 fn metrics_are_valid_prometheus_text_and_move_with_calls() {
     let mut agent = AgentProc::unix(&["--metrics-address", "127.0.0.1:0"]);
-    let line = agent.find_log("Metrics on http://").unwrap();
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim_end_matches("/metrics")
-        .to_owned();
+    let addr = agent.metrics_address();
 
     let (code, head, body) = http_get(&addr, "/healthz");
     assert_eq!((code, body.as_str()), (200, "ok\n"));

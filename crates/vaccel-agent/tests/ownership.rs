@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use vaccel_rpc::addr::Address;
 use vaccel_rpc::proto::vaccel::{genop as pg, resource as pr};
@@ -17,26 +16,6 @@ use vaccel_rpc::status::code;
 
 /// Env var that turns `child_client` into the child of `killed_client_is_cleaned_up`.
 const CHILD_ENV: &str = "VACCEL_AGENT_TEST_CHILD_SOCKET";
-
-fn register_blob(c: &mut RawClient, session_id: i64) -> i64 {
-    let r: pr::RegisterResponse = c
-        .call(
-            "RegisterResource",
-            &pr::RegisterRequest {
-                blobs: vec![pr::Blob {
-                    r#type: pr::BlobType::Buffer as i32,
-                    name: "data.bin".into(),
-                    data: Bytes::from_static(b"secret"),
-                    size: 6,
-                }],
-                resource_type: pr::ResourceType::Data as i32,
-                session_id,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    r.resource_id
-}
 
 /// Checks `other` cannot see or touch `session`/`resource` of another client.
 fn assert_isolated(other: &mut RawClient, session: i64, resource: i64) {
@@ -97,7 +76,7 @@ fn tcp_connections_are_separate_clients() {
     let mut a = agent.connect();
     let mut b = agent.connect();
     let s = a.create_session(0);
-    let r = register_blob(&mut a, s);
+    let r = a.register_blob(s, "data.bin", b"secret");
     assert_isolated(&mut b, s, r);
     // A still owns them.
     let _: pg::Response = a.call("Genop", &classify_genop(s, vec![1; 8], 32)).unwrap();
@@ -120,7 +99,7 @@ fn same_process_unix_connections_share_objects() {
     let s2 = b.create_session(0);
     // A resource made on A's session, registered with B's session (as upstream's plugin does
     // with one connection per session).
-    let r = register_blob(&mut a, s1);
+    let r = a.register_blob(s1, "data.bin", b"secret");
     let again: pr::RegisterResponse = b
         .call(
             "RegisterResource",
@@ -155,7 +134,7 @@ fn child_client() {
     };
     let mut c = RawClient::connect(&Address::Unix(socket.into()));
     let s = c.create_session(0);
-    let r = register_blob(&mut c, s);
+    let r = c.register_blob(s, "data.bin", b"secret");
     let mut out = std::io::stdout().lock();
     writeln!(out, "CHILD {s} {r}").unwrap();
     out.flush().unwrap();

@@ -444,44 +444,7 @@ fn resources_models_sync_and_profiler() {
         .unwrap();
     assert!(r.profiler.is_none(), "no samples, no profiler");
 
-    // A file of the agent's host named by path is used but never sent back.
-    let local = agent.dir.path().join("host-file.txt");
-    std::fs::write(&local, b"host only").unwrap();
-    let by_path: pr::RegisterResponse = c
-        .call(
-            "RegisterResource",
-            &pr::RegisterRequest {
-                paths: vec![local.display().to_string()],
-                resource_type: pr::ResourceType::Data as i32,
-                session_id: s,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let err = c
-        .call::<pr::SyncResponse>(
-            "SyncResource",
-            &pr::SyncRequest {
-                resource_id: by_path.resource_id,
-            },
-        )
-        .unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (code::INTERNAL, "Blob has no data")
-    );
-    let err = c
-        .call::<pr::RegisterResponse>(
-            "RegisterResource",
-            &pr::RegisterRequest {
-                paths: vec!["/nonexistent/model.pt".into()],
-                resource_type: pr::ResourceType::Model as i32,
-                session_id: s,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
-    assert_eq!(err.message, "FFI error: 22");
+    // Host paths and URLs named by a client: tests/resource_policy.rs.
 
     // Unregister from both sessions: the resource is destroyed with the last one.
     for sess in [s, s2] {

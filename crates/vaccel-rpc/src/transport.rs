@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::Address;
 
@@ -167,6 +169,94 @@ impl AsFd for Stream {
     }
 }
 
+/// Which local users may connect to a Unix socket, by the peer's credentials
+/// (`SO_PEERCRED`: its uid and primary gid). Empty lists allow everyone. Clones share the
+/// count of refusals.
+#[derive(Debug, Clone, Default)]
+pub struct PeerFilter {
+    uids: Vec<u32>,
+    gids: Vec<u32>,
+    refused: Arc<AtomicU64>,
+}
+
+impl PeerFilter {
+    /// A filter allowing peers whose uid is in `uids` or whose gid is in `gids`.
+    pub fn new(uids: Vec<u32>, gids: Vec<u32>) -> PeerFilter {
+        PeerFilter {
+            uids,
+            gids,
+            refused: Arc::default(),
+        }
+    }
+
+    /// Whether it allows everyone.
+    pub fn is_open(&self) -> bool {
+        self.uids.is_empty() && self.gids.is_empty()
+    }
+
+    /// Whether `peer` may connect (peers other than Unix ones are not its business).
+    pub fn allows(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::Unix { uid, gid, .. } => {
+                self.is_open() || self.uids.contains(uid) || self.gids.contains(gid)
+            }
+            Peer::Tcp(_) | Peer::Vsock { .. } => true,
+        }
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether `stream` may stay open; a refusal is logged and counted.
+    fn admit(&self, stream: &Stream) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let verdict = match stream.peer() {
+            Ok(peer) if self.allows(&peer) => return true,
+            Ok(peer) => peer.to_string(),
+            Err(e) => format!("unknown peer ({e})"),
+        };
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "Refused a connection from {verdict}: uid/gid not allowed (--allow-uid/--allow-gid)"
+        );
+        false
+    }
+}
+
+/// Whether a failed `connect` to an existing socket file shows that nobody listens on it, so
+/// the file is stale and may be replaced. Only `ECONNREFUSED` does: any other error (a
+/// permission denied, say, when the socket belongs to another user's live agent) proves
+/// nothing, and the file is left alone.
+pub fn is_stale_socket(connect_error: &io::Error) -> bool {
+    connect_error.kind() == io::ErrorKind::ConnectionRefused
+}
+
+/// Removes the socket file at `path` when no agent listens on it (see [`is_stale_socket`]).
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("an agent is already listening on {}", path.display()),
+        )),
+        Err(e) if is_stale_socket(&e) => {
+            log::info!("Removing stale socket {}", path.display());
+            std::fs::remove_file(path)
+        }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "{} exists and connecting to it failed ({e}): cannot tell whether an agent \
+                 listens on it, so it is left alone; remove it if it is stale",
+                path.display()
+            ),
+        )),
+    }
+}
+
 /// A listening socket.
 #[derive(Debug)]
 pub enum Listener {
@@ -178,14 +268,17 @@ pub enum Listener {
         listener: UnixListener,
         /// The file and its inode, removed on drop if it is still ours.
         file: Option<(PathBuf, u64)>,
+        /// Who may connect; a refused peer is closed at accept.
+        peers: PeerFilter,
     },
     /// vsock, bound to any CID.
     Vsock(vsock::VsockListener),
 }
 
 impl Listener {
-    /// Binds `addr`. A Unix socket file left by a dead agent is replaced; one with a live agent
-    /// behind it is not (`AddrInUse`), and a non-socket file is never removed. vsock binds
+    /// Binds `addr`. A Unix socket file left by a dead agent (`ECONNREFUSED`) is replaced; one
+    /// with a live agent behind it is not (`AddrInUse`), nor one whose connect fails otherwise,
+    /// and a non-socket file is never removed. vsock binds
     /// `VMADDR_CID_ANY` on the port whatever CID is written.
     pub fn bind(addr: &Address) -> io::Result<Listener> {
         match addr {
@@ -212,24 +305,14 @@ impl Listener {
                             format!("{} exists and is not a socket", path.display()),
                         ));
                     }
-                    match UnixStream::connect(path) {
-                        Ok(_) => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::AddrInUse,
-                                format!("an agent is already listening on {}", path.display()),
-                            ));
-                        }
-                        Err(_) => {
-                            log::info!("Removing stale socket {}", path.display());
-                            std::fs::remove_file(path)?;
-                        }
-                    }
+                    remove_stale_socket(path)?;
                 }
                 let listener = UnixListener::bind(path)?;
                 let ino = std::fs::metadata(path)?.ino();
                 Ok(Listener::Unix {
                     listener,
                     file: Some((path.clone(), ino)),
+                    peers: PeerFilter::default(),
                 })
             }
             Address::UnixAbstract(name) => {
@@ -237,6 +320,7 @@ impl Listener {
                 Ok(Listener::Unix {
                     listener: UnixListener::bind_addr(&sa)?,
                     file: None,
+                    peers: PeerFilter::default(),
                 })
             }
             Address::Vsock { port, .. } => {
@@ -246,7 +330,23 @@ impl Listener {
         }
     }
 
-    /// Accepts a connection (TCP ones get `TCP_NODELAY`).
+    /// The same Unix listener, closing at accept every connection whose peer `filter` does
+    /// not allow. Other transports have no peer credentials: `InvalidInput`.
+    pub fn with_peer_filter(mut self, filter: PeerFilter) -> io::Result<Listener> {
+        match &mut self {
+            Listener::Unix { peers, .. } => {
+                *peers = filter;
+                Ok(self)
+            }
+            Listener::Tcp(_) | Listener::Vsock(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "peer uid/gid filters apply to unix sockets only",
+            )),
+        }
+    }
+
+    /// Accepts a connection (TCP ones get `TCP_NODELAY`; Unix ones whose peer the filter
+    /// refuses are closed at once and the next one is awaited).
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
             Listener::Tcp(l) => {
@@ -254,7 +354,15 @@ impl Listener {
                 s.set_nodelay(true)?;
                 Ok(Stream::Tcp(s))
             }
-            Listener::Unix { listener, .. } => listener.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Unix {
+                listener, peers, ..
+            } => loop {
+                let stream = Stream::Unix(listener.accept()?.0);
+                if peers.admit(&stream) {
+                    return Ok(stream);
+                }
+                // Dropping it closes it: the peer sees its connection end before any frame.
+            },
             Listener::Vsock(l) => l.accept().map(|(s, _)| Stream::Vsock(s)),
         }
     }
@@ -320,6 +428,97 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         assert!(Listener::bind(&Address::Unix(file.clone())).is_err());
         assert!(file.exists(), "a regular file is never removed");
+    }
+
+    #[test]
+    fn only_connection_refused_makes_a_socket_stale() {
+        use nix::errno::Errno;
+        assert!(is_stale_socket(&io::Error::from(Errno::ECONNREFUSED)));
+        for errno in [
+            Errno::EACCES,
+            Errno::EPERM,
+            Errno::EPROTOTYPE,
+            Errno::EAGAIN,
+        ] {
+            assert!(!is_stale_socket(&io::Error::from(errno)), "{errno}");
+        }
+    }
+
+    #[test]
+    fn a_live_socket_that_refuses_our_kind_of_connection_is_left_alone() {
+        // A datagram socket answers a stream connect with EPROTOTYPE, not ECONNREFUSED: it is
+        // alive (another service's), like a live agent whose socket we may not connect to.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sock");
+        let _other = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let err = Listener::bind(&Address::Unix(path.clone())).unwrap_err();
+        assert_ne!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(err.to_string().contains("left alone"), "{err}");
+        assert!(path.exists(), "the live socket is not removed");
+    }
+
+    #[test]
+    fn peer_filter_closes_refused_peers_at_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = Address::Unix(dir.path().join("f.sock"));
+        // Our own credentials, as the kernel reports them.
+        let (me, my_gid) = {
+            let l = Listener::bind(&addr).unwrap();
+            let _c = Stream::connect(&addr).unwrap();
+            match l.accept().unwrap().peer().unwrap() {
+                Peer::Unix { uid, gid, .. } => (uid, gid),
+                p => panic!("{p:?}"),
+            }
+        };
+        assert!(
+            Listener::bind(&Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 0
+            })
+            .unwrap()
+            .with_peer_filter(PeerFilter::new(vec![me], vec![]))
+            .is_err()
+        );
+
+        let filter = PeerFilter::new(vec![me.wrapping_add(1)], vec![my_gid.wrapping_add(1)]);
+        let l = Listener::bind(&addr)
+            .unwrap()
+            .with_peer_filter(filter.clone())
+            .unwrap();
+        if let Listener::Unix { listener, .. } = &l {
+            listener.set_nonblocking(true).unwrap();
+        }
+        let mut c = Stream::connect(&addr).unwrap();
+        let err = l.accept().unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::WouldBlock,
+            "refused, then none left"
+        );
+        let mut buf = [0; 1];
+        assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed at once");
+        assert_eq!(filter.refused(), 1);
+        drop(l);
+
+        for allowed in [
+            PeerFilter::new(vec![me], vec![]),
+            PeerFilter::new(vec![me.wrapping_add(1)], vec![my_gid]),
+            PeerFilter::default(),
+        ] {
+            let l = Listener::bind(&addr)
+                .unwrap()
+                .with_peer_filter(allowed.clone())
+                .unwrap();
+            let _c = Stream::connect(&addr).unwrap();
+            assert!(l.accept().is_ok());
+            assert_eq!(allowed.refused(), 0);
+        }
+        assert!(!PeerFilter::new(vec![me], vec![]).allows(&Peer::Unix {
+            pid: 1,
+            uid: me.wrapping_add(1),
+            gid: my_gid.wrapping_add(1)
+        }));
+        assert!(PeerFilter::new(vec![me], vec![]).allows(&Peer::Vsock { cid: 3 }));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! built on `vaccel_rpc`'s frame and message modules.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use vaccel_rpc::frame::{self, FrameReader, Header, kind};
 use vaccel_rpc::message;
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel as pv;
-use vaccel_rpc::proto::vaccel::{genop as pg, session as ps};
+use vaccel_rpc::proto::vaccel::{genop as pg, resource as pr, session as ps};
 use vaccel_rpc::transport::Stream;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vaccel-rpc-agent");
@@ -59,6 +60,20 @@ impl AgentProc {
             let line = agent.find_log("Bound to tcp://").unwrap();
             let bound = line.rsplit("Bound to ").next().unwrap().trim().to_owned();
             agent.address = bound.parse().unwrap();
+        }
+        agent
+    }
+
+    /// Starts the binary on `address` and expects it to exit with a failure whose output
+    /// contains `needle`.
+    pub fn start_fails(address: &str, args: &[&str], needle: &str) -> AgentProc {
+        let mut agent = Self::spawn(tempfile::tempdir().unwrap(), address, args);
+        match agent.wait_exit(DEADLINE) {
+            Some(status) if !status.success() => {}
+            other => agent.stop_and_report(&format!("expected a failed start, got {other:?}")),
+        }
+        if agent.find_log(needle).is_none() {
+            agent.stop_and_report(&format!("no `{needle}` in the agent's output"));
         }
         agent
     }
@@ -216,6 +231,16 @@ impl AgentProc {
     pub fn connect(&self) -> RawClient {
         RawClient::connect(&self.address)
     }
+
+    /// The `HOST:PORT` of an agent started with `--metrics-address`.
+    pub fn metrics_address(&self) -> String {
+        let line = self.find_log("Metrics on http://").expect("a metrics line");
+        line.rsplit("http://")
+            .next()
+            .unwrap()
+            .trim_end_matches("/metrics")
+            .to_owned()
+    }
 }
 
 impl Drop for AgentProc {
@@ -332,6 +357,27 @@ impl RawClient {
         r.session_id
     }
 
+    /// Registers `data` as a one-blob `DATA` resource with `session_id`; its id.
+    pub fn register_blob(&mut self, session_id: i64, name: &str, data: &'static [u8]) -> i64 {
+        let r: pr::RegisterResponse = self
+            .call(
+                "RegisterResource",
+                &pr::RegisterRequest {
+                    blobs: vec![pr::Blob {
+                        r#type: pr::BlobType::Buffer as i32,
+                        name: name.into(),
+                        data: Bytes::from_static(data),
+                        size: data.len() as u32,
+                    }],
+                    resource_type: pr::ResourceType::Data as i32,
+                    session_id,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        r.resource_id
+    }
+
     pub fn destroy_session(&mut self, id: i64) -> CallResult<pv::empty::Empty> {
         self.call("DestroySession", &ps::DestroyRequest { session_id: id })
     }
@@ -427,4 +473,28 @@ pub fn shutdown_write(c: &RawClient) {
         Stream::Unix(s) => s.shutdown(how).unwrap(),
         Stream::Vsock(s) => s.shutdown(how).unwrap(),
     }
+}
+
+/// `GET path` over HTTP/1.1: (status code, headers, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(len, body.len(), "Content-Length matches the body");
+    (code, head.to_owned(), body.to_owned())
 }
