@@ -12,7 +12,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
@@ -33,7 +33,8 @@ const PATH_MAX: usize = 4096;
 /// made for it. Dropping the last reference releases it too.
 pub struct Resource {
     id: Id,
-    kind: ResourceType,
+    /// The [`ResourceType`] value; changes only through [`Resource::set_kind`].
+    kind: AtomicU32,
     path_type: PathType,
     paths: Vec<String>,
     rt: Runtime,
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Resource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resource")
             .field("id", &self.id)
-            .field("type", &self.kind)
+            .field("type", &self.kind())
             .field("path_type", &self.path_type)
             .field("paths", &self.paths)
             .finish_non_exhaustive()
@@ -118,7 +119,7 @@ impl Resource {
     ) -> Arc<Resource> {
         let res = Arc::new(Resource {
             id,
-            kind,
+            kind: AtomicU32::new(kind.value()),
             path_type,
             paths,
             rt: rt.clone(),
@@ -315,7 +316,18 @@ impl Resource {
 
     /// The resource type.
     pub fn kind(&self) -> ResourceType {
-        self.kind
+        // Only valid values are ever stored (`build`, `set_kind`).
+        ResourceType::from_value(self.kind.load(Ordering::Acquire)).unwrap_or(ResourceType::Data)
+    }
+
+    /// Changes the resource type: what a C caller does by writing `res->type`, which
+    /// upstream reads at every use (the C boundary carries the write over). Registrations
+    /// stay; typed lookups and the ops' type checks see the new type from now on.
+    pub fn set_kind(&self, kind: ResourceType) {
+        if self.kind.swap(kind.value(), Ordering::AcqRel) != kind.value() {
+            log::debug!("Resource {} is now of type {kind}", self.id);
+            self.changed();
+        }
     }
 
     /// How the paths are read.

@@ -455,3 +455,32 @@ fn urls_are_left_to_remote_sessions() {
     assert!(r.blobs().is_empty());
     assert!(r.remote_id() >= 100);
 }
+
+/// What a C caller's `res.type = ...` after init comes to (issue #13): the new type counts
+/// for the ops' checks (type before registration) and the typed lookups, and a registration
+/// made afterwards lists the resource under it.
+#[test]
+fn a_changed_type_counts_for_ops_lookups_and_registration() {
+    let (rt, base) = runtime(&[local()]);
+    let f = base.path().join("lib.so");
+    std::fs::write(&f, b"elf").unwrap();
+    let r = Resource::new(&rt, f.to_str().unwrap(), ResourceType::Data).unwrap();
+    let s = Session::new(&rt, 0).unwrap();
+    let exec = |r: &Resource| s.exec_with_resource(r, "f", &[], &mut []);
+    assert_eq!(exec(&r).unwrap_err().code(), ErrorCode::EINVAL);
+    let before = r.generation();
+    r.set_kind(ResourceType::Lib);
+    assert_eq!(r.kind(), ResourceType::Lib);
+    assert_ne!(r.generation(), before, "views must be refreshed");
+    let same = r.generation();
+    r.set_kind(ResourceType::Lib);
+    assert_eq!(r.generation(), same, "no change, no refresh");
+    assert_eq!(exec(&r).unwrap_err().code(), ErrorCode::EPERM);
+    assert_eq!(rt.resources_by_type(ResourceType::Lib).len(), 1);
+    assert!(rt.resources_by_type(ResourceType::Data).is_empty());
+    s.register(&r).unwrap();
+    assert_eq!(s.resource_by_type(ResourceType::Lib).unwrap().id(), r.id());
+    exec(&r).unwrap();
+    r.set_kind(ResourceType::Model);
+    assert_eq!(exec(&r).unwrap_err().code(), ErrorCode::EINVAL);
+}

@@ -41,7 +41,9 @@ pub trait Resolve {
     /// `sess` is null or a valid session view.
     unsafe fn session(sess: *mut vaccel_session) -> Res<Arc<Session>>;
 
-    /// The resource of a view, as `sess` uses it.
+    /// The resource of a view, as `sess` uses it. The ops that take a resource check its
+    /// type: an implementation reads the struct's public `type` back (see
+    /// [`crate::views::resource_for_op`]) so that a caller's write to it counts, as upstream.
     ///
     /// # Safety
     ///

@@ -529,7 +529,10 @@ unsafe fn fill_resource(c: *mut vaccel_resource, res: &Resource, alloc: &ResAllo
         }
         (*c).id = res.id();
         (*c).remote_id = res.remote_id();
-        (*c).r#type = res.kind().value();
+        // A caller's out-of-range `type` stays for the ops to refuse (`read_back_resource`).
+        if fresh || ResourceType::from_value((*c).r#type).is_some() {
+            (*c).r#type = res.kind().value();
+        }
         (*c).path_type = res.path_type().value();
         (*c).paths = ResAlloc::array_ptr(&alloc.path_ptrs);
         (*c).nr_paths = alloc.path_ptrs.ptr().len();
@@ -567,14 +570,48 @@ pub unsafe fn attach_session(c: *mut vaccel_session, sess: &Arc<Session>) {
     );
 }
 
-/// The Rust session of a C struct, or `EINVAL` if `c` is not a live session.
+/// The Rust session of a C struct, or `EINVAL` if `c` is not a live session. The struct's
+/// public fields that upstream reads are read back first ([`read_back_session`]).
 pub fn session_from_c(c: *const vaccel_session) -> Res<Arc<Session>> {
     let v = views();
-    v.sess_by_c
+    let (view, sess) = v
+        .sess_by_c
         .get(&addr(c))
         .and_then(|key| v.sessions.get(key))
-        .and_then(|view| view.rust.upgrade())
-        .ok_or_else(|| invalid("not an initialized session (NULL, released or unknown)"))
+        .and_then(|view| Some((view.c.0, view.rust.upgrade()?)))
+        .ok_or_else(|| invalid("not an initialized session (NULL, released or unknown)"))?;
+    // SAFETY: `view` (the address `c` names) is the struct of a live view: the caller's,
+    // valid until the session is released, or a shadow. The registry lock serialises the
+    // library's own writes to it.
+    unsafe { read_back_session(view, &sess) };
+    Ok(sess)
+}
+
+/// Carries a caller's writes to the public fields of a session struct over to the Rust
+/// session (issue #13: public fields are the truth), at every C API call and op that names
+/// the session.
+///
+/// * `hint` is read back: upstream only ever writes it (init, update) and leaves whatever
+///   the caller writes in place, so ours keeps the caller's value too (the library no longer
+///   overwrites it with an older one), and our per-op plugin fallback follows it.
+/// * `id`, `remote_id`, `is_virtio`, `rundir`, `resources`, `resource_counts` and `plugin`
+///   are the library's (a plugin writes `remote_id` in its hooks, read back by the loader)
+///   and are refreshed from the Rust session. Upstream reads several of them (`id` at
+///   release and in lookups, `is_virtio` at registration, `plugin` at every op), but a caller
+///   that changes them breaks upstream's own bookkeeping (ids returned to the pool twice,
+///   hooks of a remote session skipped, a plugin that never saw `session_init`): a plain bug
+///   no caller can rely on.
+/// * `priv` belongs to the session's plugin and is never touched here.
+///
+/// # Safety
+///
+/// `c` is the struct of a live session view, not written by the library concurrently.
+unsafe fn read_back_session(c: *const vaccel_session, sess: &Session) {
+    // SAFETY: caller guarantee; a plain read of one field (the caller may have written it).
+    let hint = unsafe { ptr::addr_of!((*c).hint).read() };
+    if hint != sess.hint() {
+        sess.set_hint(hint);
+    }
 }
 
 /// The C struct of a session, if it has a view.
@@ -703,14 +740,72 @@ pub unsafe fn attach_resource(c: *mut vaccel_resource, res: &Arc<Resource>) {
     }
 }
 
-/// The Rust resource of a C struct, or `EINVAL` if `c` is not a live resource.
+/// The Rust resource of a C struct, or `EINVAL` if `c` is not a live resource. The struct's
+/// public fields that upstream reads are read back first ([`read_back_resource`]).
 pub fn resource_from_c(c: *const vaccel_resource) -> Res<Arc<Resource>> {
+    resource_and_type(c).map(|(res, _)| res)
+}
+
+/// [`resource_from_c`] for an op that checks the resource's type: a `type` field that names
+/// no resource type is `EINVAL` (upstream's type check refuses it as "not the expected
+/// type"), where `resource_from_c` leaves the resource its last valid type.
+pub fn resource_for_op(c: *const vaccel_resource) -> Res<Arc<Resource>> {
+    let (res, ty) = resource_and_type(c)?;
+    if ResourceType::from_value(ty).is_none() {
+        log::error!("Invalid resource type: {ty}");
+        return Err(invalid(format!("invalid resource type {ty}")));
+    }
+    Ok(res)
+}
+
+/// The Rust resource of a live view and the `type` value its struct holds.
+fn resource_and_type(c: *const vaccel_resource) -> Res<(Arc<Resource>, u32)> {
     let v = views();
-    v.res_by_c
+    let (view, res) = v
+        .res_by_c
         .get(&addr(c))
         .and_then(|key| v.resources.get(key))
-        .and_then(|view| view.rust.upgrade())
-        .ok_or_else(|| invalid("not an initialized resource (NULL, released or unknown)"))
+        .and_then(|view| Some((view.c.0, view.rust.upgrade()?)))
+        .ok_or_else(|| invalid("not an initialized resource (NULL, released or unknown)"))?;
+    // SAFETY: `view` (the address `c` names) is the struct of a live view: the caller's,
+    // valid until the resource is released, or a shadow. The registry lock serialises the
+    // library's own writes to it.
+    let ty = unsafe { read_back_resource(view, &res) };
+    Ok((res, ty))
+}
+
+/// Carries a caller's writes to the public fields of a resource struct over to the Rust
+/// resource (issue #13: public fields are the truth), at every C API call and op that names
+/// the resource, and returns the `type` value read.
+///
+/// * `type` is read back: upstream reads `res->type` at each use (the ops' type checks, the
+///   per-type list a registration goes to), so a caller that sets `res.type =
+///   VACCEL_RESOURCE_MODEL` after init gets a model from then on. A value that names no type
+///   is not taken (ops refuse it, see [`resource_for_op`]). Ours keeps one type per
+///   resource, so the typed lookups (`vaccel_resource_get_by_type`, a session's per-type
+///   lists and counts) follow the type last read back, where upstream leaves the resource in
+///   the global list of its creation type and the session list of its type at registration:
+///   lists that disagree with the field they index by, a plain bug no caller can rely on.
+/// * `id`, `remote_id`, `path_type`, `paths`/`nr_paths`, `rundir`, `blobs`/`nr_blobs` and
+///   `refcount` are the library's and refreshed from the Rust resource (a plugin writes
+///   `remote_id` and the bytes behind `blobs` in its hooks, read back by the loader and
+///   [`sync_back`]). Upstream frees `paths`, `blobs` and `rundir` itself at release and
+///   returns `id` to its pool, so a caller that replaces them corrupts upstream's heap or
+///   pool: a plain bug no caller can rely on. The bytes behind a `BUFFER` blob's `data` are a
+///   copy made at init (upstream's `mem_only` resources reference the caller's buffer), so a
+///   caller's later writes to its own buffer are not seen.
+/// * `plugin_priv` belongs to the plugins and is never touched here.
+///
+/// # Safety
+///
+/// `c` is the struct of a live resource view, not written by the library concurrently.
+unsafe fn read_back_resource(c: *const vaccel_resource, res: &Resource) -> u32 {
+    // SAFETY: caller guarantee; a plain read of one field (the caller may have written it).
+    let ty = unsafe { ptr::addr_of!((*c).r#type).read() };
+    if let Some(kind) = ResourceType::from_value(ty) {
+        res.set_kind(kind);
+    }
+    ty
 }
 
 /// The C struct of a resource, if it has a view.
@@ -926,4 +1021,84 @@ pub unsafe fn release_resource(token: *const std::ffi::c_void) {
 /// Type of a resource by its numeric value, for the C API.
 pub fn resource_type(value: u32) -> Res<ResourceType> {
     ResourceType::from_value(value).ok_or_else(|| invalid(format!("invalid resource type {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vaccel_core::plugin::PluginInfo;
+    use vaccel_core::{OpSet, PluginType, Runtime};
+
+    struct Bare(PluginInfo);
+
+    impl Plugin for Bare {
+        fn info(&self) -> &PluginInfo {
+            &self.0
+        }
+        fn ops(&self) -> OpSet {
+            OpSet::EMPTY
+        }
+    }
+
+    fn runtime() -> (Runtime, tempfile::TempDir) {
+        let base = tempfile::tempdir().unwrap();
+        let plugin = Bare(PluginInfo::new("bare", "1.0.0", PluginType::CPU));
+        let rt = Runtime::builder()
+            .rundir_base(base.path())
+            .skip_logging()
+            .plugin(Arc::new(plugin) as Arc<dyn Plugin>)
+            .build()
+            .unwrap();
+        (rt, base)
+    }
+
+    #[test]
+    fn a_callers_resource_type_is_read_back_and_an_invalid_one_refused_for_ops() {
+        let (rt, base) = runtime();
+        let f = base.path().join("m.bin");
+        std::fs::write(&f, b"m").unwrap();
+        let res = Resource::new(&rt, f.to_str().unwrap(), ResourceType::Data).unwrap();
+        let c = Box::into_raw(Box::<std::mem::MaybeUninit<vaccel_resource>>::new_uninit())
+            .cast::<vaccel_resource>();
+        // SAFETY: a fresh allocation that outlives the view (forgotten below).
+        unsafe { attach_resource(c, &res) };
+        // SAFETY: `c` was filled by `attach_resource`; the caller's write.
+        unsafe { (*c).r#type = ResourceType::Model.value() };
+        assert_eq!(resource_from_c(c).unwrap().kind(), ResourceType::Model);
+        // SAFETY: as above.
+        unsafe { (*c).r#type = 77 };
+        assert_eq!(
+            resource_for_op(c).unwrap_err().code(),
+            vaccel_core::ErrorCode::EINVAL
+        );
+        assert_eq!(resource_from_c(c).unwrap().kind(), ResourceType::Model);
+        refresh_resource(&res);
+        // SAFETY: as above.
+        let ty = unsafe { (*c).r#type };
+        assert_eq!(ty, 77, "the caller's value stays for ops to refuse");
+        forget_resource(&res);
+        // SAFETY: no view refers to it any more.
+        drop(unsafe { Box::from_raw(c) });
+    }
+
+    #[test]
+    fn a_callers_session_hint_is_read_back_and_kept() {
+        let (rt, _base) = runtime();
+        let sess = Session::new(&rt, 0).unwrap();
+        let c = Box::into_raw(Box::<std::mem::MaybeUninit<vaccel_session>>::new_uninit())
+            .cast::<vaccel_session>();
+        // SAFETY: a fresh allocation that outlives the view (forgotten below).
+        unsafe { attach_session(c, &sess) };
+        let hint = PluginType::GPU.bits();
+        // SAFETY: `c` was filled by `attach_session`; the caller's write.
+        unsafe { (*c).hint = hint };
+        assert_eq!(session_from_c(c).unwrap().hint(), hint);
+        session_for_plugin(&sess).unwrap();
+        // SAFETY: as above.
+        let kept = unsafe { (*c).hint };
+        assert_eq!(kept, hint);
+        forget_session(&sess);
+        // SAFETY: no view refers to it any more.
+        drop(unsafe { Box::from_raw(c) });
+    }
 }

@@ -80,6 +80,15 @@ unsafe fn arg_init(
     Ok(())
 }
 
+/// The rule of a referencing arg (`vaccel_arg_init_from_buf`, `_add_raw`): `buf` is NULL
+/// exactly when `size` is 0.
+fn check_ref(buf: *const c_void, size: usize) -> Res<()> {
+    if buf.is_null() != (size == 0) {
+        return Err(invalid("buf must be NULL exactly when size is 0"));
+    }
+    Ok(())
+}
+
 /// # Safety
 ///
 /// See the module docs.
@@ -91,9 +100,7 @@ unsafe fn arg_init_from_buf(
     custom: u32,
 ) -> Res<()> {
     let arg = ffi::out_ptr(arg, "arg")?;
-    if buf.is_null() != (size == 0) {
-        return Err(invalid("buf must be NULL exactly when size is 0"));
-    }
+    check_ref(buf, size)?;
     // SAFETY: checked by `out_ptr`.
     unsafe {
         arg.write(vaccel_arg {
@@ -588,7 +595,8 @@ pub unsafe extern "C" fn vaccel_arg_array_clear(array: *mut vaccel_arg_array) {
     });
 }
 
-/// `vaccel_arg_array_add_raw`: no validation.
+/// `vaccel_arg_array_add_raw`: no type validation; `buf` is NULL exactly when `size` is 0
+/// (upstream initialises the slot with `vaccel_arg_init_from_buf`).
 ///
 /// # Safety
 ///
@@ -602,6 +610,7 @@ pub unsafe extern "C" fn vaccel_arg_array_add_raw(
     guard("vaccel_arg_array_add_raw", || {
         // SAFETY: caller guarantee.
         let a = unsafe { ffi::as_mut(array, "array") }?;
+        check_ref(buf, size)?;
         let arg = vaccel_arg {
             buf,
             size,
@@ -1032,7 +1041,7 @@ pub unsafe extern "C" fn vaccel_arg_array_add_buffer(
     })
 }
 
-/// Runs a caller validator (none accepts).
+/// Runs a caller validator: it must be given (NULL is `EINVAL`, as upstream) and accept.
 ///
 /// # Safety
 ///
@@ -1043,10 +1052,12 @@ unsafe fn run_validator(
     size: usize,
     id: u32,
 ) -> Res<()> {
-    match validator {
-        // SAFETY: caller guarantee.
-        Some(f) if !unsafe { f(buf, size, id) } => Err(invalid("rejected by the custom validator")),
-        _ => Ok(()),
+    let f = validator.ok_or_else(|| invalid("validator is NULL"))?;
+    // SAFETY: caller guarantee.
+    if unsafe { f(buf, size, id) } {
+        Ok(())
+    } else {
+        Err(invalid("rejected by the custom validator"))
     }
 }
 
@@ -1281,7 +1292,7 @@ unsafe fn get_ptr(
     Ok(())
 }
 
-/// `vaccel_arg_array_get_raw`: the current arg must be RAW.
+/// `vaccel_arg_array_get_raw`: the current arg must be RAW; `size` is required.
 ///
 /// # Safety
 ///
@@ -1294,6 +1305,7 @@ pub unsafe extern "C" fn vaccel_arg_array_get_raw(
 ) -> c_int {
     // SAFETY: forwarded caller guarantees.
     guard("vaccel_arg_array_get_raw", || unsafe {
+        ffi::out_ptr(size, "size")?;
         get_ptr(array, buf, size, |arg| expect_type(arg, VACCEL_ARG_RAW))
     })
 }
@@ -1318,7 +1330,7 @@ pub unsafe extern "C" fn vaccel_arg_array_get_string(
     })
 }
 
-/// `vaccel_arg_array_get_buffer`.
+/// `vaccel_arg_array_get_buffer`: `size` is required.
 ///
 /// # Safety
 ///
@@ -1331,6 +1343,7 @@ pub unsafe extern "C" fn vaccel_arg_array_get_buffer(
 ) -> c_int {
     // SAFETY: forwarded caller guarantees.
     guard("vaccel_arg_array_get_buffer", || unsafe {
+        ffi::out_ptr(size, "size")?;
         get_ptr(array, buf, size, |arg| {
             // SAFETY: the buffer holds `size` bytes.
             let bytes = typed_bytes(arg, VACCEL_ARG_BUFFER)?;

@@ -6,11 +6,13 @@
 //! are null or NUL-terminated and C-allocated, and whose data is C-allocated (BUFFER) or a
 //! mapping (MAPPED) when owned; buffers hold their sizes; strings are NUL-terminated.
 
+use std::collections::HashMap;
 use std::ffi::{CString, c_char, c_int};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use vaccel_abi::{
     VACCEL_BLOB_BUFFER, VACCEL_BLOB_FILE, VACCEL_BLOB_MAPPED, VACCEL_BLOB_MAX, vaccel_blob,
@@ -69,9 +71,10 @@ unsafe fn init(blob: *mut vaccel_blob, path: *const c_char) -> Res<()> {
     let blob = ffi::out_ptr(blob, "blob")?;
     // SAFETY: caller guarantee.
     let path = unsafe { ffi::str_arg(path, "path") }?;
-    let meta = std::fs::metadata(path).map_err(|e| io(format!("blob {path}"), e))?;
-    if !meta.is_file() {
-        return Err(invalid(format!("{path} is not a regular file")));
+    // Upstream: anything but an existing regular file (missing ones too) is `EINVAL`.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        log::error!("Invalid file {path}");
+        return Err(invalid(format!("{path} is not an existing regular file")));
     }
     let name = Path::new(path)
         .file_name()
@@ -158,29 +161,24 @@ unsafe fn persist(
     filename: *const c_char,
     randomize: bool,
 ) -> Res<()> {
+    // Upstream's order: the blob, the file name (`EINVAL`), the directory (`ENOENT`, a NULL
+    // one too), an existing file (`EEXIST`).
     // SAFETY: caller guarantee.
     let b = unsafe { ffi::as_mut(blob, "blob") }?;
-    // SAFETY: caller guarantee.
-    let (dir, filename) = unsafe {
-        (
-            ffi::str_arg(dir, "dir")?,
-            ffi::str_arg(filename, "filename")?,
-        )
-    };
-    if b.data.is_null() || b.size == 0 {
+    if b.data.is_null() || b.size == 0 || b.r#type >= VACCEL_BLOB_MAX {
         return Err(invalid("blob has no data to persist"));
     }
+    // SAFETY: caller guarantee.
+    let filename = unsafe { ffi::str_arg(filename, "filename") }?;
+    // SAFETY: caller guarantee.
+    let dir = unsafe { ffi::opt_str_arg(dir, "dir") }?
+        .filter(|d| Path::new(d).is_dir())
+        .ok_or_else(|| ffi::err(ErrorCode::ENOENT, "invalid directory"))?;
     if !b.path.is_null() {
         return Err(ffi::err(ErrorCode::EEXIST, "blob already has a file"));
     }
     if filename.is_empty() || filename.contains('/') {
         return Err(invalid(format!("invalid file name {filename:?}")));
-    }
-    if !Path::new(dir).is_dir() {
-        return Err(ffi::err(
-            ErrorCode::ENOENT,
-            format!("{dir} is not a directory"),
-        ));
     }
     let (fd, path) = create(dir, filename, randomize)?;
     // SAFETY: the blob's data holds `size` bytes (caller guarantee).
@@ -307,6 +305,14 @@ unsafe fn release(blob: *mut vaccel_blob) -> Res<()> {
     if b.r#type >= VACCEL_BLOB_MAX {
         return Err(invalid("blob is not initialized"));
     }
+    if !b.data_owned
+        && let Some(len) = READ_MAPPINGS.forget(b.data)
+    {
+        // SAFETY: a mapping of `len` bytes made by `read` for this blob and not unmapped yet
+        // (it left the registry just now).
+        unsafe { libc::munmap(b.data.cast(), len) };
+        b.data = ptr::null_mut();
+    }
     // SAFETY: caller guarantee on ownership.
     unsafe {
         free_data(b);
@@ -337,10 +343,39 @@ unsafe fn release(blob: *mut vaccel_blob) -> Res<()> {
     Ok(())
 }
 
+/// The mappings `vaccel_blob_read` made, by address: upstream leaves them with
+/// `data_owned == false` (a caller may test it), so `vaccel_blob_release` finds them here to
+/// unmap them (upstream never does).
+struct ReadMappings(Mutex<HashMap<usize, usize>>);
+
+static READ_MAPPINGS: LazyLock<ReadMappings> =
+    LazyLock::new(|| ReadMappings(Mutex::new(HashMap::new())));
+
+impl ReadMappings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, data: *mut u8, len: usize) {
+        self.lock().insert(data as usize, len);
+    }
+
+    /// The length of the mapping at `data`, if `read` made it and it is still mapped.
+    fn forget(&self, data: *mut u8) -> Option<usize> {
+        if data.is_null() {
+            return None;
+        }
+        self.lock().remove(&(data as usize))
+    }
+}
+
 /// # Safety
 ///
 /// See the module docs.
 unsafe fn read(b: &mut vaccel_blob) -> Res<()> {
+    if b.r#type >= VACCEL_BLOB_MAX {
+        return Err(invalid("blob is not initialized"));
+    }
     if !b.data.is_null() {
         return Ok(());
     }
@@ -361,10 +396,11 @@ unsafe fn read(b: &mut vaccel_blob) -> Res<()> {
     }
     let fd = OwnedFd::from(file);
     b.data = map_fd(&fd, len, path)?;
+    READ_MAPPINGS.record(b.data, len);
     b.size = len;
     b.r#type = VACCEL_BLOB_MAPPED;
-    // Unlike upstream, the mapping is owned and unmapped on release.
-    b.data_owned = true;
+    // As upstream: the data is mapped, not owned (release unmaps it all the same).
+    b.data_owned = false;
     Ok(())
 }
 
@@ -499,7 +535,8 @@ pub unsafe extern "C" fn vaccel_blob_delete(blob: *mut vaccel_blob) -> c_int {
     })
 }
 
-/// `vaccel_blob_read`: maps a FILE blob's bytes.
+/// `vaccel_blob_read`: maps a FILE blob's bytes (`type` becomes MAPPED, `data_owned` stays
+/// false as upstream's).
 ///
 /// # Safety
 ///
@@ -526,11 +563,14 @@ pub unsafe extern "C" fn vaccel_blob_data(blob: *mut vaccel_blob, size: *mut usi
         || {
             // SAFETY: caller guarantee.
             let b = unsafe { ffi::as_mut(blob, "blob") }?;
-            let out = ffi::out_ptr(size, "size")?;
             // SAFETY: caller guarantee.
             unsafe { read(b) }?;
-            // SAFETY: checked by `out_ptr`.
-            unsafe { ffi::write_out(out, b.size) };
+            // `size` is optional, as upstream.
+            if !size.is_null() {
+                let out = ffi::out_ptr(size, "size")?;
+                // SAFETY: checked by `out_ptr`.
+                unsafe { ffi::write_out(out, b.size) };
+            }
             Ok(b.data)
         },
     )

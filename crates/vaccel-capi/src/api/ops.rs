@@ -26,11 +26,14 @@ impl vaccel_ffi::ops::Resolve for Views {
         views::session_from_c(sess)
     }
 
+    /// The struct's `type` is read back first (the caller may have changed it since init,
+    /// upstream checks the field): one that names no type is `EINVAL`, then the runtime's
+    /// type check (`EINVAL`) comes before its registration check (`EPERM`).
     unsafe fn resource(
         res: *const vaccel_resource,
         _sess: *mut vaccel_session,
     ) -> Res<Arc<Resource>> {
-        views::resource_from_c(res)
+        views::resource_for_op(res)
     }
 }
 

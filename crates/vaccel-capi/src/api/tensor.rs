@@ -343,14 +343,17 @@ impl CBuffer for vaccel_torch_buffer {
     }
 }
 
+/// Takes `data` into the buffer. NULL and 0 make an empty buffer, as upstream (which takes
+/// any pair); only NULL data with a non-zero size is refused, as no buffer can hold it.
+///
 /// # Safety
 ///
 /// `b` null or valid; `data` null or from the C allocator (ownership is taken).
 unsafe fn buffer_init<B: CBuffer>(b: *mut B, data: *mut c_void, size: usize) -> Res<()> {
     // SAFETY: caller guarantee.
     let b = unsafe { ffi::as_mut(b, "buffer") }?;
-    if data.is_null() || size == 0 {
-        return Err(invalid("buffer data is NULL or empty"));
+    if data.is_null() && size > 0 {
+        return Err(invalid("buffer data is NULL but its size is not 0"));
     }
     b.set(data, size);
     Ok(())
