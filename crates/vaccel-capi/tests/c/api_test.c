@@ -15,20 +15,7 @@
 #include <unistd.h>
 #include <vaccel.h>
 
-static int failures;
-static int checks;
-
-#define CHECK(name, cond)                                             \
-	do {                                                          \
-		checks++;                                             \
-		if (cond) {                                           \
-			printf("ok %s\n", name);                      \
-		} else {                                              \
-			printf("FAIL %s (%s:%d): %s\n", name, __FILE__, \
-			       __LINE__, #cond);                      \
-			failures++;                                   \
-		}                                                     \
-	} while (0)
+#include "check.h"
 
 static char dir[1024], file_a[1100], file_b[1100];
 
