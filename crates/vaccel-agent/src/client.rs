@@ -17,6 +17,7 @@ use vaccel_rpc::server::ConnectionInfo;
 use vaccel_rpc::status;
 use vaccel_rpc::transport::Peer;
 
+use crate::quota::{Hold, Usage};
 use crate::{COMPONENT, T_CLIENT, T_RESOURCE, T_SESSION, invalid_id};
 
 /// Who a connection belongs to.
@@ -110,6 +111,8 @@ pub(crate) struct AgentSession {
     pub(crate) sess: Arc<Session>,
     /// Present when profiling is enabled.
     pub(crate) prof: Option<Profiler>,
+    /// Its place in the client's session quota, given back with the session.
+    _hold: Hold,
 }
 
 impl AgentSession {
@@ -124,12 +127,21 @@ impl AgentSession {
     }
 }
 
+/// A resource the agent holds for a client, with what it counts against the client's quotas.
+#[derive(Debug)]
+struct Held {
+    res: Arc<Resource>,
+    _hold: Hold,
+}
+
 /// One client's objects.
 #[derive(Debug)]
 pub(crate) struct Client {
     label: String,
     sessions: RwLock<HashMap<Id, Arc<AgentSession>>>,
-    resources: RwLock<HashMap<Id, Arc<Resource>>>,
+    resources: RwLock<HashMap<Id, Held>>,
+    /// What it holds against its quotas.
+    pub(crate) usage: Arc<Usage>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -154,6 +166,7 @@ impl Client {
             label,
             sessions: RwLock::new(HashMap::new()),
             resources: RwLock::new(HashMap::new()),
+            usage: Arc::new(Usage::default()),
         }
     }
 
@@ -175,13 +188,15 @@ impl Client {
     }
 
     pub(crate) fn resource_by_id(&self, id: Id) -> Option<Arc<Resource>> {
-        read(&self.resources).get(&id).cloned()
+        read(&self.resources).get(&id).map(|h| Arc::clone(&h.res))
     }
 
-    pub(crate) fn add_session(&self, sess: Arc<Session>, profiling: bool) {
+    /// Keeps `sess` for the client, with its place in the session quota.
+    pub(crate) fn add_session(&self, sess: Arc<Session>, profiling: bool, hold: Hold) {
         let entry = AgentSession {
             prof: profiling.then(Profiler::new),
             sess,
+            _hold: hold,
         };
         write(&self.sessions).insert(entry.sess.id(), Arc::new(entry));
     }
@@ -193,21 +208,24 @@ impl Client {
             .ok_or_else(|| status::not_found(format!("Unknown session {id}")))
     }
 
-    pub(crate) fn add_resource(&self, res: Arc<Resource>) {
-        write(&self.resources).insert(res.id(), res);
+    /// Keeps `res` for the client, with what it counts against the client's quotas (given
+    /// back once it is released).
+    pub(crate) fn add_resource(&self, res: Arc<Resource>, hold: Hold) {
+        write(&self.resources).insert(res.id(), Held { res, _hold: hold });
     }
 
     /// Forgets and releases `res` if no session holds it any more.
     pub(crate) fn release_if_unused(&self, res: &Arc<Resource>) {
         let removed = {
             let mut map = write(&self.resources);
-            if res.refcount() == 0 && map.get(&res.id()).is_some_and(|r| Arc::ptr_eq(r, res)) {
+            if res.refcount() == 0 && map.get(&res.id()).is_some_and(|h| Arc::ptr_eq(&h.res, res)) {
                 map.remove(&res.id())
             } else {
                 None
             }
         };
-        if let Some(res) = removed {
+        if let Some(held) = removed {
+            let res = &held.res;
             log::info!(target: T_RESOURCE, "Destroying resource {}", res.id());
             if let Err(e) = res.release() {
                 log::warn!(target: T_RESOURCE, "Could not release resource {}: {e}", res.id());
@@ -233,9 +251,9 @@ impl Client {
             drop(sess);
             log::info!(target: T_SESSION, "Destroyed session {id}");
         }
-        for (id, res) in resources {
+        for (id, held) in resources {
             log::info!(target: T_RESOURCE, "Destroying resource {id}");
-            if let Err(e) = res.release() {
+            if let Err(e) = held.res.release() {
                 log::warn!(target: T_RESOURCE, "Could not release resource {id}: {e}");
             }
         }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod options;
 pub mod policy;
 pub mod probe;
+pub mod quota;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -160,20 +161,95 @@ pub struct Agent {
     policy: policy::ResourcePolicy,
     /// The refusals of the listener's peer filter, for the metrics.
     peer_filter: Option<PeerFilter>,
+    /// Per-client quotas and the agent-wide byte budget.
+    quotas: quota::Quotas,
+    /// What all clients hold against the agent-wide budget.
+    agent_usage: Arc<quota::Usage>,
+    /// Probe limits from [`Agent::with_quotas`], for a probe set before or after it.
+    probe_limits: Option<(usize, usize)>,
 }
 
 impl Agent {
-    /// An agent running calls on `rt`.
+    /// An agent running calls on `rt`, with the default quotas ([`quota::QuotaArgs`]). The
+    /// runtime's id pools grow to [`quota::AGENT_ID_POOL`]: the per-client quotas bind, not
+    /// the pools.
     pub fn new(rt: Runtime) -> Agent {
+        rt.grow_id_pools(quota::AGENT_ID_POOL, quota::AGENT_ID_POOL);
+        let quotas = quota::Quotas::default();
+        let mut policy = policy::ResourcePolicy::default();
+        policy.set_max_tree_entries(quotas.limit(quota::QuotaKind::FilesPerDirectory));
         Agent {
             profiling: rt.config().profiling_enabled,
             rt,
             clients: Mutex::new(HashMap::new()),
             metrics: None,
             probe: None,
-            policy: policy::ResourcePolicy::default(),
+            policy,
             peer_filter: None,
+            quotas,
+            agent_usage: Arc::new(quota::Usage::default()),
+            probe_limits: None,
         }
+    }
+
+    /// The same agent with the quotas and probe limits of `args` (see [`quota`]).
+    #[must_use]
+    pub fn with_quotas(mut self, args: &quota::QuotaArgs) -> Agent {
+        self.quotas = quota::Quotas::from(args);
+        self.policy
+            .set_max_tree_entries(self.quotas.limit(quota::QuotaKind::FilesPerDirectory));
+        let (running, queued) = args.probe_limits();
+        self.probe_limits = Some((running, queued));
+        self.probe = self.probe.map(|p| p.with_limits(running, queued));
+        log::info!(
+            "Quotas per client: {} sessions, {} resources, {} bytes, {} calls at once, {} files \
+             per directory; {} bytes for all clients; {running} model probe(s) at once, {queued} \
+             waiting",
+            args.max_sessions_per_client,
+            args.max_resources_per_client,
+            args.max_bytes_per_client,
+            args.max_calls_per_client,
+            args.max_files_per_directory,
+            args.max_agent_bytes,
+        );
+        self
+    }
+
+    /// The quotas in force.
+    pub fn quotas(&self) -> &quota::Quotas {
+        &self.quotas
+    }
+
+    /// Counts and answers a quota refusal.
+    fn refuse(&self, e: &quota::Exceeded) -> grpc::Status {
+        log::debug!(target: T_CLIENT, "Refused: {e}");
+        if let Some(m) = &self.metrics {
+            m.quota_refused(e.kind);
+        }
+        e.status()
+    }
+
+    /// `n` more of `kind` for client `c`, or the refusal.
+    fn take(
+        &self,
+        hold: &mut quota::Hold,
+        c: &Client,
+        kind: quota::QuotaKind,
+        n: u64,
+    ) -> Result<(), grpc::Status> {
+        let usage = if kind == quota::QuotaKind::AgentBytes {
+            &self.agent_usage
+        } else {
+            &c.usage
+        };
+        hold.take(usage, kind, n, self.quotas.limit(kind))
+            .map_err(|e| self.refuse(&e))
+    }
+
+    /// `n` resource bytes for client `c`, against its quota and the agent's budget.
+    fn take_bytes(&self, hold: &mut quota::Hold, c: &Client, n: u64) -> Result<(), grpc::Status> {
+        self.take(hold, c, quota::QuotaKind::ClientBytes, n)?;
+        self.take(hold, c, quota::QuotaKind::AgentBytes, n)
     }
 
     /// The same agent, serving host paths and URLs as `policy` allows (by default, clients
@@ -181,6 +257,8 @@ impl Agent {
     #[must_use]
     pub fn with_resource_policy(mut self, policy: policy::ResourcePolicy) -> Agent {
         self.policy = policy;
+        self.policy
+            .set_max_tree_entries(self.quotas.limit(quota::QuotaKind::FilesPerDirectory));
         self
     }
 
@@ -196,7 +274,10 @@ impl Agent {
     /// its plugins load it (see [`probe`]).
     #[must_use]
     pub fn with_model_probe(mut self, probe: probe::ModelProbe) -> Agent {
-        self.probe = Some(probe);
+        self.probe = Some(match self.probe_limits {
+            Some((running, queued)) => probe.with_limits(running, queued),
+            None => probe,
+        });
         self
     }
 
@@ -216,12 +297,19 @@ impl Agent {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
-        Some(m.render(&metrics::Gauges {
-            sessions: self.rt.session_count(),
-            resources: self.rt.resource_count(),
-            clients,
-            refused_connections: self.peer_filter.as_ref().map_or(0, PeerFilter::refused),
-        }))
+        Some(
+            m.render(&metrics::Gauges {
+                sessions: self.rt.session_count(),
+                resources: self.rt.resource_count(),
+                clients,
+                refused_connections: self.peer_filter.as_ref().map_or(0, PeerFilter::refused),
+                probes: self
+                    .probe
+                    .as_ref()
+                    .map(probe::ModelProbe::stats)
+                    .unwrap_or_default(),
+            }),
+        )
     }
 
     /// The runtime calls run on.
@@ -256,6 +344,8 @@ impl Agent {
     }
 
     fn create_session(&self, c: &Client, req: ps::CreateRequest) -> Result<Vec<u8>, grpc::Status> {
+        let mut hold = quota::Hold::none();
+        self.take(&mut hold, c, quota::QuotaKind::Sessions, 1)?;
         let sess = Session::new(&self.rt, req.flags).map_err(|e| {
             if self.rt.plugins().is_empty() {
                 return status::status(code::INTERNAL, NO_PLUGIN, ErrorCode::ENOTSUP);
@@ -263,7 +353,7 @@ impl Agent {
             failed(&e)
         })?;
         let id = sess.id();
-        c.add_session(sess, self.profiling);
+        c.add_session(sess, self.profiling, hold);
         log::info!(target: T_SESSION, "Created session {id}");
         Ok(encode(&ps::CreateResponse { session_id: id }))
     }
@@ -321,6 +411,18 @@ impl Agent {
             .ok_or_else(|| {
                 status::invalid_argument(format!("Unknown resource type {}", req.resource_type))
             })?;
+        // Quotas first, on what the request declares: nothing is allocated for a refused one.
+        let mut hold = quota::Hold::none();
+        self.quotas
+            .check_files(req.blobs.len())
+            .map_err(|e| self.refuse(&e))?;
+        self.take(&mut hold, c, quota::QuotaKind::Resources, 1)?;
+        let declared = req
+            .blobs
+            .iter()
+            .map(|b| b.data.len() as u64)
+            .fold(0u64, u64::saturating_add);
+        self.take_bytes(&mut hold, c, declared)?;
         let res = if !req.blobs.is_empty() {
             let as_directory = ctx.metadata_value(META_DIRECTORY) == Some("1");
             let mut files = Vec::with_capacity(req.blobs.len());
@@ -337,7 +439,7 @@ impl Agent {
             // Names are sanitised there: nothing is written outside the resource directory.
             Resource::from_named_buffers(&self.rt, files, kind, as_directory)
         } else if !req.paths.is_empty() {
-            self.resource_from_paths(&req.paths, kind)?
+            self.resource_from_paths(c, &mut hold, &req.paths, kind)?
         } else {
             return Err(status::invalid_argument("No paths or blobs provided"));
         }
@@ -359,10 +461,17 @@ impl Agent {
                 log::warn!(target: T_RESOURCE, "Unregistering rejected resource {}: {e}", res.id());
             }
             log::warn!(target: T_RESOURCE, "Resource {}: {why}", res.id());
-            return Err(status::invalid_argument(why));
+            return Err(match why {
+                probe::VetError::Busy { .. } => {
+                    status::status(code::RESOURCE_EXHAUSTED, why.to_string(), ErrorCode::EBUSY)
+                }
+                probe::VetError::Rejected(_) | probe::VetError::Read(_) => {
+                    status::invalid_argument(why.to_string())
+                }
+            });
         }
         let id = res.id();
-        c.add_resource(res);
+        c.add_resource(res, hold);
         Ok(encode(&pr::RegisterResponse { resource_id: id }))
     }
 
@@ -370,11 +479,16 @@ impl Agent {
     /// before any file is opened or any URL fetched.
     fn resource_from_paths(
         &self,
+        c: &Client,
+        hold: &mut quota::Hold,
         paths: &[String],
         kind: ResourceType,
     ) -> Result<vaccel::Result<Arc<Resource>>, grpc::Status> {
         let allowed = self.policy.check(paths).map_err(|refusal| {
             log::warn!(target: T_RESOURCE, "Refused: {refusal}");
+            if let (policy::Refusal::TreeTooLarge(..), Some(m)) = (&refusal, &self.metrics) {
+                m.quota_refused(quota::QuotaKind::FilesPerDirectory);
+            }
             status::status(
                 code::PERMISSION_DENIED,
                 refusal.to_string(),
@@ -384,7 +498,30 @@ impl Agent {
         Ok(match allowed {
             policy::Allowed::Local(paths) => Resource::from_paths(&self.rt, &paths, kind),
             policy::Allowed::Urls(urls) => {
-                let files = self.policy.download(&urls).map_err(|e| {
+                // At most what the client and the agent may still hold, so a download never
+                // takes more memory than the quotas allow.
+                let room = |kind: quota::QuotaKind, usage: &quota::Usage| {
+                    (
+                        self.quotas.limit(kind).saturating_sub(usage.held(kind)),
+                        kind,
+                        usage.held(kind),
+                    )
+                };
+                let client = room(quota::QuotaKind::ClientBytes, &c.usage);
+                let agent = room(quota::QuotaKind::AgentBytes, &self.agent_usage);
+                let (room, bound, held) = if agent.0 < client.0 { agent } else { client };
+                let limit = room.min(self.policy.max_download_bytes());
+                let files = self.policy.download_at_most(&urls, limit).map_err(|e| {
+                    if limit < self.policy.max_download_bytes()
+                        && matches!(e, policy::DownloadError::TooLarge { .. })
+                    {
+                        return self.refuse(&quota::Exceeded {
+                            kind: bound,
+                            held,
+                            asked: room.saturating_add(1),
+                            limit: self.quotas.limit(bound),
+                        });
+                    }
                     log::warn!(target: T_RESOURCE, "{e}");
                     let (grpc_code, vaccel_code) = match e {
                         policy::DownloadError::TooLarge { .. } => {
@@ -394,6 +531,11 @@ impl Agent {
                     };
                     status::status(grpc_code, error_chain(&e), vaccel_code)
                 })?;
+                let bytes = files
+                    .iter()
+                    .map(|(_, data)| data.len() as u64)
+                    .fold(0u64, u64::saturating_add);
+                self.take_bytes(hold, c, bytes)?;
                 Resource::from_named_buffers(&self.rt, files, kind, false)
             }
         })
@@ -729,6 +871,8 @@ impl Agent {
                 ErrorCode::EBACKEND,
             ));
         };
+        let mut call = quota::Hold::none();
+        self.take(&mut call, c, quota::QuotaKind::Calls, 1)?;
         match method {
             "CreateSession" => self.create_session(c, decode(payload)?),
             "UpdateSession" => Self::update_session(c, decode(payload)?),
@@ -783,8 +927,10 @@ impl Service for Agent {
         let start = self.metrics.as_ref().map(|_| Instant::now());
         let bytes_in = messages.iter().map(Bytes::len).sum();
         let mut op = None;
-        let result = match method {
-            "GenopStream" => Self::genop_stream(c, messages, &mut op),
+        let mut call = quota::Hold::none();
+        let result = match self.take(&mut call, c, quota::QuotaKind::Calls, 1) {
+            Err(refused) => Err(refused),
+            Ok(()) if method == "GenopStream" => Self::genop_stream(c, messages, &mut op),
             _ => Err(method_not_found(ctx.service(), method)),
         };
         self.record(method, op, bytes_in, start, &result);
@@ -880,6 +1026,35 @@ mod tests {
         let x = a.connection_opened(&conn(3, ns)).unwrap();
         let y = a.connection_opened(&conn(4, ns)).unwrap();
         assert!(!Arc::ptr_eq(&x, &y));
+    }
+
+    #[test]
+    fn the_agent_sizes_the_id_pools_so_quotas_bind() {
+        let a = agent();
+        assert_eq!(
+            a.runtime().id_pool_sizes(),
+            (quota::AGENT_ID_POOL, quota::AGENT_ID_POOL)
+        );
+        let a = a.with_quotas(&quota::QuotaArgs {
+            max_sessions_per_client: 1,
+            ..quota::QuotaArgs::default()
+        });
+        let unix = Some(Peer::Unix {
+            pid: 7,
+            uid: 0,
+            gid: 0,
+        });
+        let data = a.connection_opened(&conn(1, unix)).unwrap();
+        let client = data.downcast_ref::<Client>().unwrap();
+        a.create_session(client, ps::CreateRequest { flags: 0 })
+            .unwrap();
+        let st = a
+            .create_session(client, ps::CreateRequest { flags: 0 })
+            .unwrap_err();
+        assert_eq!(st.code, code::RESOURCE_EXHAUSTED);
+        assert_eq!(a.runtime().session_count(), 1, "refused before allocating");
+        a.connection_closed(&conn(1, unix), Some(data.clone()));
+        assert_eq!(client.usage.held(quota::QuotaKind::Sessions), 0);
     }
 
     #[test]

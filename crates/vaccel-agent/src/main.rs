@@ -91,6 +91,9 @@ struct Cli {
     /// Serve only local processes whose primary group is GID on a unix socket (repeatable).
     #[arg(long = "allow-gid", value_name = "GID")]
     allow_gid: Vec<u32>,
+
+    #[command(flatten)]
+    quotas: vaccel_agent::quota::QuotaArgs,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     log_policy(&policy, &peers, &address);
     let mut agent = Agent::new(rt).with_resource_policy(policy);
+    agent = agent.with_quotas(&cli.quotas);
     if !peers.is_open() {
         agent = agent.with_peer_filter(peers);
     }

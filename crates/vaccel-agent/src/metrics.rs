@@ -78,6 +78,8 @@ pub struct Metrics {
     ops: [[Counts; N_OPS]; 2],
     connections: AtomicI64,
     connections_total: AtomicU64,
+    /// Requests refused by each quota, by [`crate::quota::QuotaKind::index`].
+    quota_refusals: [AtomicU64; crate::quota::QuotaKind::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -87,6 +89,7 @@ impl Default for Metrics {
             ops: std::array::from_fn(|_| std::array::from_fn(|_| Counts::default())),
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            quota_refusals: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct Gauges {
     /// Unix connections closed at accept because their peer's uid/gid is not allowed
     /// (`--allow-uid`/`--allow-gid`).
     pub refused_connections: u64,
+    /// The model probes' counters.
+    pub probes: crate::probe::ProbeStats,
 }
 
 fn add(counter: &AtomicU64, n: usize) {
@@ -190,6 +195,13 @@ impl Metrics {
     pub fn connection_opened(&self) {
         self.connections.fetch_add(1, Relaxed);
         self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    /// A request was refused by the quota `kind`.
+    pub fn quota_refused(&self, kind: crate::quota::QuotaKind) {
+        if let Some(c) = self.quota_refusals.get(kind.index()) {
+            c.fetch_add(1, Relaxed);
+        }
     }
 
     /// A connection closed.
@@ -327,7 +339,73 @@ impl Metrics {
             "Live vAccel resources.",
             count(gauges.resources),
         );
+        self.render_quotas(&mut out, gauges);
         out
+    }
+
+    /// The quota refusals and the model probes.
+    fn render_quotas(&self, out: &mut String, gauges: &Gauges) {
+        let name = "vaccel_agent_quota_refusals_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests refused by a quota (the --max-* options), by quota."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (kind, c) in crate::quota::QuotaKind::ALL
+            .iter()
+            .zip(&self.quota_refusals)
+        {
+            let _ = writeln!(
+                out,
+                "{name}{{quota=\"{}\"}} {}",
+                label(kind.name()),
+                c.load(Relaxed)
+            );
+        }
+        let p = &gauges.probes;
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        for (name, kind, help, value) in [
+            (
+                "vaccel_agent_model_probes_total",
+                "counter",
+                "Model probe processes run.",
+                p.run,
+            ),
+            (
+                "vaccel_agent_model_probe_cache_hits_total",
+                "counter",
+                "Models answered by the verdict on the same bytes, without a probe.",
+                p.cached,
+            ),
+            (
+                "vaccel_agent_model_probes_queued_total",
+                "counter",
+                "Registrations that waited for a probe slot (--max-concurrent-probes).",
+                p.queued,
+            ),
+            (
+                "vaccel_agent_model_probes_busy_total",
+                "counter",
+                "Registrations refused: probe queue full (--max-queued-probes).",
+                p.busy,
+            ),
+            (
+                "vaccel_agent_model_probes_running",
+                "gauge",
+                "Model probe processes running.",
+                count(p.running_now),
+            ),
+            (
+                "vaccel_agent_model_probes_waiting",
+                "gauge",
+                "Registrations waiting for a probe slot.",
+                count(p.queued_now),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
     }
 }
 
@@ -365,7 +443,10 @@ mod tests {
             resources: 1,
             clients: 1,
             refused_connections: 3,
+            ..Gauges::default()
         });
+        m.quota_refused(crate::quota::QuotaKind::Sessions);
+        let text = text + &m.render(&Gauges::default());
         for line in [
             "vaccel_agent_requests_total{method=\"CreateSession\"} 1",
             "vaccel_agent_requests_total{method=\"Genop\",op=\"image_classify\"} 2",
@@ -382,6 +463,9 @@ mod tests {
             "vaccel_agent_connections 1",
             "vaccel_agent_connections_refused_total 3",
             "vaccel_agent_sessions 2",
+            "vaccel_agent_quota_refusals_total{quota=\"sessions per client\"} 1",
+            "vaccel_agent_quota_refusals_total{quota=\"agent bytes\"} 0",
+            "vaccel_agent_model_probes_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }

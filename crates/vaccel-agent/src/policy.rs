@@ -78,10 +78,13 @@ pub enum Refusal {
     /// nowhere).
     #[error("{0} links outside the --allow-path directories")]
     TreeEscapes(String),
-    /// An allowed directory is larger than [`MAX_TREE_ENTRIES`] or deeper than the runtime
-    /// walks.
-    #[error("{0} holds too many entries (at most {MAX_TREE_ENTRIES}) or is nested too deeply")]
-    TreeTooLarge(String),
+    /// An allowed directory holds more entries than the limit (`--max-files-per-directory`,
+    /// [`MAX_TREE_ENTRIES`] by default) or is deeper than the runtime walks.
+    #[error(
+        "{0} holds too many entries (at most {1}; raise it with --max-files-per-directory) or \
+         is nested too deeply"
+    )]
+    TreeTooLarge(String, usize),
 }
 
 /// A download the agent made for a client failed.
@@ -144,6 +147,8 @@ pub struct ResourcePolicy {
     /// URL prefixes, scheme and authority lowercased.
     urls: Vec<String>,
     max_download_bytes: u64,
+    /// Entries an allowed directory may hold.
+    max_tree_entries: usize,
 }
 
 impl Default for ResourcePolicy {
@@ -152,6 +157,7 @@ impl Default for ResourcePolicy {
             dirs: Vec::new(),
             urls: Vec::new(),
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_tree_entries: MAX_TREE_ENTRIES,
         }
     }
 }
@@ -232,6 +238,7 @@ impl ResourcePolicy {
             dirs: canonical,
             urls: url_prefixes.to_vec(),
             max_download_bytes,
+            max_tree_entries: MAX_TREE_ENTRIES,
         })
     }
 
@@ -243,6 +250,12 @@ impl ResourcePolicy {
     /// The allowed URL prefixes.
     pub fn allowed_urls(&self) -> &[String] {
         &self.urls
+    }
+
+    /// Sets how many entries (all levels) an allowed directory may hold
+    /// (`--max-files-per-directory`).
+    pub fn set_max_tree_entries(&mut self, entries: u64) {
+        self.max_tree_entries = usize::try_from(entries).unwrap_or(usize::MAX);
     }
 
     /// The download cap per request, in bytes.
@@ -286,7 +299,7 @@ impl ResourcePolicy {
         let mut stack = vec![(root.to_path_buf(), 0)];
         while let Some((dir, depth)) = stack.pop() {
             if depth > MAX_TREE_DEPTH {
-                return Err(Refusal::TreeTooLarge(shown()));
+                return Err(Refusal::TreeTooLarge(shown(), self.max_tree_entries));
             }
             // An unreadable directory fails later, in the runtime, as it would for the agent's
             // own resources: it is inside an allowed directory.
@@ -295,8 +308,8 @@ impl ResourcePolicy {
             };
             for entry in list.flatten() {
                 entries += 1;
-                if entries > MAX_TREE_ENTRIES {
-                    return Err(Refusal::TreeTooLarge(shown()));
+                if entries > self.max_tree_entries {
+                    return Err(Refusal::TreeTooLarge(shown(), self.max_tree_entries));
                 }
                 let Ok(kind) = entry.file_type() else {
                     continue;
@@ -343,18 +356,29 @@ impl ResourcePolicy {
     /// most the cap, checked before anything is kept). Each comes back with its file name:
     /// the last path segment, or `file`.
     pub fn download(&self, urls: &[String]) -> Result<Vec<(String, Bytes)>, DownloadError> {
+        self.download_at_most(urls, self.max_download_bytes)
+    }
+
+    /// [`ResourcePolicy::download`] with a lower cap: `limit` bytes (what a client's quota
+    /// leaves it, when that is less than the policy's cap).
+    pub fn download_at_most(
+        &self,
+        urls: &[String],
+        limit: u64,
+    ) -> Result<Vec<(String, Bytes)>, DownloadError> {
+        let limit = limit.min(self.max_download_bytes);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
             .timeout_global(Some(DOWNLOAD_TIMEOUT))
             .build()
             .into();
-        let mut left = self.max_download_bytes;
+        let mut left = limit;
         let mut out = Vec::with_capacity(urls.len());
         for url in urls {
             let too_large = || DownloadError::TooLarge {
                 url: url.clone(),
-                limit: self.max_download_bytes,
+                limit,
             };
             log::debug!("Downloading {url} (at most {left} bytes)");
             let response = agent
@@ -491,7 +515,16 @@ mod tests {
         for i in 0..MAX_TREE_ENTRIES {
             std::fs::write(tree.join(format!("f{i}")), b"").unwrap();
         }
-        assert!(matches!(p.check(&[tree_s]), Err(Refusal::TreeTooLarge(_))));
+        assert!(matches!(
+            p.check(std::slice::from_ref(&tree_s)),
+            Err(Refusal::TreeTooLarge(_, MAX_TREE_ENTRIES))
+        ));
+        let mut small = p.clone();
+        small.set_max_tree_entries(3);
+        assert!(matches!(
+            small.check(&[tree_s]),
+            Err(Refusal::TreeTooLarge(_, 3))
+        ));
         assert!(ResourcePolicy::new(&[root.path().join("nope")], &[], 1).is_err());
         assert!(ResourcePolicy::new(&[], &["file:///etc".into()], 1).is_err());
     }

@@ -74,6 +74,22 @@ impl IdPool {
         Ok(())
     }
 
+    /// Raises the pool to `max` ids (never lowers it): ids in use stay valid, and the new ones
+    /// come after them. A multi-tenant server (the agent) sizes its pools so that its per-client
+    /// quotas, not upstream's pool sizes, bind.
+    pub fn grow(&self, max: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if max > state.used.len() {
+            state.used.resize(max, false);
+        }
+    }
+
+    /// How many ids the pool holds.
+    pub fn capacity(&self) -> usize {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.used.len()
+    }
+
     /// How many ids are in use.
     pub fn in_use(&self) -> usize {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,6 +119,23 @@ mod tests {
         pool.put(2).unwrap();
         assert!(pool.put(2).is_err());
         assert_eq!(pool.in_use(), 2);
+    }
+
+    #[test]
+    fn a_grown_pool_keeps_its_ids_and_hands_out_new_ones() {
+        let pool = IdPool::new("test", 2);
+        assert_eq!(pool.get().unwrap(), 1);
+        assert_eq!(pool.get().unwrap(), 2);
+        assert!(pool.get().is_err());
+        pool.grow(1);
+        assert_eq!(pool.capacity(), 2, "never lowered");
+        pool.grow(4);
+        assert_eq!(pool.capacity(), 4);
+        assert_eq!(pool.get().unwrap(), 3);
+        pool.put(1).unwrap();
+        assert_eq!(pool.get().unwrap(), 4);
+        assert_eq!(pool.get().unwrap(), 1);
+        assert_eq!(pool.in_use(), 4);
     }
 
     #[test]

@@ -294,6 +294,22 @@ impl Runtime {
         self.inner.resource_ids.in_use()
     }
 
+    /// Raises the id pools to `sessions` and `resources` ids (never lowers them; upstream's
+    /// sizes are [`MAX_SESSIONS`] and [`MAX_RESOURCES`]). For a server of many clients, whose
+    /// own per-client limits should bind before the pools do.
+    pub fn grow_id_pools(&self, sessions: usize, resources: usize) {
+        self.inner.session_ids.grow(sessions);
+        self.inner.resource_ids.grow(resources);
+    }
+
+    /// The sizes of the id pools: (sessions, resources).
+    pub fn id_pool_sizes(&self) -> (usize, usize) {
+        (
+            self.inner.session_ids.capacity(),
+            self.inner.resource_ids.capacity(),
+        )
+    }
+
     /// The built-in profiling regions of the operations.
     pub fn op_regions(&self) -> &OpRegions {
         &self.inner.regions
