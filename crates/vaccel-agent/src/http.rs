@@ -2,19 +2,27 @@
 //! serving `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`), one short-lived thread
 //! per connection, at most [`MAX_CONNECTIONS`] at once, every connection closed after one
 //! answer.
+//!
+//! Slow clients cannot block it: a client has [`HEAD_DEADLINE`] in all to send its request
+//! head (not per read: trickling a byte at a time does not extend it), and when every slot
+//! is taken a new connection evicts the oldest one instead of being turned away, so a scrape
+//! or a health check (answered in a millisecond) always gets through.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::Agent;
 
-/// Connections served at once; more are closed unanswered.
-pub const MAX_CONNECTIONS: usize = 8;
-/// How long a client may take to send its request head or read the answer.
+/// Connections served at once; a new one evicts the oldest.
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a client may take to send its whole request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+/// How long writing the answer may wait for the client to read.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -67,39 +75,72 @@ impl Drop for MetricsServer {
     }
 }
 
+/// The connections being served, oldest first, each with a handle to shut it down.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: VecDeque<(u64, TcpStream)>,
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn accept_loop(listener: &TcpListener, agent: &Arc<Agent>, stop: &AtomicBool) {
-    let busy = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let Ok(conn) = conn else { continue };
-        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            busy.fetch_sub(1, Ordering::SeqCst);
-            log::debug!("metrics: too many connections, closing one");
+        let Ok(handle) = conn.try_clone() else {
             continue;
-        }
+        };
+        let id = {
+            let mut s = lock(&slots);
+            if s.open.len() >= MAX_CONNECTIONS
+                && let Some((_, oldest)) = s.open.pop_front()
+            {
+                log::debug!("metrics: {MAX_CONNECTIONS} connections open, evicting the oldest");
+                // Its thread's read or write fails at once and it ends.
+                let _ = oldest.shutdown(Shutdown::Both);
+            }
+            s.next += 1;
+            let id = s.next;
+            s.open.push_back((id, handle));
+            id
+        };
         let agent = Arc::clone(agent);
-        let done = Arc::clone(&busy);
+        let done = Arc::clone(&slots);
         let spawned = std::thread::Builder::new()
             .name("vaccel-metrics-conn".into())
             .spawn(move || {
                 if let Err(e) = serve(conn, &agent) {
                     log::debug!("metrics: {e}");
                 }
-                done.fetch_sub(1, Ordering::SeqCst);
+                lock(&done).open.retain(|(i, _)| *i != id);
             });
         if spawned.is_err() {
-            busy.fetch_sub(1, Ordering::SeqCst);
+            lock(&slots).open.retain(|(i, _)| *i != id);
         }
     }
 }
 
-/// Reads the request head: up to the blank line, at most [`MAX_HEAD`] bytes.
+/// Reads the request head: up to the blank line, at most [`MAX_HEAD`] bytes, within
+/// [`HEAD_DEADLINE`] from now.
 fn read_head(conn: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let deadline = Instant::now() + HEAD_DEADLINE;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received in time",
+            ));
+        }
+        conn.set_read_timeout(Some(left))?;
         let n = conn.read(&mut buf)?;
         if n == 0 {
             return Ok(head);
@@ -112,7 +153,6 @@ fn read_head(conn: &mut TcpStream) -> io::Result<Vec<u8>> {
 }
 
 fn serve(mut conn: TcpStream, agent: &Agent) -> io::Result<()> {
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let head = read_head(&mut conn)?;
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();

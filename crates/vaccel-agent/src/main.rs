@@ -92,6 +92,54 @@ struct Cli {
     #[arg(long = "allow-gid", value_name = "GID")]
     allow_gid: Vec<u32>,
 
+    /// Close a connection when a frame or stream it started gets no byte for SECONDS, or a
+    /// response waits that long for the client to read it (0: never).
+    #[arg(long = "read-timeout", value_name = "SECONDS", default_value_t = 30)]
+    read_timeout: u64,
+
+    /// Close a connection idle for SECONDS (no frame, no call running, no stream open) that
+    /// has not been served a call (0: never). Connections in use stay open however long idle.
+    #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 300)]
+    idle_timeout: u64,
+
+    /// Connections open at once; more are closed at accept. Default: three quarters of the
+    /// descriptor soft limit (RLIMIT_NOFILE), at three descriptors per connection.
+    #[arg(long = "max-connections", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Connections one client (a local process, a VM's CID, a TCP peer's IP address) may
+    /// have open at once; more are closed at accept (0: no cap).
+    #[arg(
+        long = "max-connections-per-client",
+        value_name = "N",
+        default_value_t = vaccel_rpc::server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+    )]
+    max_connections_per_client: usize,
+
+    /// Chunked requests and client streams one connection may have open at once.
+    #[arg(
+        long = "max-open-streams",
+        value_name = "N",
+        default_value_t = vaccel_rpc::server::DEFAULT_MAX_OPEN_STREAMS
+    )]
+    max_open_streams: usize,
+
+    /// Bytes the open streams of one connection may hold together before their calls run.
+    #[arg(
+        long = "max-stream-bytes",
+        value_name = "BYTES",
+        default_value_t = vaccel_rpc::server::DEFAULT_MAX_STREAM_BYTES
+    )]
+    max_stream_bytes: u64,
+
+    /// Arguments (read and write together) one Genop may carry, counted before decoding it.
+    #[arg(
+        long = "max-genop-args",
+        value_name = "N",
+        default_value_t = vaccel_rpc::server::DEFAULT_MAX_GENOP_ARGS
+    )]
+    max_genop_args: usize,
+
     #[command(flatten)]
     quotas: vaccel_agent::quota::QuotaArgs,
 }
@@ -204,9 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     log_policy(&policy, &peers, &address);
     let mut agent = Agent::new(rt).with_resource_policy(policy);
     agent = agent.with_quotas(&cli.quotas);
-    if !peers.is_open() {
-        agent = agent.with_peer_filter(peers);
-    }
+    // The filter's counter also gets the refusals of the connection caps, for the metrics.
+    agent = agent.with_peer_filter(peers.clone());
     if cli.no_model_probe {
         log::info!("Clients' models are loaded without a probe (--no-model-probe)");
     } else {
@@ -226,10 +273,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let server = agent.server(ServerConfig {
+    let defaults = ServerConfig::default();
+    let config = ServerConfig {
         max_frame_size: cli.max_frame_size,
-        ..ServerConfig::default()
-    });
+        read_timeout: Duration::from_secs(cli.read_timeout),
+        idle_timeout: Duration::from_secs(cli.idle_timeout),
+        max_connections: cli.max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_client: cli.max_connections_per_client,
+        max_open_streams: cli.max_open_streams,
+        max_stream_bytes: cli.max_stream_bytes,
+        max_genop_args: cli.max_genop_args,
+        ..defaults
+    };
+    if config.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
+    log::info!(
+        "At most {} connections, {} per client (--max-connections, \
+         --max-connections-per-client)",
+        config.max_connections,
+        config.max_connections_per_client
+    );
+    let server = agent.server(config).count_refusals_in(peers);
     let handle = server
         .start(listener)
         .with_context(|| format!("cannot serve on '{}'", cli.server_address))?;

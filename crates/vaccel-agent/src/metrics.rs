@@ -120,8 +120,9 @@ pub struct Gauges {
     pub resources: usize,
     /// Clients (processes, guests, TCP connections) with at least one open connection.
     pub clients: usize,
-    /// Unix connections closed at accept because their peer's uid/gid is not allowed
-    /// (`--allow-uid`/`--allow-gid`).
+    /// Connections closed at accept: a Unix peer's uid/gid not allowed
+    /// (`--allow-uid`/`--allow-gid`), or over a connection cap (`--max-connections`,
+    /// `--max-connections-per-client`).
     pub refused_connections: u64,
     /// The model probes' counters.
     pub probes: crate::probe::ProbeStats,
@@ -317,7 +318,7 @@ impl Metrics {
         gauge(
             "vaccel_agent_connections_refused_total",
             "counter",
-            "Unix connections closed at accept: peer uid/gid not allowed (--allow-uid/--allow-gid).",
+            "Connections closed at accept: peer uid/gid not allowed (--allow-uid/--allow-gid) or over a connection cap (--max-connections, --max-connections-per-client).",
             i128::from(gauges.refused_connections),
         );
         let count = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);

@@ -162,6 +162,8 @@ impl<R: Read> FrameReader<R> {
 
     /// Reads the next frame. A frame longer than `max` is not read: `TooLarge` is returned
     /// with its header, and the stream is then out of sync (the caller answers and closes).
+    /// A read timeout on the transport is `Io` of kind `WouldBlock` when nothing of a frame
+    /// had arrived, `TimedOut` inside one.
     pub fn read_frame(&mut self, max: usize) -> Result<Frame, FrameError> {
         self.read_frame_reusing(max, &mut None)
     }
@@ -175,12 +177,37 @@ impl<R: Read> FrameReader<R> {
         max: usize,
         spare: &mut Option<Vec<u8>>,
     ) -> Result<Frame, FrameError> {
-        if !self.fill(HEADER_LEN)? {
-            return Err(if self.buffered() == 0 {
-                FrameError::Closed
-            } else {
-                FrameError::Truncated
-            });
+        self.next_frame(max, spare).map_err(|e| match e {
+            ReadError::Frame(e) => e,
+            ReadError::Idle => FrameError::Io(io::ErrorKind::WouldBlock.into()),
+            ReadError::Stalled { .. } => FrameError::Io(io::ErrorKind::TimedOut.into()),
+            ReadError::OutOfMemory { .. } => FrameError::Io(io::ErrorKind::OutOfMemory.into()),
+        })
+    }
+
+    /// [`FrameReader::read_frame_reusing`] for servers, telling apart what they act on: a
+    /// read timeout between frames ([`ReadError::Idle`], the reader stays usable), one inside
+    /// a frame ([`ReadError::Stalled`]) and a body that could not be allocated
+    /// ([`ReadError::OutOfMemory`]). A body is allocated as it arrives, never ahead of it by
+    /// more than what has arrived (plus [`FIRST_STEP`]), so a header announcing 1 GiB
+    /// followed by nothing costs no more than a small frame, and a failed allocation is an
+    /// error, not an abort.
+    pub fn next_frame(
+        &mut self,
+        max: usize,
+        spare: &mut Option<Vec<u8>>,
+    ) -> Result<Frame, ReadError> {
+        match self.fill(HEADER_LEN) {
+            Ok(true) => {}
+            Ok(false) if self.buffered() == 0 => return Err(FrameError::Closed.into()),
+            Ok(false) => return Err(FrameError::Truncated.into()),
+            Err(e) if is_timeout(&e) && self.buffered() == 0 => return Err(ReadError::Idle),
+            Err(e) if is_timeout(&e) => {
+                return Err(ReadError::Stalled {
+                    received: self.buffered(),
+                });
+            }
+            Err(e) => return Err(FrameError::Io(e).into()),
         }
         let mut hb = [0u8; HEADER_LEN];
         hb.copy_from_slice(self.take(HEADER_LEN));
@@ -191,42 +218,142 @@ impl<R: Read> FrameReader<R> {
                 header,
                 length,
                 max,
-            });
+            }
+            .into());
         }
+        let stalled = |e: io::Error, received: usize| -> ReadError {
+            if is_timeout(&e) {
+                ReadError::Stalled {
+                    received: HEADER_LEN + received,
+                }
+            } else if e.kind() == io::ErrorKind::UnexpectedEof {
+                FrameError::Truncated.into()
+            } else {
+                FrameError::Io(e).into()
+            }
+        };
         let body = if length <= READ_AHEAD {
-            if !self.fill(length)? {
-                return Err(FrameError::Truncated);
+            match self.fill(length) {
+                Ok(true) => {}
+                Ok(false) => return Err(FrameError::Truncated.into()),
+                Err(e) => return Err(stalled(e, self.buffered())),
             }
             Bytes::copy_from_slice(self.take(length))
         } else {
-            let mut body = match spare.take() {
-                Some(mut v) if v.capacity() >= length => {
-                    // Only the part never handed out before is zeroed (and was faulted in
-                    // then); the rest is overwritten by the read below.
-                    if v.len() >= length {
-                        v.truncate(length);
-                    } else {
-                        v.resize(length, 0);
-                    }
-                    v
-                }
-                // Zeroed allocations of this size come from fresh pages: no memset is paid.
+            match spare.take() {
+                Some(v) if v.capacity() >= length => Bytes::from(
+                    self.read_into_spare(v, length)
+                        .map_err(|(e, n)| stalled(e, n))?,
+                ),
                 other => {
                     *spare = other;
-                    vec![0u8; length]
+                    Bytes::from(self.read_growing(header, length, stalled)?)
                 }
-            };
-            let have = self.buffered();
-            let (head, rest) = body.split_at_mut(have);
-            head.copy_from_slice(self.take(have));
-            self.inner.read_exact(rest).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-                _ => FrameError::Io(e),
-            })?;
-            Bytes::from(body)
+            }
         };
         Ok(Frame { header, body })
     }
+
+    /// Reads a body of `length` bytes into a buffer that already holds them (a reclaimed
+    /// one). Errors come with the bytes received.
+    fn read_into_spare(
+        &mut self,
+        mut v: Vec<u8>,
+        length: usize,
+    ) -> Result<Vec<u8>, (io::Error, usize)> {
+        // Only the part never handed out before is zeroed (and was faulted in then); the
+        // rest is overwritten by the read below.
+        if v.len() >= length {
+            v.truncate(length);
+        } else {
+            v.resize(length, 0);
+        }
+        let have = self.buffered().min(length);
+        let (head, rest) = v.split_at_mut(have);
+        head.copy_from_slice(self.take(have));
+        let mut done = 0;
+        while done < rest.len() {
+            match self.inner.read(rest.get_mut(done..).unwrap_or_default()) {
+                Ok(0) => return Err((io::ErrorKind::UnexpectedEof.into(), have + done)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((e, have + done)),
+            }
+        }
+        Ok(v)
+    }
+
+    /// Reads a body of `length` bytes into a buffer grown (fallibly) as the bytes arrive:
+    /// at most doubled, and by at least [`FIRST_STEP`], at a time.
+    fn read_growing(
+        &mut self,
+        header: Header,
+        length: usize,
+        stalled: impl Fn(io::Error, usize) -> ReadError,
+    ) -> Result<Vec<u8>, ReadError> {
+        let oom = || ReadError::OutOfMemory { header, length };
+        let mut body = Vec::new();
+        let have = self.buffered().min(length);
+        body.try_reserve_exact(have.max(FIRST_STEP).min(length))
+            .map_err(|_| oom())?;
+        body.extend_from_slice(self.take(have));
+        while body.len() < length {
+            if body.len() == body.capacity() {
+                let next = length.min(body.len().saturating_mul(2).max(FIRST_STEP));
+                body.try_reserve_exact(next - body.len())
+                    .map_err(|_| oom())?;
+            }
+            // Read into the spare capacity, never past it: `take` bounds what `read_to_end`
+            // appends, so it never has to grow the buffer itself (an infallible allocation).
+            let room = body.capacity().min(length) - body.len();
+            let before = body.len();
+            match (&mut self.inner).take(room as u64).read_to_end(&mut body) {
+                Ok(0) => return Err(FrameError::Truncated.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(stalled(e, body.len().max(before))),
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// What [`FrameReader::next_frame`] allocates first for a large body, before more of it has
+/// arrived.
+pub const FIRST_STEP: usize = 1 << 20;
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Why [`FrameReader::next_frame`] returned no frame.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The cases every reader has (closed, truncated, too large, transport failure).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The transport's read timeout passed with nothing of a frame received; reading again
+    /// is fine.
+    #[error("no frame within the read timeout")]
+    Idle,
+    /// A frame was started and then nothing more of it arrived within the transport's read
+    /// timeout. The stream is out of sync.
+    #[error("a frame stalled after {received} bytes")]
+    Stalled {
+        /// Bytes of the frame (header included) received.
+        received: usize,
+    },
+    /// The frame's body could not be allocated. The stream is out of sync.
+    #[error("no memory for a frame of {length} bytes")]
+    OutOfMemory {
+        /// Its header.
+        header: Header,
+        /// Announced length.
+        length: usize,
+    },
 }
 
 /// Largest body kept for reuse by [`reclaim`]: a connection keeps at most this much memory
@@ -474,5 +601,99 @@ mod tests {
         let f = r.read_frame(100).unwrap();
         assert_eq!(&f.body[..], b"hello world");
         assert_eq!(f.header.stream_id, 9);
+    }
+
+    /// A reader serving `chunks` in turn (at most `step` bytes per read), then the error
+    /// `then` (or EOF).
+    struct Script {
+        chunks: std::collections::VecDeque<Result<Vec<u8>, io::ErrorKind>>,
+        step: usize,
+    }
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.chunks.front_mut() {
+                None => Ok(0),
+                Some(Err(kind)) => {
+                    let kind = *kind;
+                    self.chunks.pop_front();
+                    Err(kind.into())
+                }
+                Some(Ok(bytes)) => {
+                    let n = bytes.len().min(buf.len()).min(self.step);
+                    buf[..n].copy_from_slice(&bytes[..n]);
+                    bytes.drain(..n);
+                    if bytes.is_empty() {
+                        self.chunks.pop_front();
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    fn header(length: u32) -> Vec<u8> {
+        Header {
+            length,
+            stream_id: 3,
+            kind: kind::REQUEST,
+            flags: 0,
+        }
+        .encode()
+        .to_vec()
+    }
+
+    #[test]
+    fn timeouts_between_frames_are_idle_and_inside_them_stalled() {
+        let big = vec![5u8; 3 << 20];
+        let mut r = FrameReader::new(Script {
+            chunks: [
+                Err(io::ErrorKind::WouldBlock),
+                Ok(header(3)),
+                Ok(b"abc".to_vec()),
+                Err(io::ErrorKind::WouldBlock),
+                Ok([header(big.len() as u32), big.clone()].concat()),
+                Ok(header(1 << 30)),
+                Ok(vec![1; 100]),
+                Err(io::ErrorKind::WouldBlock),
+            ]
+            .into(),
+            step: 7000,
+        });
+        let mut spare = None;
+        assert!(matches!(
+            r.next_frame(1 << 30, &mut spare),
+            Err(ReadError::Idle)
+        ));
+        // Still usable after an idle timeout.
+        assert_eq!(&r.next_frame(1 << 30, &mut spare).unwrap().body[..], b"abc");
+        assert!(matches!(
+            r.next_frame(1 << 30, &mut spare),
+            Err(ReadError::Idle)
+        ));
+        // A body read in small reads into a growing buffer.
+        assert_eq!(r.next_frame(1 << 30, &mut spare).unwrap().body, big);
+        // 1 GiB announced, 100 bytes sent: stalled, having reserved a first step only.
+        match r.next_frame(1 << 30, &mut spare) {
+            Err(ReadError::Stalled { received }) => assert_eq!(received, HEADER_LEN + 100),
+            other => panic!("{other:?}"),
+        }
+        // Inside a header.
+        let mut r = FrameReader::new(Script {
+            chunks: [Ok(vec![0, 0]), Err(io::ErrorKind::TimedOut)].into(),
+            step: 7000,
+        });
+        assert!(matches!(
+            r.read_frame(10),
+            Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut
+        ));
+        // Truncated inside a large body.
+        let mut r = FrameReader::new(Script {
+            chunks: [Ok(header(2 << 20)), Ok(vec![0; 1 << 20])].into(),
+            step: 1 << 16,
+        });
+        assert!(matches!(
+            r.next_frame(1 << 30, &mut None),
+            Err(ReadError::Frame(FrameError::Truncated))
+        ));
     }
 }

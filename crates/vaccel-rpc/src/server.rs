@@ -65,12 +65,12 @@ use prost::Message;
 use prost::encoding::encode_varint;
 use vaccel_core::ErrorCode;
 
-use crate::frame::{self, FrameError, FrameReader, flags, kind};
+use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
 use crate::message;
 use crate::proto::grpc;
 use crate::proto::vaccel::rs::ext;
 use crate::status::{self, code};
-use crate::transport::{Listener, Peer, Stream};
+use crate::transport::{Listener, Peer, PeerFilter, Stream};
 
 /// Request metadata announcing a chunked request: the total payload bytes (extension 2).
 pub const META_CHUNKED: &str = "vaccel-rs-chunked";
@@ -87,11 +87,27 @@ pub const DEFAULT_HANDOFF_DELAY: Duration = Duration::from_micros(500);
 /// Version of the extension protocol advertised by `GetCapabilities`.
 pub const EXTENSIONS_VERSION: u32 = 1;
 
-/// Streams (chunked requests, client streams) one connection may have open at once.
-const MAX_OPEN_STREAMS: usize = 1024;
-/// Reassembly buffers start at most this large and grow as data arrives, so a client cannot
-/// make the agent reserve a 4 GiB buffer with a 10-byte frame.
-const MAX_INITIAL_REASSEMBLY: u64 = 64 << 20;
+/// Default [`ServerConfig::max_open_streams`].
+pub const DEFAULT_MAX_OPEN_STREAMS: usize = 16;
+/// Default [`ServerConfig::max_stream_bytes`]: 4 GiB.
+pub const DEFAULT_MAX_STREAM_BYTES: u64 = 4 << 30;
+/// Default [`ServerConfig::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`ServerConfig::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default [`ServerConfig::max_connections_per_client`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 32;
+/// Default [`ServerConfig::max_genop_args`].
+pub const DEFAULT_MAX_GENOP_ARGS: usize = 4096;
+/// Default [`ServerConfig::max_message_fields`].
+pub const DEFAULT_MAX_MESSAGE_FIELDS: usize = 65536;
+/// The smallest chunk a client may ask for with [`META_ACCEPT_CHUNKS`]: smaller values are
+/// raised to it, so an 8 MiB answer cannot be made 8 million frames.
+pub const MIN_ACCEPT_CHUNKS: usize = 64 << 10;
+/// Metadata entries a request envelope may carry (each costs two strings decoded).
+const MAX_METADATA: usize = 64;
+/// Reassembly buffers grow as data arrives, first by this much.
+const FIRST_REASSEMBLY: usize = 1 << 20;
 /// How often a blocked `accept` looks at the stop flag when it cannot be woken otherwise
 /// (vsock listeners ignore `shutdown`).
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
@@ -112,6 +128,34 @@ pub struct ServerConfig {
     /// wait at most about twice this; zero hands the reading over at every request (one more
     /// thread wake-up per call).
     pub handoff_delay: Duration,
+    /// Streams (chunked requests, client streams) one connection may have open at once
+    /// (default 16); more are refused with `RESOURCE_EXHAUSTED` / `VACCEL_EBUSY`.
+    pub max_open_streams: usize,
+    /// Bytes the open streams of one connection may hold together, received and not yet
+    /// handed to a call (default 4 GiB); a stream going over is refused with
+    /// `RESOURCE_EXHAUSTED` / `VACCEL_ENOMEM`.
+    pub max_stream_bytes: u64,
+    /// How long a started frame or stream may go without a byte arriving, and a response
+    /// without the client taking a byte of it (default 30 s); then the connection is closed.
+    /// Zero: no limit.
+    pub read_timeout: Duration,
+    /// How long a connection may stay idle (no frame, no call running, no open stream) when
+    /// its service keeps nothing for it ([`Service::keeps_connection`]) before it is closed
+    /// (default 300 s). Zero: no limit.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more are closed at accept (default: derived from the
+    /// descriptor limit, [`default_max_connections`]).
+    pub max_connections: usize,
+    /// Connections one client (a Unix peer's pid, a vsock CID, a TCP peer's IP address) may
+    /// have open at once; more are closed at accept (default 32, zero: no cap).
+    pub max_connections_per_client: usize,
+    /// Arguments (read and write together) a `Genop` request, or all the messages of a
+    /// `GenopStream`, may carry (default 4096), counted on the encoded message before it is
+    /// decoded; more are refused with `RESOURCE_EXHAUSTED` / `VACCEL_ENOMEM`.
+    pub max_genop_args: usize,
+    /// Top-level fields any request message may carry (default 65536), counted the same way:
+    /// what bounds the memory a decoded message takes against its size on the wire.
+    pub max_message_fields: usize,
 }
 
 impl Default for ServerConfig {
@@ -121,8 +165,44 @@ impl Default for ServerConfig {
             max_message_size: DEFAULT_MAX_MESSAGE,
             threads_per_connection: DEFAULT_THREADS_PER_CONNECTION,
             handoff_delay: DEFAULT_HANDOFF_DELAY,
+            max_open_streams: DEFAULT_MAX_OPEN_STREAMS,
+            max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: default_max_connections(),
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_genop_args: DEFAULT_MAX_GENOP_ARGS,
+            max_message_fields: DEFAULT_MAX_MESSAGE_FIELDS,
         }
     }
+}
+
+/// The soft limit on open descriptors of this process (`/proc/self/limits`), if it can be
+/// read and is not unlimited.
+pub fn fd_soft_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The default cap on connections: a connection holds three descriptors (and a thread), and
+/// a quarter of the descriptor limit (at least 64) is left to the rest of the process
+/// (plugins, model files, probes, the listener), so a flood of connections is refused at
+/// accept instead of making `accept`, `open` and `socket` fail at random. 256 for the common
+/// limit of 1024; 1024 when the limit cannot be read.
+pub fn default_max_connections() -> usize {
+    connections_for_fds(fd_soft_limit().unwrap_or(4096))
+}
+
+fn connections_for_fds(limit: u64) -> usize {
+    let rest = (limit / 4).max(64);
+    usize::try_from(limit.saturating_sub(rest) / 3)
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 /// One accepted connection, as services see it.
@@ -220,6 +300,18 @@ pub trait Service: Send + Sync {
     /// ([`CallContext::connection_data`]) and back to [`Service::connection_closed`].
     fn connection_opened(&self, conn: &ConnectionInfo) -> Option<ConnectionData> {
         let _ = conn;
+        None
+    }
+
+    /// Whether an idle connection stays open past [`ServerConfig::idle_timeout`] because the
+    /// service keeps state for it (the agent: sessions of its client). `None` (the default):
+    /// the service cannot tell, and connections that made a successful call stay open.
+    fn keeps_connection(
+        &self,
+        conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<bool> {
+        let _ = (conn, data);
         None
     }
 
@@ -340,6 +432,9 @@ impl ServerBuilder {
                 conns: Mutex::new(HashMap::new()),
                 conns_changed: Condvar::new(),
                 watchdog: Watchdog::default(),
+                epoch: Instant::now(),
+                refused: AtomicU64::new(0),
+                refusals: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -363,6 +458,12 @@ struct Shared {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     conns_changed: Condvar,
     watchdog: Watchdog,
+    /// What connections' activity times count from.
+    epoch: Instant,
+    /// Connections closed at accept by the caps.
+    refused: AtomicU64,
+    /// Where else refusals are counted (the agent's metrics).
+    refusals: std::sync::OnceLock<PeerFilter>,
 }
 
 impl fmt::Debug for Shared {
@@ -387,6 +488,14 @@ impl Server {
     /// The limits in force.
     pub fn config(&self) -> ServerConfig {
         self.shared.config
+    }
+
+    /// Counts the connections the caps refuse at accept in `filter`'s refusals too (where
+    /// the agent's metrics read them), besides [`ServerHandle::connections_refused`].
+    #[must_use]
+    pub fn count_refusals_in(self, filter: PeerFilter) -> Server {
+        let _ = self.shared.refusals.set(filter);
+        self
     }
 
     /// Starts accepting on `listener` (on a thread of its own) and returns at once.
@@ -445,6 +554,12 @@ impl ServerHandle {
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         lock(&self.shared.conns).len()
+    }
+
+    /// Connections closed at accept so far because of [`ServerConfig::max_connections`] or
+    /// [`ServerConfig::max_connections_per_client`].
+    pub fn connections_refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, stops reading new requests, lets the calls in flight finish and write
@@ -528,11 +643,68 @@ fn timeval(d: Duration) -> nix::sys::time::TimeVal {
     nix::sys::time::TimeVal::microseconds(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Accepted TCP sockets inherit the listener's receive timeout: clear it.
-fn clear_read_timeout(stream: &Stream) -> io::Result<()> {
-    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
-    let tv = timeval(Duration::ZERO);
-    setsockopt(stream, ReceiveTimeout, &tv).map_err(io::Error::from)
+/// Sets a connection's socket timeouts (accepted TCP sockets inherit the listener's, which
+/// this replaces). A read waits at most the read timeout (so a frame stalls after it), or
+/// the idle timeout when there is none; the idle timeout is checked at each wake-up. A write
+/// makes no progress for the read timeout at most.
+fn set_timeouts(stream: &Stream, config: &ServerConfig) -> io::Result<()> {
+    use nix::sys::socket::{
+        setsockopt,
+        sockopt::{ReceiveTimeout, SendTimeout},
+    };
+    let tick = if config.read_timeout.is_zero() {
+        config.idle_timeout
+    } else {
+        config.read_timeout
+    };
+    setsockopt(stream, ReceiveTimeout, &timeval(tick)).map_err(io::Error::from)?;
+    setsockopt(stream, SendTimeout, &timeval(config.read_timeout)).map_err(io::Error::from)
+}
+
+/// Which connections belong to one client for [`ServerConfig::max_connections_per_client`]:
+/// a local process, a VM, a remote address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientId {
+    Pid(i32),
+    Cid(u32),
+    Ip(std::net::IpAddr),
+}
+
+impl ClientId {
+    fn of(peer: &Peer) -> ClientId {
+        match peer {
+            Peer::Unix { pid, .. } => ClientId::Pid(*pid),
+            Peer::Vsock { cid } => ClientId::Cid(*cid),
+            Peer::Tcp(addr) => ClientId::Ip(addr.ip()),
+        }
+    }
+}
+
+/// Whether a new connection from `peer` fits under the caps; why not otherwise.
+fn admit(shared: &Shared, peer: Option<&Peer>) -> Result<(), String> {
+    let config = &shared.config;
+    let conns = lock(&shared.conns);
+    if conns.len() >= config.max_connections {
+        return Err(format!(
+            "{} connections open, the most allowed (--max-connections)",
+            conns.len()
+        ));
+    }
+    let (Some(peer), cap) = (peer, config.max_connections_per_client) else {
+        return Ok(());
+    };
+    let id = ClientId::of(peer);
+    let mine = conns
+        .values()
+        .filter(|c| c.info.peer.as_ref().map(ClientId::of) == Some(id))
+        .count();
+    if cap > 0 && mine >= cap {
+        return Err(format!(
+            "{peer} has {mine} connections open, the most one client may \
+             (--max-connections-per-client)"
+        ));
+    }
+    Ok(())
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
@@ -542,7 +714,17 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
                 if shared.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Err(e) = open_connection(shared, stream) {
+                let peer = stream.peer().ok();
+                if let Err(why) = admit(shared, peer.as_ref()) {
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    if let Some(filter) = shared.refusals.get() {
+                        filter.count_refusal();
+                    }
+                    log::warn!("Refused a connection: {why}");
+                    // Dropping it closes it at once.
+                    continue;
+                }
+                if let Err(e) = open_connection(shared, stream, peer) {
                     log::warn!("Could not set up a new connection: {e}");
                 }
             }
@@ -581,6 +763,19 @@ struct Conn {
     /// A large request body given back after its call, for the next large frame (see
     /// `frame::reclaim`): no fresh pages to fault in for every large request.
     spare: Mutex<Option<Vec<u8>>>,
+    /// Calls running.
+    in_flight: AtomicU64,
+    /// When a frame last arrived or an answer last went out ([`Shared::now`]).
+    last_active: AtomicU64,
+    /// A call of a service succeeded on it.
+    served: AtomicBool,
+}
+
+impl Shared {
+    /// Milliseconds since the server was built: connections' activity times.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A connection's threads. Exactly one thread has the reading duty at any time, or the duty
@@ -616,6 +811,19 @@ impl Conn {
 struct ReadSide {
     reader: FrameReader<Stream>,
     streams: HashMap<u32, Pending>,
+    /// Bytes the open streams hold ([`ServerConfig::max_stream_bytes`]).
+    stream_bytes: u64,
+}
+
+impl Pending {
+    /// Bytes it holds.
+    fn held(&self) -> u64 {
+        match self {
+            Pending::Chunked { buf, .. } => buf.len() as u64,
+            Pending::Messages { bytes, .. } => *bytes,
+            Pending::Discard => 0,
+        }
+    }
 }
 
 /// A stream being received.
@@ -650,9 +858,8 @@ enum Work {
     },
 }
 
-fn open_connection(shared: &Arc<Shared>, stream: Stream) -> io::Result<()> {
-    clear_read_timeout(&stream)?;
-    let peer = stream.peer().ok();
+fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> io::Result<()> {
+    set_timeouts(&stream, &shared.config)?;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let info = ConnectionInfo { id, peer };
     let read_half = stream.try_clone()?;
@@ -671,6 +878,7 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream) -> io::Result<()> {
         read: Mutex::new(ReadSide {
             reader: FrameReader::new(read_half),
             streams: HashMap::new(),
+            stream_bytes: 0,
         }),
         write: Mutex::new(stream),
         control,
@@ -684,6 +892,9 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream) -> io::Result<()> {
         pool_changed: Condvar::new(),
         data,
         spare: Mutex::new(None),
+        in_flight: AtomicU64::new(0),
+        last_active: AtomicU64::new(shared.now()),
+        served: AtomicBool::new(false),
     });
     lock(&shared.conns).insert(id, Arc::clone(&conn));
     let spawned = {
@@ -1004,18 +1215,41 @@ fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> 
         let mut spare = lock(&conn.spare).take();
         let read = side
             .reader
-            .read_frame_reusing(shared.config.max_frame_size, &mut spare);
+            .next_frame(shared.config.max_frame_size, &mut spare);
         if spare.is_some() {
             *lock(&conn.spare) = spare;
         }
         let frame = match read {
             Ok(frame) => frame,
-            Err(FrameError::Closed) => return None,
-            Err(FrameError::TooLarge {
+            Err(ReadError::Idle) => {
+                if idle_too_long(shared, conn, side) {
+                    return None;
+                }
+                continue;
+            }
+            Err(ReadError::Stalled { received }) => {
+                log::warn!(
+                    "connection {}: a frame stalled after {received} bytes for {:?} \
+                     (--read-timeout); closing it",
+                    conn.info.id,
+                    shared.config.read_timeout
+                );
+                return None;
+            }
+            Err(ReadError::OutOfMemory { header, length }) => {
+                log::warn!(
+                    "connection {}: no memory for a frame of {length} bytes; closing it",
+                    conn.info.id
+                );
+                send_status(conn, header.stream_id, &out_of_memory(length as u64));
+                return None;
+            }
+            Err(ReadError::Frame(FrameError::Closed)) => return None,
+            Err(ReadError::Frame(FrameError::TooLarge {
                 header,
                 length,
                 max,
-            }) => {
+            })) => {
                 log::warn!(
                     "connection {}: frame of {length} bytes over the limit of {max}; closing it",
                     conn.info.id
@@ -1031,6 +1265,7 @@ fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> 
                 return None;
             }
         };
+        conn.last_active.store(shared.now(), Ordering::Relaxed);
         let h = frame.header;
         match h.kind {
             kind::REQUEST if h.flags & flags::REMOTE_OPEN != 0 => {
@@ -1060,6 +1295,112 @@ fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> 
     }
 }
 
+/// A read timed out between frames: whether the connection has been quiet too long and is
+/// to be closed (a stream left open without data for the read timeout, or nothing at all for
+/// the idle timeout on a connection nothing keeps open).
+fn idle_too_long(shared: &Shared, conn: &Conn, side: &ReadSide) -> bool {
+    let config = &shared.config;
+    let quiet = Duration::from_millis(
+        shared
+            .now()
+            .saturating_sub(conn.last_active.load(Ordering::Relaxed)),
+    );
+    if !side.streams.is_empty() {
+        if !config.read_timeout.is_zero() && quiet >= config.read_timeout {
+            log::warn!(
+                "connection {}: open stream(s) without data for {quiet:?} (--read-timeout); \
+                 closing it",
+                conn.info.id
+            );
+            return true;
+        }
+        return false;
+    }
+    if config.idle_timeout.is_zero()
+        || quiet < config.idle_timeout
+        || conn.in_flight.load(Ordering::SeqCst) > 0
+    {
+        return false;
+    }
+    let kept = shared
+        .services
+        .iter()
+        .zip(&conn.data)
+        .filter_map(|(svc, data)| svc.keeps_connection(&conn.info, data.as_ref()))
+        .reduce(|a, b| a || b)
+        .unwrap_or_else(|| conn.served.load(Ordering::Relaxed));
+    if kept {
+        return false;
+    }
+    log::info!(
+        "connection {}: idle for {quiet:?} with nothing open (--idle-timeout); closing it",
+        conn.info.id
+    );
+    true
+}
+
+/// The answer to memory the server could not get, or a memory budget exceeded.
+fn out_of_memory(bytes: u64) -> grpc::Status {
+    status::status(
+        code::RESOURCE_EXHAUSTED,
+        format!("no memory for a message of {bytes} bytes"),
+        ErrorCode::ENOMEM,
+    )
+}
+
+/// Refuses envelopes that would cost far more decoded than their size: many metadata
+/// entries.
+fn check_envelope(body: &[u8]) -> Result<(), grpc::Status> {
+    match message::count_fields(body, &[5]) {
+        Ok(n) if n > MAX_METADATA => Err(status::invalid_argument(format!(
+            "{n} metadata entries, more than the {MAX_METADATA} accepted"
+        ))),
+        // Malformed: the decoder says why.
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a request whose messages would cost far more decoded than their size: more
+/// top-level fields than [`ServerConfig::max_message_fields`], or (`Genop`, `GenopStream`)
+/// more arguments than [`ServerConfig::max_genop_args`]. Counted on the encoded bytes.
+fn check_fields(
+    config: &ServerConfig,
+    method: &str,
+    messages: &[&[u8]],
+) -> Result<(), grpc::Status> {
+    let genop = matches!(method, "Genop" | "GenopStream");
+    let mut args = 0usize;
+    let mut most = 0usize;
+    for m in messages {
+        // Malformed messages are left to the service's decoder, which says why.
+        most = most.max(message::count_fields(m, &[]).unwrap_or(0));
+        if genop {
+            args = args.saturating_add(message::count_fields(m, &[2, 3]).unwrap_or(0));
+        }
+    }
+    if args > config.max_genop_args {
+        return Err(status::status(
+            code::RESOURCE_EXHAUSTED,
+            format!(
+                "{args} genop arguments, more than the {} accepted (--max-genop-args)",
+                config.max_genop_args
+            ),
+            ErrorCode::ENOMEM,
+        ));
+    }
+    if most > config.max_message_fields {
+        return Err(status::status(
+            code::RESOURCE_EXHAUSTED,
+            format!(
+                "a message of {most} fields, more than the {} accepted",
+                config.max_message_fields
+            ),
+            ErrorCode::ENOMEM,
+        ));
+    }
+    Ok(())
+}
+
 fn metadata<'m>(req: &'m grpc::Request, key: &str) -> Option<&'m str> {
     req.metadata
         .iter()
@@ -1076,6 +1417,11 @@ fn open_stream(
     h: frame::Header,
     body: Bytes,
 ) -> Option<Work> {
+    if let Err(st) = check_envelope(&body) {
+        send_status(conn, h.stream_id, &st);
+        side.streams.insert(h.stream_id, Pending::Discard);
+        return None;
+    }
     let req = match message::decode_request(body) {
         Ok(req) => req,
         Err(e) => {
@@ -1088,25 +1434,36 @@ fn open_stream(
         send_status(conn, h.stream_id, &st);
         return None;
     }
-    if side.streams.len() >= MAX_OPEN_STREAMS {
+    let open = side
+        .streams
+        .values()
+        .filter(|p| !matches!(p, Pending::Discard))
+        .count();
+    if open >= shared.config.max_open_streams {
         let st = status::status(
             code::RESOURCE_EXHAUSTED,
-            format!("more than {MAX_OPEN_STREAMS} streams open on one connection"),
+            format!(
+                "more than {} streams open on one connection",
+                shared.config.max_open_streams
+            ),
             ErrorCode::EBUSY,
         );
         send_status(conn, h.stream_id, &st);
-        side.streams.insert(h.stream_id, Pending::Discard);
+        // Remembered to drop its DATA, unless too many refused streams pile up too.
+        if side.streams.len() < shared.config.max_open_streams.saturating_mul(4) {
+            side.streams.insert(h.stream_id, Pending::Discard);
+        }
     } else if let Some(total) = metadata(&req, META_CHUNKED) {
         let max = shared.config.max_message_size;
         match total.trim().parse::<u64>() {
             Ok(total) if total <= max => {
-                let initial = usize::try_from(total.min(MAX_INITIAL_REASSEMBLY)).unwrap_or(0);
+                // Nothing reserved yet: the buffer grows with the data.
                 side.streams.insert(
                     h.stream_id,
                     Pending::Chunked {
                         req,
                         total,
-                        buf: Vec::with_capacity(initial),
+                        buf: Vec::new(),
                     },
                 );
             }
@@ -1149,7 +1506,12 @@ fn stream_data(
     h: frame::Header,
     body: Bytes,
 ) -> Option<Work> {
-    let Some(pending) = side.streams.get_mut(&h.stream_id) else {
+    let ReadSide {
+        streams,
+        stream_bytes,
+        ..
+    } = side;
+    let Some(pending) = streams.get_mut(&h.stream_id) else {
         log::trace!(
             "connection {}: DATA for unknown stream {}",
             conn.info.id,
@@ -1158,15 +1520,25 @@ fn stream_data(
         return None;
     };
     let len = body.len() as u64;
+    let budget = shared.config.max_stream_bytes;
+    let over_budget = !matches!(pending, Pending::Discard) && *stream_bytes + len > budget;
     let refused = match pending {
         Pending::Discard => None,
+        _ if over_budget => Some(status::status(
+            code::RESOURCE_EXHAUSTED,
+            format!("the open streams of this connection would hold more than {budget} bytes"),
+            ErrorCode::ENOMEM,
+        )),
         Pending::Chunked { total, buf, .. } => {
             if buf.len() as u64 + len > *total {
                 Some(status::invalid_argument(format!(
                     "chunked message longer than the {total} bytes announced"
                 )))
+            } else if grow(buf, body.len(), *total).is_err() {
+                Some(out_of_memory(*total))
             } else {
                 buf.extend_from_slice(&body);
+                *stream_bytes += len;
                 None
             }
         }
@@ -1180,16 +1552,22 @@ fn stream_data(
                     *bytes + len
                 )))
             } else {
-                if h.flags & flags::NO_DATA == 0 {
+                if h.flags & flags::NO_DATA != 0 {
+                    None
+                } else if messages.try_reserve(1).is_err() {
+                    Some(out_of_memory(*bytes + len))
+                } else {
                     *bytes += len;
+                    *stream_bytes += len;
                     messages.push(body);
+                    None
                 }
-                None
             }
         }
     };
     if let Some(st) = refused {
         send_status(conn, h.stream_id, &st);
+        *stream_bytes -= pending.held();
         *pending = Pending::Discard;
     }
     if h.flags & flags::REMOTE_CLOSED != 0 {
@@ -1198,9 +1576,32 @@ fn stream_data(
     None
 }
 
+/// Makes room in a reassembly buffer for `more` bytes, growing it (fallibly) at most to
+/// twice what it holds, or by [`FIRST_REASSEMBLY`], and never past the `total` announced.
+fn grow(
+    buf: &mut Vec<u8>,
+    more: usize,
+    total: u64,
+) -> Result<(), std::collections::TryReserveError> {
+    let need = buf.len().saturating_add(more);
+    if need <= buf.capacity() {
+        return Ok(());
+    }
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let target = buf
+        .len()
+        .saturating_mul(2)
+        .max(FIRST_REASSEMBLY)
+        .min(total)
+        .max(need);
+    buf.try_reserve_exact(target - buf.len())
+}
+
 /// The client closed its side of a stream: the request is complete (or was refused).
 fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work> {
-    match side.streams.remove(&stream_id)? {
+    let pending = side.streams.remove(&stream_id)?;
+    side.stream_bytes = side.stream_bytes.saturating_sub(pending.held());
+    match pending {
         Pending::Discard => None,
         Pending::Chunked {
             mut req,
@@ -1233,9 +1634,29 @@ fn run(shared: &Shared, conn: &Conn, work: Work, before_answer: impl FnOnce()) {
     // A large request body goes back to the connection for its next large frame once every
     // slice of it is dropped (after the response is written).
     let mut keep = None;
+    conn.in_flight.fetch_add(1, Ordering::SeqCst);
+    run_counted(shared, conn, work, &mut keep, before_answer);
+    conn.last_active.store(shared.now(), Ordering::Relaxed);
+    conn.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn run_counted(
+    shared: &Shared,
+    conn: &Conn,
+    work: Work,
+    keep: &mut Option<Bytes>,
+    before_answer: impl FnOnce(),
+) {
+    if let Work::Unary { stream_id, body } = &work
+        && let Err(st) = check_envelope(body)
+    {
+        before_answer();
+        send_status(conn, *stream_id, &st);
+        return;
+    }
     let (stream_id, req, messages) = match work {
         Work::Unary { stream_id, body } => match message::decode_request({
-            keep = Some(body.clone());
+            *keep = Some(body.clone());
             body
         }) {
             Ok(req) => (stream_id, req, None),
@@ -1254,7 +1675,8 @@ fn run(shared: &Shared, conn: &Conn, work: Work, before_answer: impl FnOnce()) {
     };
     let accept_chunks = metadata(&req, META_ACCEPT_CHUNKS)
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0);
+        .filter(|&n| n > 0)
+        .map(|n| n.max(MIN_ACCEPT_CHUNKS).min(shared.config.max_frame_size));
     let result = catch_unwind(AssertUnwindSafe(|| {
         dispatch(shared, conn, stream_id, &req, messages)
     }))
@@ -1273,8 +1695,11 @@ fn run(shared: &Shared, conn: &Conn, work: Work, before_answer: impl FnOnce()) {
     // The answer is encoded in its own buffer: the request's bytes can go back before it is
     // written, so a follower reading the client's next large request can already reuse them.
     drop(req);
-    if let Some(body) = keep {
+    if let Some(body) = keep.take() {
         frame::reclaim(body, &mut lock(&conn.spare));
+    }
+    if result.is_ok() {
+        conn.served.store(true, Ordering::Relaxed);
     }
     before_answer();
     respond(shared, conn, stream_id, result, accept_chunks);
@@ -1298,6 +1723,13 @@ fn dispatch(
     let Some(svc) = shared.services.get(index) else {
         return Err(method_not_found(service, method));
     };
+    match &messages {
+        None => check_fields(&shared.config, method, &[&req.payload])?,
+        Some(ms) => {
+            let parts: Vec<&[u8]> = ms.iter().map(|m| &m[..]).collect();
+            check_fields(&shared.config, method, &parts)?;
+        }
+    }
     let ctx = CallContext {
         connection: &conn.info,
         stream_id,
@@ -1482,8 +1914,21 @@ mod tests {
         start_with(max_frame, ext::Capabilities::default())
     }
 
+    /// A server with `config`.
+    fn start_config(config: ServerConfig) -> Fixture {
+        start_full(config, ext::Capabilities::default())
+    }
+
     /// [`start`], the services advertising `capabilities`.
     fn start_with(max_frame: usize, capabilities: ext::Capabilities) -> Fixture {
+        let config = ServerConfig {
+            max_frame_size: max_frame,
+            ..ServerConfig::default()
+        };
+        start_full(config, capabilities)
+    }
+
+    fn start_full(config: ServerConfig, capabilities: ext::Capabilities) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let addr = Address::Unix(dir.path().join("s.sock"));
         let echo = Arc::new(Echo {
@@ -1491,7 +1936,7 @@ mod tests {
             closed: AtomicUsize::new(0),
         });
         let handle = Server::builder()
-            .max_frame_size(max_frame)
+            .config(config)
             .service("t.Echo", echo.clone())
             .service("t.Alias", echo.clone())
             .capabilities(capabilities)
@@ -1713,6 +2158,12 @@ mod tests {
         assert_eq!(r.status.unwrap().message, "// does not exist");
     }
 
+    /// Closes stream `id` with an empty DATA frame.
+    fn end_stream(c: &mut Client, id: u32) {
+        let fl = flags::REMOTE_CLOSED | flags::NO_DATA;
+        frame::write_frame(&mut c.w, id, kind::DATA, fl, &[]).unwrap();
+    }
+
     fn open(c: &mut Client, id: u32, method: &str, meta: &[(&str, &str)], fl: u8) {
         let req = grpc::Request {
             service: "t.Echo".into(),
@@ -1750,7 +2201,8 @@ mod tests {
         loop {
             let f = c.r.read_frame(usize::MAX).unwrap();
             assert_eq!((f.header.stream_id, f.header.kind), (1, kind::DATA));
-            assert!(f.body.len() <= 3000);
+            // 3000 is raised to MIN_ACCEPT_CHUNKS, then lowered to the frame limit.
+            assert!(f.body.len() <= 4096);
             whole.extend_from_slice(&f.body);
             if f.header.flags & flags::REMOTE_CLOSED != 0 {
                 break;
@@ -1792,14 +2244,7 @@ mod tests {
         );
         frame::write_frame(&mut c.w, 7, kind::DATA, 0, &[b"ab"]).unwrap();
         frame::write_frame(&mut c.w, 7, kind::DATA, 0, &[b"cd"]).unwrap();
-        frame::write_frame(
-            &mut c.w,
-            7,
-            kind::DATA,
-            flags::REMOTE_CLOSED | flags::NO_DATA,
-            &[],
-        )
-        .unwrap();
+        end_stream(&mut c, 7);
         let (h, r) = c.recv();
         assert_eq!((h.stream_id, h.kind), (7, kind::RESPONSE));
         assert_eq!(&r.payload[..], b"abcd");
@@ -1860,5 +2305,267 @@ mod tests {
             unreachable!()
         };
         assert!(!path.exists(), "socket file removed");
+    }
+
+    /// Whether the server closed `c` (EOF or reset before any further frame).
+    fn closed(c: &mut Client) -> bool {
+        matches!(
+            c.r.read_frame(usize::MAX),
+            Err(FrameError::Closed | FrameError::Io(_))
+        )
+    }
+
+    /// `st` is a `RESOURCE_EXHAUSTED` refusal carrying `vaccel`.
+    fn exhausted(st: &grpc::Status, vaccel: ErrorCode) {
+        assert_eq!(st.code, code::RESOURCE_EXHAUSTED, "{st:?}");
+        assert_eq!(status::status_to_error(st).code(), vaccel, "{st:?}");
+    }
+
+    fn served(addr: &Address) {
+        let mut good = Client::new(addr);
+        good.send(1, "t.Echo", "Echo", b"ok", &[]);
+        assert_eq!(&good.recv().1.payload[..], b"ok");
+    }
+
+    #[test]
+    fn open_streams_are_capped_per_connection() {
+        let fx = start_config(ServerConfig {
+            max_open_streams: 3,
+            ..ServerConfig::default()
+        });
+        let mut c = Client::new(&fx.addr);
+        for id in [1, 3, 5] {
+            open(
+                &mut c,
+                id,
+                "Echo",
+                &[(META_CHUNKED, "1000000000")],
+                flags::REMOTE_OPEN,
+            );
+        }
+        open(
+            &mut c,
+            7,
+            "Echo",
+            &[(META_CHUNKED, "10")],
+            flags::REMOTE_OPEN,
+        );
+        let (h, r) = c.recv();
+        assert_eq!(h.stream_id, 7);
+        exhausted(&r.status.unwrap(), vaccel_core::ErrorCode::EBUSY);
+        served(&fx.addr);
+        // Closing one makes room again.
+        frame::write_frame(&mut c.w, 1, kind::DATA, flags::REMOTE_CLOSED, &[b"x"]).unwrap();
+        assert_eq!(c.recv().0.stream_id, 1);
+        let meta = [(META_CHUNKED, "2")];
+        open(&mut c, 9, "Echo", &meta, flags::REMOTE_OPEN);
+        frame::write_frame(&mut c.w, 9, kind::DATA, flags::REMOTE_CLOSED, &[b"hi"]).unwrap();
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, &r.payload[..]), (9, &b"hi"[..]));
+    }
+
+    #[test]
+    fn bytes_in_open_streams_are_capped_per_connection() {
+        let fx = start_config(ServerConfig {
+            max_stream_bytes: 10_000,
+            ..ServerConfig::default()
+        });
+        let mut c = Client::new(&fx.addr);
+        open(
+            &mut c,
+            1,
+            "Echo",
+            &[(META_CHUNKED, "8000")],
+            flags::REMOTE_OPEN,
+        );
+        open(
+            &mut c,
+            3,
+            "Stream",
+            &[],
+            flags::REMOTE_OPEN | flags::NO_DATA,
+        );
+        frame::write_frame(&mut c.w, 1, kind::DATA, 0, &[&[1; 6000]]).unwrap();
+        frame::write_frame(&mut c.w, 3, kind::DATA, 0, &[&[2; 3000]]).unwrap();
+        // 6000 + 3000 + 2000 > 10000: the stream that goes over is refused.
+        frame::write_frame(&mut c.w, 1, kind::DATA, flags::REMOTE_CLOSED, &[&[1; 2000]]).unwrap();
+        let (h, r) = c.recv();
+        assert_eq!(h.stream_id, 1);
+        exhausted(&r.status.unwrap(), vaccel_core::ErrorCode::ENOMEM);
+        // Its bytes are released: the other stream completes.
+        frame::write_frame(&mut c.w, 3, kind::DATA, 0, &[&[2; 6000]]).unwrap();
+        end_stream(&mut c, 3);
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, r.payload.len()), (3, 9000));
+    }
+
+    #[test]
+    fn genop_arguments_and_fields_are_counted_before_decoding() {
+        use crate::proto::vaccel::genop;
+        let fx = start_config(ServerConfig {
+            max_genop_args: 10,
+            max_message_fields: 100,
+            ..ServerConfig::default()
+        });
+        let mut c = Client::new(&fx.addr);
+        let req = |n: usize| {
+            genop::Request {
+                session_id: 1,
+                read_args: vec![genop::Arg::default(); n / 2],
+                write_args: vec![genop::Arg::default(); n - n / 2],
+            }
+            .encode_to_vec()
+        };
+        c.send(1, "t.Echo", "Genop", &req(11), &[]);
+        let st = c.recv().1.status.unwrap();
+        exhausted(&st, vaccel_core::ErrorCode::ENOMEM);
+        assert!(st.message.contains("11 genop arguments"), "{}", st.message);
+        // Within the cap: the service gets it (and does not know the method).
+        c.send(3, "t.Echo", "Genop", &req(10), &[]);
+        assert_eq!(c.recv().1.status.unwrap().code, code::INVALID_ARGUMENT);
+        // Across the messages of a stream.
+        open(
+            &mut c,
+            5,
+            "GenopStream",
+            &[],
+            flags::REMOTE_OPEN | flags::NO_DATA,
+        );
+        frame::write_frame(&mut c.w, 5, kind::DATA, 0, &[&req(6)]).unwrap();
+        frame::write_frame(&mut c.w, 5, kind::DATA, flags::REMOTE_CLOSED, &[&req(6)]).unwrap();
+        assert_eq!(c.recv().1.status.unwrap().code, code::RESOURCE_EXHAUSTED);
+        // Any method: top-level fields.
+        c.send(7, "t.Echo", "Echo", &[0x08, 0x01].repeat(101), &[]);
+        assert_eq!(c.recv().1.status.unwrap().code, code::RESOURCE_EXHAUSTED);
+        c.send(9, "t.Echo", "Echo", &[0x08, 0x01].repeat(100), &[]);
+        assert_eq!(c.recv().1.payload.len(), 200);
+        // Envelopes with many metadata entries.
+        let meta: Vec<(&str, &str)> = vec![("", ""); MAX_METADATA + 1];
+        c.send(11, "t.Echo", "Echo", b"x", &meta);
+        assert_eq!(c.recv().1.status.unwrap().code, code::INVALID_ARGUMENT);
+        served(&fx.addr);
+    }
+
+    #[test]
+    fn accept_chunks_are_raised_to_the_minimum() {
+        let fx = start(4 << 20);
+        let mut c = Client::new(&fx.addr);
+        // 1 MiB answer, one byte per chunk asked: 64 KiB chunks instead.
+        c.send(1, "t.Echo", "Big", &[1], &[(META_ACCEPT_CHUNKS, "1")]);
+        let mut frames = 0;
+        loop {
+            let f = c.r.read_frame(usize::MAX).unwrap();
+            assert!(f.body.len() <= MIN_ACCEPT_CHUNKS);
+            frames += 1;
+            if f.header.flags & flags::REMOTE_CLOSED != 0 {
+                break;
+            }
+        }
+        assert_eq!(frames, 17);
+    }
+
+    fn quick_timeouts() -> ServerConfig {
+        ServerConfig {
+            read_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(400),
+            ..ServerConfig::default()
+        }
+    }
+
+    #[test]
+    fn stalled_frames_and_streams_are_closed() {
+        let fx = start_config(quick_timeouts());
+        // Half a header.
+        let mut half = Client::new(&fx.addr);
+        half.w.write_all(&[0, 0, 0]).unwrap();
+        // A header announcing more than it sends.
+        let mut short = Client::new(&fx.addr);
+        let h = Header {
+            length: 1 << 20,
+            stream_id: 1,
+            kind: kind::REQUEST,
+            flags: 0,
+        };
+        short.w.write_all(&h.encode()).unwrap();
+        short.w.write_all(&[0; 100]).unwrap();
+        // A stream opened and left without data.
+        let mut stream = Client::new(&fx.addr);
+        open(
+            &mut stream,
+            1,
+            "Echo",
+            &[(META_CHUNKED, "10")],
+            flags::REMOTE_OPEN,
+        );
+        served(&fx.addr);
+        assert!(closed(&mut half));
+        assert!(closed(&mut short));
+        assert!(closed(&mut stream));
+        served(&fx.addr);
+    }
+
+    #[test]
+    fn idle_connections_are_closed_unless_they_were_served() {
+        let fx = start_config(quick_timeouts());
+        let mut idle = Client::new(&fx.addr);
+        let mut used = Client::new(&fx.addr);
+        used.send(1, "t.Echo", "Echo", b"x", &[]);
+        assert_eq!(&used.recv().1.payload[..], b"x");
+        assert!(closed(&mut idle));
+        // As idle as the other one, and kept.
+        used.send(3, "t.Echo", "Echo", b"y", &[]);
+        assert_eq!(&used.recv().1.payload[..], b"y");
+    }
+
+    #[test]
+    fn connections_are_capped_per_client_and_in_all() {
+        let fx = start_config(ServerConfig {
+            max_connections: 3,
+            max_connections_per_client: 2,
+            ..ServerConfig::default()
+        });
+        // One process: one client.
+        let mut a = Client::new(&fx.addr);
+        let mut b = Client::new(&fx.addr);
+        let mut c = Client::new(&fx.addr);
+        assert!(closed(&mut c));
+        for (cl, id) in [(&mut a, 1), (&mut b, 3)] {
+            cl.send(id, "t.Echo", "Echo", b"x", &[]);
+            assert_eq!(cl.recv().0.stream_id, id);
+        }
+        let handle = fx.handle.as_ref().unwrap();
+        assert_eq!(handle.connections_refused(), 1);
+        // Room again once one closes.
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handle.connection_count() > 1 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        served(&fx.addr);
+    }
+
+    #[test]
+    fn connections_over_the_total_cap_are_refused() {
+        let fx = start_config(ServerConfig {
+            max_connections: 1,
+            ..ServerConfig::default()
+        });
+        let mut a = Client::new(&fx.addr);
+        a.send(1, "t.Echo", "Echo", b"x", &[]);
+        assert_eq!(a.recv().0.stream_id, 1);
+        let mut b = Client::new(&fx.addr);
+        assert!(closed(&mut b));
+        assert_eq!(fx.handle.as_ref().unwrap().connections_refused(), 1);
+        // The first one is unaffected.
+        a.send(3, "t.Echo", "Echo", b"y", &[]);
+        assert_eq!(a.recv().0.stream_id, 3);
+    }
+
+    #[test]
+    fn the_default_connection_cap_leaves_descriptors_free() {
+        assert_eq!(connections_for_fds(1024), 256);
+        assert_eq!(connections_for_fds(100), 12);
+        assert_eq!(connections_for_fds(0), 1);
+        assert!(default_max_connections() >= 1);
     }
 }

@@ -209,6 +209,12 @@ impl PeerFilter {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Counts a connection refused by someone else (the server's connection caps), so that
+    /// one counter holds every refusal at accept.
+    pub(crate) fn count_refusal(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether `stream` may stay open; a refusal is logged and counted.
     fn admit(&self, stream: &Stream) -> bool {
         if self.is_open() {
