@@ -332,7 +332,13 @@ fn two_gib_resource_end_to_end() {
     use vaccel::{Config, Resource, ResourceType, Session};
 
     const SIZE: usize = 2 << 30;
-    let agent = AgentProc::unix(&[]);
+    // 2 GiB is over the default per-client (1 GiB) and agent (4 GiB with both copies) budgets.
+    let agent = AgentProc::unix(&[
+        "--max-bytes-per-client",
+        "8589934592",
+        "--max-agent-bytes",
+        "8589934592",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("two_gib.bin");
     {
