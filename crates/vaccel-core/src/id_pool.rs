@@ -79,8 +79,15 @@ impl IdPool {
     /// quotas, not upstream's pool sizes, bind.
     pub fn grow(&self, max: usize) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if max > state.used.len() {
+        let len = state.used.len();
+        if max > len {
+            // The scan starts after `last`: a pool at its top (fresh, or last handed out its
+            // highest id) stays at the top, so a fresh pool still starts at 1.
+            let at_top = state.last + 1 == len;
             state.used.resize(max, false);
+            if at_top {
+                state.last = max - 1;
+            }
         }
     }
 
@@ -119,6 +126,14 @@ mod tests {
         pool.put(2).unwrap();
         assert!(pool.put(2).is_err());
         assert_eq!(pool.in_use(), 2);
+    }
+
+    #[test]
+    fn a_fresh_grown_pool_starts_at_one() {
+        let pool = IdPool::new("test", 1024);
+        pool.grow(1 << 20);
+        assert_eq!(pool.get().unwrap(), 1);
+        assert_eq!(pool.get().unwrap(), 2);
     }
 
     #[test]
