@@ -210,7 +210,9 @@ fn libraries_that_are_not_usable_plugins_are_refused_with_the_reason() {
     );
 }
 
-/// The `vaccel_*` functions a binary exports (`nm -D --defined-only`).
+/// The C API functions a binary exports (`nm -D --defined-only`): the `vaccel_*` functions,
+/// and `slog_print` (what `vaccel/log.h`'s macros call) and `fs_file_read` (what upstream's
+/// example programs call).
 fn exported(binary: &Path) -> BTreeSet<String> {
     let mut cmd = Command::new("nm");
     cmd.args(["-D", "--defined-only"]).arg(binary);
@@ -218,7 +220,7 @@ fn exported(binary: &Path) -> BTreeSet<String> {
     stdout_of(&out)
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2))
-        .filter(|s| s.starts_with("vaccel_"))
+        .filter(|s| s.starts_with("vaccel_") || ["slog_print", "fs_file_read"].contains(s))
         .map(str::to_owned)
         .collect()
 }
@@ -231,6 +233,12 @@ fn programs_export_the_whole_c_api_for_the_plugins_they_load() {
         "libvaccel.so exports only {} functions",
         api.len()
     );
+    for beyond_the_headers in ["slog_print", "fs_file_read"] {
+        assert!(
+            api.contains(beyond_the_headers),
+            "libvaccel.so does not export {beyond_the_headers}"
+        );
+    }
     for binary in [agent_binary(), program_binary("classify")] {
         let theirs = exported(&binary);
         let missing: Vec<_> = api.difference(&theirs).collect();

@@ -1,31 +1,50 @@
 //! The documented install command: `scripts/install.sh --prefix DIR` into a temporary
-//! prefix, then a C program built with `cc classify.c $(pkg-config --cflags --libs vaccel)`
-//! and run against the installed library (the acceptance check of the C API).
+//! prefix, then C programs built with `cc app.c $(pkg-config --cflags --libs vaccel)` and run
+//! against the installed library (the acceptance check of the C API): laid out as upstream
+//! installs it (versioned libraries with their SONAME links, `slog.h`, the example data in
+//! `share/vaccel`), so that what was built against upstream finds what it asks for.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use common::*;
 
-#[test]
-fn install_then_build_classify_with_pkg_config() {
-    let work = tempfile::tempdir().unwrap();
-    let prefix = work.path().join("prefix");
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `VACCEL_VERSION` of `vaccel.h`, the version of the installed files.
+fn vaccel_version() -> String {
+    let header = std::fs::read_to_string(include_dir().join("vaccel.h")).unwrap();
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define VACCEL_VERSION \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("VACCEL_VERSION in vaccel.h")
+        .to_owned()
+}
+
+/// `scripts/install.sh --prefix <work>/prefix --no-build` over this build's artifacts.
+fn install(work: &Path) -> PathBuf {
+    let prefix = work.join("prefix");
     // A target directory laid out as `cargo build` leaves it, over this build's artifacts
     // (`cargo test` keeps them in `deps/`).
-    let stage = work.path().join("target");
+    let stage = work.join("target");
     let release = stage.join("release");
     std::fs::create_dir_all(&release).unwrap();
     for lib in PLUGIN_LIBS.iter().chain(&["libvaccel.so", "libvaccel.a"]) {
         std::os::unix::fs::symlink(artifact(lib), release.join(lib)).unwrap();
     }
-    // With the upstream names the plugin libraries' build scripts link beside them.
+    // With the names the libraries' build scripts link beside them.
     for lib in PLUGIN_LIBS {
         let upstream = lib.replace('_', "-");
+        std::os::unix::fs::symlink(lib, release.join(format!("{upstream}.0"))).unwrap();
         std::os::unix::fs::symlink(lib, release.join(upstream)).unwrap();
     }
+    std::os::unix::fs::symlink("libvaccel.so", release.join("libvaccel.so.0")).unwrap();
     let mut cmd = Command::new("bash");
     cmd.arg(workspace_root().join("scripts/install.sh"))
         .arg("--prefix")
@@ -34,51 +53,131 @@ fn install_then_build_classify_with_pkg_config() {
         .arg("--target-dir")
         .arg(&stage);
     check(&mut cmd);
+    prefix
+}
+
+/// The SONAME of an ELF library (`readelf -d`).
+fn soname(library: &Path) -> String {
+    let out = check(Command::new("readelf").arg("-d").arg(library));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("(SONAME)"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|l| l.split(']').next())
+        .unwrap_or_else(|| panic!("{} has no SONAME\n{text}", library.display()))
+        .to_owned()
+}
+
+/// Builds `source` against the installed headers and library, with `flags` before the
+/// `pkg-config` ones.
+fn build_installed(prefix: &Path, source: &Path, exe: &Path, flags: &str) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "cc {flags} {} -o {} $(pkg-config --cflags --libs vaccel)",
+            source.display(),
+            exe.display()
+        ))
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"));
+    check(&mut cmd);
+}
+
+#[test]
+fn install_then_build_classify_with_pkg_config() {
+    let work = tempfile::tempdir().unwrap();
+    let prefix = install(work.path());
     for file in [
-        "lib/libvaccel.so",
         "lib/libvaccel.a",
         "lib/pkgconfig/vaccel.pc",
         "include/vaccel.h",
+        "include/slog.h",
         "include/vaccel/session.h",
         "include/vaccel/ops/tf.h",
-        "lib/libvaccel-noop.so",
-        "lib/libvaccel-exec.so",
-        "lib/libvaccel-mbench.so",
-        "lib/libvaccel-rpc.so",
-        "lib/libvaccel-blas.so",
-        "lib/libvaccel-tflite.so",
-        "lib/libvaccel-onnx.so",
-        "lib/libvaccel-tf.so",
-        "lib/libvaccel-torch.so",
     ] {
         assert!(prefix.join(file).exists(), "{file} not installed");
     }
 
+    // Each library as upstream installs it: lib<name>.so.<version> with the SONAME
+    // lib<name>.so.<major>, and the links lib<name>.so.<major> and lib<name>.so.
+    let version = vaccel_version();
+    let major = version.split('.').next().unwrap();
+    let lib = prefix.join("lib");
+    let stems = std::iter::once("libvaccel".to_owned()).chain(
+        PLUGIN_LIBS
+            .iter()
+            .map(|l| l.trim_end_matches(".so").replace('_', "-")),
+    );
+    for stem in stems {
+        let real = lib.join(format!("{stem}.so.{version}"));
+        let meta = std::fs::symlink_metadata(&real)
+            .unwrap_or_else(|e| panic!("{} not installed: {e}", real.display()));
+        assert!(meta.is_file(), "{} is not a file", real.display());
+        assert_eq!(soname(&real), format!("{stem}.so.{major}"));
+        for (link, to) in [
+            (format!("{stem}.so.{major}"), format!("{stem}.so.{version}")),
+            (format!("{stem}.so"), format!("{stem}.so.{major}")),
+        ] {
+            let target = std::fs::read_link(lib.join(&link))
+                .unwrap_or_else(|e| panic!("{link}: not a symbolic link: {e}"));
+            assert_eq!(target, Path::new(&to), "{link}");
+        }
+    }
+    // The C API beyond the headers' functions, for programs built against upstream's.
+    let out = check(
+        Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(lib.join("libvaccel.so")),
+    );
+    let symbols = stdout_of(&out);
+    for sym in ["slog_print", "fs_file_read"] {
+        assert!(
+            symbols.lines().any(|l| l.ends_with(&format!(" T {sym}"))),
+            "libvaccel.so does not export {sym}"
+        );
+    }
+
+    // Upstream's example data where upstream installs it, byte for byte our copies.
+    let data = workspace_root().join("examples/data");
+    for (installed, ours) in [
+        ("images/example.jpg", "example.jpg"),
+        ("labels/imagenet.txt", "imagenet.txt"),
+        ("input/input_2048.csv", "input_2048.csv"),
+    ] {
+        let path = prefix.join("share/vaccel").join(installed);
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
+        assert_eq!(
+            bytes,
+            std::fs::read(data.join(ours)).unwrap(),
+            "{installed}"
+        );
+    }
+    let note = std::fs::read_to_string(prefix.join("share/vaccel/README.md")).unwrap();
+    assert!(note.contains("Apache-2.0"), "{note}");
+
     // `pkg-config --cflags --libs vaccel`, then the exact build command of the docs.
-    let pc_path = prefix.join("lib/pkgconfig");
     let mut cmd = Command::new("pkg-config");
     cmd.args(["--cflags", "--libs", "vaccel"])
-        .env("PKG_CONFIG_PATH", &pc_path);
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"));
     let out = check(&mut cmd);
     let flags = String::from_utf8(out.stdout).unwrap();
     assert!(flags.contains("-lvaccel"), "{flags}");
     let exe = work.path().join("classify");
-    let src = c_source("classify.c");
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!(
-            "cc {} -o {} $(pkg-config --cflags --libs vaccel)",
-            src.display(),
-            exe.display()
-        ))
-        .env("PKG_CONFIG_PATH", &pc_path);
-    check(&mut cmd);
+    build_installed(&prefix, &c_source("classify.c"), &exe, "");
+    // It asks the loader for the SONAME, as programs built against upstream do.
+    let out = check(Command::new("readelf").arg("-d").arg(&exe));
+    assert!(
+        stdout_of(&out).contains("Shared library: [libvaccel.so.0]"),
+        "{}",
+        stdout_of(&out)
+    );
 
-    let image = workspace_root().join("examples/data/example.jpg");
+    // As upstream's docs run it, on the installed image.
+    let image = prefix.join("share/vaccel/images/example.jpg");
     let mut cmd = program(&exe, work.path());
     cmd.arg(&image)
         .arg("1")
-        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .env("LD_LIBRARY_PATH", &lib)
         .env("VACCEL_PLUGINS", "libvaccel-noop.so");
     let out = check(&mut cmd);
     assert_lines_in_order(
@@ -90,4 +189,89 @@ fn install_then_build_classify_with_pkg_config() {
             "classification imagename: This is a dummy imgname!",
         ],
     );
+}
+
+/// Whether `line` is `YYYY.MM.DD-HH:MM:SS.CC - \x1b[<color>m<tag>\x1b[0m <message>`
+/// (upstream's slog line, spec §4.3).
+fn is_log_line(line: &str, color: &str, tag: &str, message: &str) -> bool {
+    let Some((stamp, rest)) = line.split_once(" - ") else {
+        return false;
+    };
+    let shape = "dddd.dd.dd-dd:dd:dd.dd";
+    stamp.len() == shape.len()
+        && stamp
+            .chars()
+            .zip(shape.chars())
+            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s })
+        && rest == format!("\x1b[{color}m<{tag}>\x1b[0m {message}")
+}
+
+#[test]
+fn log_macros_and_fs_file_read_of_programs_built_like_upstreams() {
+    let work = tempfile::tempdir().unwrap();
+    let prefix = install(work.path());
+    // Upstream's build: C11 with its feature macros, every warning an error.
+    let exe = work.path().join("upstream_log");
+    build_installed(
+        &prefix,
+        &c_source("upstream_log.c"),
+        &exe,
+        "-std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DNDEBUG -O2 -Wall -Wextra -Werror",
+    );
+    let out = check(
+        Command::new("nm")
+            .args(["-D", "--undefined-only"])
+            .arg(&exe),
+    );
+    for sym in ["slog_print", "fs_file_read"] {
+        assert!(
+            stdout_of(&out)
+                .lines()
+                .any(|l| l.ends_with(&format!(" {sym}"))),
+            "the program does not import {sym}: {}",
+            stdout_of(&out)
+        );
+    }
+    let input = prefix.join("share/vaccel/input/input_2048.csv");
+    let size = std::fs::metadata(&input).unwrap().len();
+    let expected = [
+        ("31", "error", "an error line: 1"),
+        ("33", "warn", "a warning line: two"),
+        ("32", "info", "an info line: 3"),
+        ("34", "debug", "a debug line: 4.5"),
+    ];
+    for (level, printed) in [("4", 4), ("2", 2), ("0", 0)] {
+        let mut cmd = program(&exe, work.path());
+        cmd.arg(&input)
+            .env("LD_LIBRARY_PATH", prefix.join("lib"))
+            .env("VACCEL_LOG_LEVEL", level);
+        let out = check(&mut cmd);
+        let stdout = stdout_of(&out);
+        let mut lines = stdout.lines();
+        for (color, tag, message) in &expected[..printed] {
+            assert!(
+                lines.any(|l| is_log_line(l, color, tag, message)),
+                "VACCEL_LOG_LEVEL={level}: no <{tag}> line {message:?} (in order)\n{}",
+                context(&cmd, &out)
+            );
+        }
+        for (_, _, message) in &expected[printed..] {
+            assert!(
+                !stdout.contains(message),
+                "VACCEL_LOG_LEVEL={level}: {message:?} printed\n{}",
+                context(&cmd, &out)
+            );
+        }
+        // Upstream never enables trace and fatal.
+        assert!(
+            !stdout.contains("a trace line") && !stdout.contains("a fatal line"),
+            "{}",
+            context(&cmd, &out)
+        );
+        assert!(
+            stdout.contains(&format!("read {size} bytes")),
+            "{}",
+            context(&cmd, &out)
+        );
+    }
 }

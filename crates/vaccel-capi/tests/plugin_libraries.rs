@@ -321,6 +321,69 @@ fn tf_and_torch_libraries_load_and_decline_what_they_do_not_implement() {
     }
 }
 
+/// The SONAME of an ELF library (`readelf -d`).
+fn soname(library: &Path) -> Option<String> {
+    let out = check(std::process::Command::new("readelf").arg("-d").arg(library));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("(SONAME)"))
+        .and_then(|l| l.split('[').nth(1))
+        .and_then(|l| l.split(']').next())
+        .map(str::to_owned)
+}
+
+#[test]
+fn libraries_carry_upstream_sonames_which_link_to_them_in_the_profile_directory() {
+    // The major of VACCEL_VERSION, which `scripts/install.sh` names the installed links after.
+    let header = std::fs::read_to_string(include_dir().join("vaccel.h")).unwrap();
+    let major = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define VACCEL_VERSION \""))
+        .and_then(|v| v.split('.').next())
+        .expect("VACCEL_VERSION in vaccel.h")
+        .to_owned();
+    let libraries = std::iter::once(("libvaccel.so", "libvaccel".to_owned())).chain(
+        PLUGIN_LIBS
+            .iter()
+            .map(|l| (*l, l.trim_end_matches(".so").replace('_', "-"))),
+    );
+    for (built, upstream) in libraries {
+        let library = artifact(built);
+        let expected = format!("{upstream}.so.{major}");
+        assert_eq!(
+            soname(&library).as_deref(),
+            Some(expected.as_str()),
+            "{}",
+            library.display()
+        );
+        let link = artifact_dir().join(&expected);
+        assert_eq!(
+            std::fs::read_link(&link)
+                .unwrap_or_else(|e| panic!("{}: not a symbolic link: {e}", link.display())),
+            Path::new(built),
+            "{} must point at {built}, relatively",
+            link.display()
+        );
+    }
+
+    // A program linked with -lvaccel asks for libvaccel.so.0 and finds it there (its rpath).
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("classify");
+    build_program(&[c_source("classify.c")], &exe);
+    let out = check(std::process::Command::new("readelf").arg("-d").arg(&exe));
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dynamic.contains(&format!("Shared library: [libvaccel.so.{major}]")),
+        "{dynamic}"
+    );
+    let mut cmd = program(&exe, work.path());
+    cmd.arg(workspace_root().join("examples/data/example.jpg"))
+        .arg("1")
+        .env("VACCEL_PLUGINS", "noop");
+    let out = check(&mut cmd);
+    assert_lines_in_order(&cmd, &out, &["Initialized session with id: 1"]);
+}
+
 #[test]
 fn upstream_file_names_link_to_the_built_libraries() {
     // The build scripts link `libvaccel-<name>.so` to cargo's `libvaccel_<name>.so`.

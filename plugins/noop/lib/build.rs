@@ -1,52 +1,104 @@
-//! Gives a bundled plugin library its upstream file name in the profile directory:
-//! `target/<profile>/libvaccel-<name>.so -> libvaccel_<name>.so`. Cargo cannot put `-` in a
-//! library's file name, and upstream's users (and `VACCEL_PLUGINS=/path/libvaccel-noop.so`)
-//! expect it there after `cargo build`.
+//! The build script of every vAccel library: `libvaccel.so` (package `vaccel-capi-lib`) and the
+//! bundled plugin libraries (`plugins/*/lib`, whose `package.build` points here). It gives each
+//! upstream's SONAME and file names in the profile directory:
 //!
-//! Shared by every `plugins/*/lib` crate (their `package.build` points here); the plugin name
-//! comes from the package name, `vaccel-plugin-<name>-lib`. The link is relative, so it
-//! survives moving the target directory, and it is made before the library is linked: it
-//! dangles until then, which `VACCEL_PLUGINS` treats like a missing file (the bundled twin).
-//! Nothing here fails the build: an unrecognised layout or an error is a cargo warning.
+//! * `libvaccel.so` gets the SONAME `libvaccel.so.0` and the link
+//!   `target/<profile>/libvaccel.so.0 -> libvaccel.so`;
+//! * a plugin library, cargo's `libvaccel_<name>.so`, gets the SONAME `libvaccel-<name>.so.0`
+//!   and the links `libvaccel-<name>.so` and `libvaccel-<name>.so.0` beside it. Cargo cannot put
+//!   `-` in a library's file name, and upstream's users (and
+//!   `VACCEL_PLUGINS=/path/libvaccel-noop.so`) expect it there after `cargo build`.
+//!
+//! Programs built against upstream ask the dynamic loader for `libvaccel.so.0` (the SONAME
+//! their link recorded), and so do programs linked with `-lvaccel` against ours: the link lets
+//! them run from the profile directory (`scripts/install.sh` installs the versioned file and
+//! both links). `libvaccel.so` also exports the C functions of `vaccel-capi`'s C object
+//! (`slog_print`), which rustc's export list of a cdylib (Rust items only) would hide.
+//!
+//! The links are relative, so they survive moving the target directory, and they are made
+//! before the library is linked: they dangle until then, which `VACCEL_PLUGINS` treats like a
+//! missing file (the bundled twin). Nothing here fails the build: an unrecognised layout or an
+//! error is a cargo warning.
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// The ABI major version, the `0` of `libvaccel.so.0`: what programs built against upstream
+/// vAccel 0.x ask for. `scripts/install.sh` names the installed files after `VACCEL_VERSION`
+/// (`vaccel.h`), whose major a test checks against the SONAME.
+const ABI_MAJOR: &str = "0";
+
+/// C functions of `libvaccel.so` defined outside Rust (see the module docs).
+const C_EXPORTS: &[&str] = &["slog_print"];
 
 fn main() {
     // The inputs are the package name and OUT_DIR; cargo reruns the script itself when its
     // source changes, and a new target directory is a new OUT_DIR.
     println!("cargo::rerun-if-changed=Cargo.toml");
-    if let Err(why) = upstream_link() {
-        println!("cargo::warning=not linking the upstream library name: {why}");
+    if let Err(why) = library() {
+        println!("cargo::warning=not naming the library as upstream does: {why}");
     }
 }
 
-/// Makes the link (nothing to do on targets without Unix library names).
-fn upstream_link() -> Result<(), String> {
+/// Sets the SONAME and exports, then makes the links (nothing to do on targets without ELF
+/// libraries).
+fn library() -> Result<(), String> {
     let package = env("CARGO_PKG_NAME")?;
-    let name = package
-        .strip_prefix("vaccel-plugin-")
-        .and_then(|rest| rest.strip_suffix("-lib"))
-        .ok_or_else(|| format!("package {package} is not named vaccel-plugin-<name>-lib"))?;
-    let suffix = match (
-        env("CARGO_CFG_TARGET_FAMILY")?.as_str(),
-        env("CARGO_CFG_TARGET_OS")?.as_str(),
-    ) {
-        (_, "macos" | "ios") => "dylib",
-        (family, _) if family.split(',').any(|f| f == "unix") => "so",
-        _ => return Ok(()),
+    // (cargo's file stem, upstream's file stem)
+    let (built, upstream) = if package == "vaccel-capi-lib" {
+        ("libvaccel".to_owned(), "libvaccel".to_owned())
+    } else {
+        let name = package
+            .strip_prefix("vaccel-plugin-")
+            .and_then(|rest| rest.strip_suffix("-lib"))
+            .ok_or_else(|| {
+                format!("package {package} is neither vaccel-capi-lib nor vaccel-plugin-<name>-lib")
+            })?;
+        // The library's crate name is `vaccel_<name>` (see [lib] in its Cargo.toml).
+        (
+            format!("libvaccel_{}", name.replace('-', "_")),
+            format!("libvaccel-{name}"),
+        )
     };
+    let family = env("CARGO_CFG_TARGET_FAMILY")?;
+    let os = env("CARGO_CFG_TARGET_OS")?;
+    if !family.split(',').any(|f| f == "unix") || matches!(os.as_str(), "macos" | "ios") {
+        return Ok(());
+    }
+    let soname = format!("{upstream}.so.{ABI_MAJOR}");
+    println!("cargo::rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     let out_dir = PathBuf::from(env("OUT_DIR")?);
+    if package == "vaccel-capi-lib" {
+        export_c_functions(&out_dir)?;
+    }
     let profile_dir = profile_dir(&out_dir, &package).ok_or_else(|| {
         format!(
             "OUT_DIR {} is not <target>/<profile>/build/{package}-<hash>/out",
             out_dir.display()
         )
     })?;
-    // The library's crate name is `vaccel_<name>` (see [lib] in Cargo.toml).
-    let target = PathBuf::from(format!("libvaccel_{}.{suffix}", name.replace('-', "_")));
-    let link = profile_dir.join(format!("libvaccel-{name}.{suffix}"));
-    make_link(&target, &link).map_err(|e| format!("{}: {e}", link.display()))
+    let target = PathBuf::from(format!("{built}.so"));
+    let mut links = vec![profile_dir.join(soname)];
+    if built != upstream {
+        links.push(profile_dir.join(format!("{upstream}.so")));
+    }
+    for link in links {
+        make_link(&target, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+    }
+    Ok(())
+}
+
+/// Adds [`C_EXPORTS`] to the library's dynamic symbols with a second version script (the
+/// linker merges it with rustc's, which makes every symbol it does not list local).
+fn export_c_functions(out_dir: &Path) -> Result<(), String> {
+    let script = out_dir.join("c-exports.map");
+    let text = format!("{{ global: {}; }};\n", C_EXPORTS.join("; "));
+    std::fs::write(&script, text).map_err(|e| format!("{}: {e}", script.display()))?;
+    println!(
+        "cargo::rustc-cdylib-link-arg=-Wl,--version-script={}",
+        script.display()
+    );
+    Ok(())
 }
 
 /// `<profile>` of `<target>/<profile>/build/<package>-<hash>/out`, the layout cargo gives

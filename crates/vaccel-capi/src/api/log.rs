@@ -1,5 +1,9 @@
 //! `vaccel/log.h`: logging through the runtime's logger (upstream's line format).
 //!
+//! Its macros expand to `slog.h`'s, as upstream's do, which call `slog_print`: variadic, so it
+//! is written in C (`slog.c`, compiled by the build script) over [`vaccel_log_enabled`] and
+//! [`vaccel_log_write`].
+//!
 //! # Safety
 //!
 //! `msg` is null or NUL-terminated.
@@ -10,6 +14,17 @@ use vaccel_core::ErrorCode;
 
 use crate::ffi::guard;
 use crate::global;
+
+unsafe extern "C" {
+    /// `slog.c`: `void slog_print(SLOG_FLAGS_E eFlag, uint8_t nNewLine, const char *pMsg, ...)`.
+    fn slog_print(flag: c_int, new_line: u8, msg: *const c_char, ...);
+}
+
+/// Makes the object file of this crate (one, see `link_c_api`) refer to `slog_print`, so that
+/// the linker takes `slog.c`'s object from its archive into every library and program that
+/// links the C API, where they export it.
+#[used]
+static SLOG_PRINT: unsafe extern "C" fn(c_int, u8, *const c_char, ...) = slog_print;
 
 /// `vaccel_log_init`: (re)applies the configuration's log level and destination.
 #[unsafe(no_mangle)]

@@ -8,6 +8,7 @@ pub mod arg;
 pub mod blob;
 pub mod config;
 pub mod core;
+pub mod fs;
 pub mod log;
 pub mod ops;
 pub mod plugin;

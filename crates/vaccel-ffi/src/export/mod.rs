@@ -69,11 +69,20 @@ impl<T> Shared<T> {
     }
 }
 
+/// The descriptor's list entry, linked to itself as upstream's `VACCEL_PLUGIN` leaves it
+/// (`LIST_ENTRY_INIT`): upstream's loader treats an entry that is not as a plugin already
+/// registered and refuses the library. (Ours never reads the entry.)
+const SELF_LINKED_ENTRY: *mut vaccel_list_entry = DESCRIPTOR
+    .get()
+    .cast::<u8>()
+    .wrapping_add(std::mem::offset_of!(vaccel_plugin, entry))
+    .cast::<vaccel_list_entry>();
+
 static DESCRIPTOR: Shared<vaccel_plugin> = Shared::new(vaccel_plugin {
     dl_handle: ptr::null_mut(),
     entry: vaccel_list_entry {
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
+        next: SELF_LINKED_ENTRY,
+        prev: SELF_LINKED_ENTRY,
     },
     ops: [ptr::null_mut(); VACCEL_OP_MAX as usize],
     info: ptr::null_mut(),
@@ -404,6 +413,21 @@ mod tests {
         assert!(!is_bookkeeping("vaccel_core::blob"));
         assert!(!is_bookkeeping("vaccel_core::prof"));
         assert!(!is_bookkeeping("vaccel_plugin_noop"));
+    }
+
+    #[test]
+    fn descriptor_entry_is_linked_to_itself_as_upstream_plugins_are() {
+        let desc = DescriptorPtr::new().0;
+        // SAFETY: reading the static descriptor of this (test) binary.
+        let (entry, next, prev) = unsafe {
+            (
+                &raw const (*desc).entry,
+                (*desc).entry.next,
+                (*desc).entry.prev,
+            )
+        };
+        assert!(std::ptr::eq(next, entry));
+        assert!(std::ptr::eq(prev, entry));
     }
 
     #[test]

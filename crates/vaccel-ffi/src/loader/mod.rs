@@ -148,10 +148,15 @@ impl PluginLoader for DlLoader {
             // trusts it; nothing else is assumed. The handle is owned by the `Lib` below.
             unsafe { Library::open(Some(OsStr::new(spec)), mode | RTLD_LOCAL) }.map_err(|e| {
                 let text = e.to_string();
-                let hint = if !api && text.contains("undefined symbol: vaccel_") {
+                // The C API: the `vaccel_*` functions, and `slog_print`, which the log
+                // macros of `vaccel/log.h` call.
+                let api_symbol = ["vaccel_", "slog_print", "fs_file_read"]
+                    .iter()
+                    .any(|s| text.contains(&format!("undefined symbol: {s}")));
+                let hint = if !api && api_symbol {
                     " (this program does not export vAccel's C API, which the plugin calls: \
                      build it on the `vaccel` crate's builder and link it with \
-                     -Wl,--export-dynamic-symbol=vaccel_*)"
+                     -Wl,--export-dynamic-symbol=vaccel_* and the same for slog_print and fs_file_read)"
                 } else {
                     ""
                 };
