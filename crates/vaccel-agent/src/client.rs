@@ -170,6 +170,11 @@ impl Client {
         }
     }
 
+    /// Whether the client holds sessions or resources (its idle connections stay open).
+    pub(crate) fn holds_objects(&self) -> bool {
+        !read(&self.sessions).is_empty() || !read(&self.resources).is_empty()
+    }
+
     /// The session `raw` of this client, or `NOT_FOUND "Unknown session <id>"`.
     pub(crate) fn session(&self, raw: i64) -> Result<Arc<AgentSession>, grpc::Status> {
         let id = check_id(raw)?;

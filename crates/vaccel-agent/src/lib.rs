@@ -954,6 +954,23 @@ impl Service for Agent {
         Some(data)
     }
 
+    /// An idle connection of a client that holds no session or resource is closed after
+    /// `--idle-timeout`; while the client holds some, the server's rule applies (a connection
+    /// that made a successful call stays open, so closing it never releases a client's objects
+    /// behind its back). Our rpc plugin reconnects when it needs the agent again.
+    fn keeps_connection(
+        &self,
+        _conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<bool> {
+        let client = data?.downcast_ref::<Client>()?;
+        if client.holds_objects() {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
     fn connection_closed(&self, conn: &ConnectionInfo, _data: Option<ConnectionData>) {
         let key = ClientKey::of(conn);
         let gone = {
