@@ -105,14 +105,17 @@ cp -R "$root/crates/vaccel-capi/include/." "$dest/include/"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" \
     "$root/crates/vaccel-capi/vaccel.pc.in" > "$dest/lib/pkgconfig/vaccel.pc"
 
-# Upstream's example data, where upstream installs it (share/vaccel/{images,labels,input}): the
-# inputs its examples, docs and bindings' tests name (`classify
-# /usr/local/share/vaccel/images/example.jpg`). Upstream's models are not part of vaccel-rs.
+# Upstream's example data, where upstream installs it (share/vaccel/{images,labels,input,models}):
+# the inputs and models its examples, docs and bindings' tests name (`classify
+# /usr/local/share/vaccel/images/example.jpg`, `models/tf/lstm2`, `models/torch/cnn_trace.pt`).
 data="$dest/share/vaccel"
 install -d "$data/images" "$data/labels" "$data/input"
 install -m 0644 "$root/examples/data/example.jpg" "$data/images/example.jpg"
 install -m 0644 "$root/examples/data/imagenet.txt" "$data/labels/imagenet.txt"
 install -m 0644 "$root/examples/data/input_2048.csv" "$data/input/input_2048.csv"
+(cd "$root/examples/data" && find models -type f) | while read -r model; do
+    install -D -m 0644 "$root/examples/data/$model" "$data/$model"
+done
 cat > "$data/README.md" <<'EOF'
 # vAccel example data
 
@@ -122,6 +125,10 @@ The inputs of upstream vAccel's example programs, copied unchanged from its `exa
 - `images/example.jpg`: the 920x920 JPEG of the image examples (a banana)
 - `labels/imagenet.txt`: the 1000 ImageNet labels, one per line
 - `input/input_2048.csv`: the 2048 numbers of the minmax examples, one per line
+- `models/tf/frozen_graph.pb`: a TensorFlow frozen graph (upstream's TF tests)
+- `models/tf/lstm2/`: a TensorFlow SavedModel, an LSTM (upstream's TF tests)
+- `models/tf/lstm2.tflite`: the same LSTM as TFLite (upstream's TFLite tests)
+- `models/torch/cnn_trace.pt`: a TorchScript text CNN (upstream's Kubernetes example)
 EOF
 
 echo "Installed vaccel-rs into $dest"

@@ -142,6 +142,17 @@ fn install_then_build_classify_with_pkg_config() {
         ("images/example.jpg", "example.jpg"),
         ("labels/imagenet.txt", "imagenet.txt"),
         ("input/input_2048.csv", "input_2048.csv"),
+        ("models/tf/frozen_graph.pb", "models/tf/frozen_graph.pb"),
+        ("models/tf/lstm2.tflite", "models/tf/lstm2.tflite"),
+        (
+            "models/tf/lstm2/saved_model.pb",
+            "models/tf/lstm2/saved_model.pb",
+        ),
+        (
+            "models/tf/lstm2/variables/variables.index",
+            "models/tf/lstm2/variables/variables.index",
+        ),
+        ("models/torch/cnn_trace.pt", "models/torch/cnn_trace.pt"),
     ] {
         let path = prefix.join("share/vaccel").join(installed);
         let bytes =
