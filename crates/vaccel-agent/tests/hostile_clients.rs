@@ -9,145 +9,39 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use vaccel::ErrorCode;
-use vaccel_rpc::frame::{Header, flags, kind};
-use vaccel_rpc::proto::grpc;
-use vaccel_rpc::proto::vaccel::{genop as pg, session as ps};
-use vaccel_rpc::server::META_CHUNKED;
-use vaccel_rpc::status::{code, status_to_error};
-
-/// A frame header announcing `length` bytes on stream 1.
-fn header(length: u32, flags: u8) -> [u8; 10] {
-    Header {
-        length,
-        stream_id: 1,
-        kind: kind::REQUEST,
-        flags,
-    }
-    .encode()
-}
-
-/// The next answer, on `stream_id`: a refusal with these codes.
-fn refused(
-    c: &mut RawClient,
-    stream_id: u32,
-    grpc_code: i32,
-    vaccel_code: ErrorCode,
-) -> grpc::Status {
-    let (h, r) = c.recv();
-    assert_eq!(h.stream_id, stream_id);
-    let st = r.status.unwrap_or_default();
-    assert_eq!(st.code, grpc_code, "{st:?}");
-    assert_eq!(status_to_error(&st).code(), vaccel_code, "{st:?}");
-    st
-}
-
-/// A well-behaved client: its own connection, a session created and destroyed.
-fn served(agent: &AgentProc) {
-    let mut c = agent.connect();
-    let id = c.create_session(0);
-    c.destroy_session(id).unwrap();
-}
-
-/// A well-behaved client in another process (another client to the agent on unix sockets):
-/// the agent binary's own `--check`.
-fn served_in_another_process(agent: &AgentProc) {
-    let out = Command::new(AGENT)
-        .args([
-            "--check",
-            &agent.address.to_string(),
-            "--check-timeout",
-            "20",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn vm_size_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn still_running(agent: &mut AgentProc) {
-    if let Some(status) = agent.child.try_wait().unwrap() {
-        agent.stop_and_report(&format!("the agent died: {status}"));
-    }
-}
+use vaccel_rpc::frame::kind;
+use vaccel_rpc::proto::vaccel::session as ps;
+use vaccel_rpc::status::code;
 
 #[test]
 fn memory_a_request_cannot_get_is_refused_and_the_agent_survives() {
     // No cap on connections here: the warm-up's may not all be seen closed yet.
     let mut agent = AgentProc::unix(&["--read-timeout", "2", "--max-connections-per-client", "0"]);
-    // Warm up: as many connection threads at once as glibc makes malloc arenas (64 MiB of
-    // address space each, made once), so that the limit below is left for requests.
-    let mut warm: Vec<RawClient> = (0..24).map(|_| agent.connect()).collect();
-    for c in &mut warm {
-        c.send("CreateSession", &ps::CreateRequest { flags: 0 });
-    }
-    for c in &mut warm {
-        let _ = c.recv();
-    }
-    drop(warm);
+    warm_up_arenas(&mut agent);
     served(&agent);
     // Address space: what it has now and 768 MiB more. The release agent aborted here on the
     // second of six 1 GiB headers, and on a 38 MiB Genop of empty arguments.
     let pid = agent.child.id();
-    let limit = (vm_size_kib(pid) << 10) + (768 << 20);
-    let out = Command::new("prlimit")
-        .arg(format!("--pid={pid}"))
-        .arg(format!("--as={limit}:{limit}"))
-        .output()
-        .expect("prlimit (util-linux)");
-    assert!(out.status.success(), "{out:?}");
+    let limit = (proc_status_kib(pid, "VmSize") << 10) + (768 << 20);
+    limit_address_space(pid, limit);
 
     // Six headers announcing 1 GiB, then a trickle: nothing is reserved for what has not come.
-    let mut trickles: Vec<RawClient> = (0..6)
-        .map(|_| {
-            let mut c = agent.connect();
-            c.write_raw(&header((1 << 30) - 1, 0));
-            c.write_raw(&[0x0a; 100]);
-            c
-        })
-        .collect();
+    let mut trickles = trickle_1gib_frames(&agent, 6);
     served(&agent);
     served_in_another_process(&agent);
 
     // A 38 MiB Genop of empty arguments: refused from its encoded size, never decoded.
-    let mut c = agent.connect();
-    let body = {
-        let mut b = vaccel_rpc::message::encode_request(
-            vaccel_rpc::SERVICE,
-            "Genop",
-            &pg::Request::default(),
-            &[],
-        );
-        let args = [0x12u8, 0x00].repeat(19 << 20);
-        b.push(0x1a);
-        prost::encoding::encode_varint(args.len() as u64, &mut b);
-        b.extend_from_slice(&args);
-        b
-    };
-    c.send_frame(1, kind::REQUEST, 0, &body);
-    let st = refused(&mut c, 1, code::RESOURCE_EXHAUSTED, ErrorCode::ENOMEM);
-    assert!(st.message.contains("--max-genop-args"), "{st:?}");
-    drop(c);
+    genop_of_38_mib_is_refused(&agent);
     still_running(&mut agent);
 
     // A frame the agent cannot hold: 1 GiB announced and sent until the agent answers. Its
     // buffer grows with the bytes, and the growth past the limit is an error for this call.
     let mut big = agent.connect();
-    big.write_raw(&header((1 << 30) - 1, 0));
+    big.write_raw(&frame_header((1 << 30) - 1, 0));
     let mut w = big.w.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
         let chunk = vec![0u8; 1 << 20];
@@ -178,28 +72,11 @@ fn memory_a_request_cannot_get_is_refused_and_the_agent_survives() {
 fn chunked_streams_are_capped_per_connection() {
     let agent = AgentProc::unix(&["--max-open-streams", "4"]);
     let mut c = agent.connect();
-    let open = |c: &mut RawClient, id: u32| {
-        let req = grpc::Request {
-            service: vaccel_rpc::SERVICE.into(),
-            method: "Genop".into(),
-            metadata: vec![grpc::KeyValue {
-                key: META_CHUNKED.into(),
-                value: (4u64 << 30).to_string(),
-            }],
-            ..Default::default()
-        };
-        c.send_frame(
-            id,
-            kind::REQUEST,
-            flags::REMOTE_OPEN,
-            &prost::Message::encode_to_vec(&req),
-        );
-    };
     for id in [1, 3, 5, 7] {
-        open(&mut c, id);
+        open_chunked_genop(&mut c, id);
         c.send_frame(id, kind::DATA, 0, &[0; 1000]);
     }
-    open(&mut c, 9);
+    open_chunked_genop(&mut c, 9);
     refused(&mut c, 9, code::RESOURCE_EXHAUSTED, ErrorCode::EBUSY);
     served(&agent);
     served_in_another_process(&agent);
@@ -210,7 +87,7 @@ fn idle_and_half_sent_connections_are_closed() {
     let agent = AgentProc::unix(&["--read-timeout", "1", "--idle-timeout", "2"]);
     let mut idle = agent.connect();
     let mut half = agent.connect();
-    half.write_raw(&header(47, 0)[..5]);
+    half.write_raw(&frame_header(47, 0)[..5]);
     let mut user = agent.connect();
     let session = user.create_session(0);
     served_in_another_process(&agent);

@@ -17,6 +17,7 @@ use vaccel_rpc::message;
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel as pv;
 use vaccel_rpc::proto::vaccel::{genop as pg, resource as pr, session as ps};
+use vaccel_rpc::status::status_to_error;
 use vaccel_rpc::transport::Stream;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vaccel-rpc-agent");
@@ -360,20 +361,7 @@ impl RawClient {
     /// Registers `data` as a one-blob `DATA` resource with `session_id`; its id.
     pub fn register_blob(&mut self, session_id: i64, name: &str, data: &'static [u8]) -> i64 {
         let r: pr::RegisterResponse = self
-            .call(
-                "RegisterResource",
-                &pr::RegisterRequest {
-                    blobs: vec![pr::Blob {
-                        r#type: pr::BlobType::Buffer as i32,
-                        name: name.into(),
-                        data: Bytes::from_static(data),
-                        size: data.len() as u32,
-                    }],
-                    resource_type: pr::ResourceType::Data as i32,
-                    session_id,
-                    ..Default::default()
-                },
-            )
+            .call("RegisterResource", &blob_request(session_id, name, data))
             .unwrap();
         r.resource_id
     }
@@ -388,6 +376,21 @@ impl RawClient {
             self.r.read_frame(usize::MAX),
             Err(frame::FrameError::Closed | frame::FrameError::Io(_))
         )
+    }
+}
+
+/// A `RegisterResource` request of `data` as a one-blob `DATA` resource of `session_id`.
+pub fn blob_request(session_id: i64, name: &str, data: &'static [u8]) -> pr::RegisterRequest {
+    pr::RegisterRequest {
+        blobs: vec![pr::Blob {
+            r#type: pr::BlobType::Buffer as i32,
+            name: name.into(),
+            data: Bytes::from_static(data),
+            size: data.len() as u32,
+        }],
+        resource_type: pr::ResourceType::Data as i32,
+        session_id,
+        ..Default::default()
     }
 }
 
@@ -497,4 +500,181 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
         .unwrap();
     assert_eq!(len, body.len(), "Content-Length matches the body");
     (code, head.to_owned(), body.to_owned())
+}
+
+/// A frame header announcing `length` bytes on stream 1.
+pub fn frame_header(length: u32, flags: u8) -> [u8; 10] {
+    Header {
+        length,
+        stream_id: 1,
+        kind: kind::REQUEST,
+        flags,
+    }
+    .encode()
+}
+
+/// The next answer, on `stream_id`: a refusal with these codes.
+pub fn refused(
+    c: &mut RawClient,
+    stream_id: u32,
+    grpc_code: i32,
+    vaccel_code: vaccel::ErrorCode,
+) -> grpc::Status {
+    let (h, r) = c.recv();
+    assert_eq!(h.stream_id, stream_id);
+    let st = r.status.unwrap_or_default();
+    assert_eq!(st.code, grpc_code, "{st:?}");
+    assert_eq!(status_to_error(&st).code(), vaccel_code, "{st:?}");
+    st
+}
+
+/// A well-behaved client: its own connection, a session created and destroyed.
+pub fn served(agent: &AgentProc) {
+    let mut c = agent.connect();
+    let id = c.create_session(0);
+    c.destroy_session(id).unwrap();
+}
+
+/// A well-behaved client in another process (another client to the agent on unix sockets):
+/// the agent binary's own `--check`.
+pub fn served_in_another_process(agent: &AgentProc) {
+    let out = Command::new(AGENT)
+        .args([
+            "--check",
+            &agent.address.to_string(),
+            "--check-timeout",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmSize`, `VmRSS`, ...), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let prefix = format!("{field}:");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Fails the test, with the agent's log tail, if the agent has exited.
+pub fn still_running(agent: &mut AgentProc) {
+    if let Some(status) = agent.child.try_wait().unwrap() {
+        agent.stop_and_report(&format!("the agent died: {status}"));
+    }
+}
+
+/// One round of a well-behaved tenant on `c`: a session, `blob` registered as a resource of
+/// it, a Genop, the resource unregistered and the session destroyed. Returns the calls made;
+/// the first refusal ends the round.
+pub fn tenant_round(c: &mut RawClient, blob: &'static [u8]) -> CallResult<u64> {
+    let s: ps::CreateResponse = c.call("CreateSession", &ps::CreateRequest { flags: 0 })?;
+    let session_id = s.session_id;
+    let r: pr::RegisterResponse =
+        c.call("RegisterResource", &blob_request(session_id, "blob", blob))?;
+    let _: pg::Response = c.call("Genop", &classify_genop(session_id, vec![7; 256], 64))?;
+    let _: pv::empty::Empty = c.call(
+        "UnregisterResource",
+        &pr::UnregisterRequest {
+            resource_id: r.resource_id,
+            session_id,
+        },
+    )?;
+    c.destroy_session(session_id)?;
+    Ok(5)
+}
+
+/// The body of a `Genop` request whose payload is `n` empty read arguments (2 bytes each on
+/// the wire): 19 Mi of them make the 38 MiB request of issue #14.
+pub fn genop_of_empty_args(n: usize) -> Vec<u8> {
+    let mut b = message::encode_request(vaccel_rpc::SERVICE, "Genop", &pg::Request::default(), &[]);
+    let args = [0x12u8, 0x00].repeat(n);
+    b.push(0x1a);
+    prost::encoding::encode_varint(args.len() as u64, &mut b);
+    b.extend_from_slice(&args);
+    b
+}
+
+/// Opens chunked `Genop` request `id` announcing 4 GiB (`vaccel-rs-chunked`), and sends
+/// none of it.
+pub fn open_chunked_genop(c: &mut RawClient, id: u32) {
+    let req = grpc::Request {
+        service: vaccel_rpc::SERVICE.into(),
+        method: "Genop".into(),
+        metadata: vec![grpc::KeyValue {
+            key: vaccel_rpc::server::META_CHUNKED.into(),
+            value: (4u64 << 30).to_string(),
+        }],
+        ..Default::default()
+    };
+    c.send_frame(
+        id,
+        kind::REQUEST,
+        frame::flags::REMOTE_OPEN,
+        &req.encode_to_vec(),
+    );
+}
+
+/// Warms an agent up for an address-space limit: as many connection threads at once as glibc
+/// makes malloc arenas (each reserves 64 MiB of address space, once, that it may never touch),
+/// so that a limit set afterwards is left for requests. Returns once the agent has released
+/// them.
+pub fn warm_up_arenas(agent: &mut AgentProc) {
+    let mut warm: Vec<RawClient> = (0..24).map(|_| agent.connect()).collect();
+    for c in &mut warm {
+        c.send("CreateSession", &ps::CreateRequest { flags: 0 });
+    }
+    for c in &mut warm {
+        let _ = c.recv();
+    }
+    drop(warm);
+    if !agent.wait_for_log("disconnected: releasing", DEADLINE) {
+        agent.stop_and_report("the warm-up's connections were not released");
+    }
+}
+
+/// `n` connections, each announcing a 1 GiB frame and sending 100 bytes of it: nothing may be
+/// reserved for what has not come, and the read timeout closes them.
+pub fn trickle_1gib_frames(agent: &AgentProc, n: usize) -> Vec<RawClient> {
+    (0..n)
+        .map(|_| {
+            let mut c = agent.connect();
+            c.write_raw(&frame_header((1 << 30) - 1, 0));
+            c.write_raw(&[0x0a; 100]);
+            c
+        })
+        .collect()
+}
+
+/// A 38 MiB `Genop` of 19 Mi empty arguments, on a connection of its own: refused from its
+/// encoded size (`--max-genop-args`), never decoded.
+pub fn genop_of_38_mib_is_refused(agent: &AgentProc) {
+    let mut c = agent.connect();
+    c.send_frame(1, kind::REQUEST, 0, &genop_of_empty_args(19 << 20));
+    let st = refused(
+        &mut c,
+        1,
+        vaccel_rpc::status::code::RESOURCE_EXHAUSTED,
+        vaccel::ErrorCode::ENOMEM,
+    );
+    assert!(st.message.contains("--max-genop-args"), "{st:?}");
+}
+
+/// Limits the address space of running process `pid` to `bytes` (`prlimit`, util-linux).
+pub fn limit_address_space(pid: u32, bytes: u64) {
+    let out = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--as={bytes}:{bytes}"))
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(out.status.success(), "{out:?}");
 }
