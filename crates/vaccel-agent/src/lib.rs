@@ -52,8 +52,8 @@ use vaccel_rpc::proto::vaccel::{
     genop as pg, image, profiling as pp, resource as pr, session as ps, tf, tflite, torch,
 };
 use vaccel_rpc::server::{
-    CallContext, ConnectionData, ConnectionInfo, META_DIRECTORY, Server, ServerConfig, Service,
-    method_not_found,
+    CallContext, ConnectionData, ConnectionInfo, META_DIRECTORY, RequestBudget, Server,
+    ServerConfig, Service, method_not_found,
 };
 use vaccel_rpc::status::{self, code};
 use vaccel_rpc::transport::PeerFilter;
@@ -154,7 +154,7 @@ pub struct Agent {
     /// connection).
     clients: Mutex<HashMap<ClientKey, (Arc<Client>, usize)>>,
     /// Counters for `--metrics-address`; `None` (the default) costs nothing per call.
-    metrics: Option<metrics::Metrics>,
+    metrics: Option<Arc<metrics::Metrics>>,
     /// Vets clients' models before the plugins load them (the agent binary sets it).
     probe: Option<probe::ModelProbe>,
     /// What clients may name by path or URL (nothing by default).
@@ -285,7 +285,7 @@ impl Agent {
     /// [`Agent::metrics_text`].
     #[must_use]
     pub fn with_metrics(mut self) -> Agent {
-        self.metrics = Some(metrics::Metrics::default());
+        self.metrics = Some(Arc::new(metrics::Metrics::default()));
         self
     }
 
@@ -969,6 +969,22 @@ impl Service for Agent {
         } else {
             Some(false)
         }
+    }
+
+    /// The bytes of a client's open streams count against its byte quota and the agent's
+    /// budget while they arrive, like the resources it holds.
+    fn request_budget(
+        &self,
+        _conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<Arc<dyn RequestBudget>> {
+        let client = data?.downcast_ref::<Client>()?;
+        Some(Arc::new(quota::StreamBudget {
+            client: Arc::clone(&client.usage),
+            agent: Arc::clone(&self.agent_usage),
+            quotas: self.quotas,
+            metrics: self.metrics.clone(),
+        }))
     }
 
     fn connection_closed(&self, conn: &ConnectionInfo, _data: Option<ConnectionData>) {

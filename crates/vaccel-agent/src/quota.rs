@@ -296,6 +296,54 @@ impl Usage {
     }
 }
 
+/// The bytes of a client's open streams, held against its byte quota and the agent's budget
+/// while they arrive (the server gives them back when the stream is complete or dropped).
+pub(crate) struct StreamBudget {
+    pub(crate) client: Arc<Usage>,
+    pub(crate) agent: Arc<Usage>,
+    pub(crate) quotas: Quotas,
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl vaccel_rpc::server::RequestBudget for StreamBudget {
+    fn take(&self, bytes: u64) -> Result<(), grpc::Status> {
+        let mut hold = Hold::none();
+        let taken = hold
+            .take(
+                &self.client,
+                QuotaKind::ClientBytes,
+                bytes,
+                self.quotas.limit(QuotaKind::ClientBytes),
+            )
+            .and_then(|()| {
+                hold.take(
+                    &self.agent,
+                    QuotaKind::AgentBytes,
+                    bytes,
+                    self.quotas.limit(QuotaKind::AgentBytes),
+                )
+            });
+        match taken {
+            Ok(()) => {
+                // Kept until `give_back`, not given back now.
+                hold.parts.clear();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(m) = &self.metrics {
+                    m.quota_refused(e.kind);
+                }
+                Err(e.status())
+            }
+        }
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.client.give_back(QuotaKind::ClientBytes, bytes);
+        self.agent.give_back(QuotaKind::AgentBytes, bytes);
+    }
+}
+
 /// Something a client holds against its quotas: given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Hold {

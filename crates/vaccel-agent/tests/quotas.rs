@@ -258,3 +258,42 @@ fn quotas_bind_before_the_runtime_id_pools() {
         "--max-sessions-per-client",
     );
 }
+
+#[test]
+fn open_streams_count_against_the_clients_bytes_until_they_end() {
+    let mut agent = AgentProc::tcp(&[
+        "--max-bytes-per-client",
+        "1048576",
+        "--metrics-address",
+        "127.0.0.1:0",
+    ]);
+    let mut hostile = agent.connect();
+    let mut other = agent.connect();
+    let s = hostile.create_session(0);
+    // A chunked request that never ends, fed 384 KiB at a time: the third piece would make
+    // the client hold more than its 1 MiB.
+    common::open_chunked_genop(&mut hostile, 101);
+    hostile.send_frame(101, vaccel_rpc::frame::kind::DATA, 0, &[0; 384 << 10]);
+    hostile.send_frame(101, vaccel_rpc::frame::kind::DATA, 0, &[0; 384 << 10]);
+    // Meanwhile the client's resources meet what its stream holds.
+    let r = register(&mut hostile, &blobs(s, 1, 512 << 10));
+    assert_refused(&mut agent, r, ErrorCode::ENOMEM, "--max-bytes-per-client");
+    hostile.send_frame(101, vaccel_rpc::frame::kind::DATA, 0, &[0; 384 << 10]);
+    let st = common::refused(
+        &mut hostile,
+        101,
+        code::RESOURCE_EXHAUSTED,
+        ErrorCode::ENOMEM,
+    );
+    assert!(
+        st.message.contains("--max-bytes-per-client"),
+        "{}",
+        st.message
+    );
+    // Another client is not affected.
+    let o = other.create_session(0);
+    register(&mut other, &blobs(o, 1, 512 << 10)).unwrap();
+    // The refused stream gave its bytes back: the client may hold them as a resource now.
+    register(&mut hostile, &blobs(s, 1, 900 << 10)).unwrap();
+    assert_eq!(refusals(&metrics(&agent), "bytes per client"), 2);
+}

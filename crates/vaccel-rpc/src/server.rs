@@ -217,6 +217,51 @@ pub struct ConnectionInfo {
 /// What a service keeps per connection (returned by [`Service::connection_opened`]).
 pub type ConnectionData = Arc<dyn Any + Send + Sync>;
 
+/// A byte budget wider than one connection that the bytes of open streams are held against
+/// while they arrive (the agent: the client's byte quota and the agent's budget), handed to
+/// the server by [`Service::request_budget`].
+pub trait RequestBudget: Send + Sync {
+    /// Takes `bytes`, or answers the status to refuse the stream with.
+    fn take(&self, bytes: u64) -> Result<(), grpc::Status>;
+    /// Gives back `bytes` taken before.
+    fn give_back(&self, bytes: u64);
+}
+
+/// The bytes an open stream holds against its connection's [`RequestBudget`], given back
+/// when the stream is complete, refused or dropped with its connection.
+struct Charge {
+    budget: Option<Arc<dyn RequestBudget>>,
+    bytes: u64,
+}
+
+impl Charge {
+    fn new(budget: Option<&Arc<dyn RequestBudget>>) -> Charge {
+        Charge {
+            budget: budget.cloned(),
+            bytes: 0,
+        }
+    }
+
+    /// Takes `more` bytes from the budget.
+    fn add(&mut self, more: u64) -> Result<(), grpc::Status> {
+        if let Some(b) = &self.budget {
+            b.take(more)?;
+        }
+        self.bytes += more;
+        Ok(())
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget
+            && self.bytes > 0
+        {
+            b.give_back(self.bytes);
+        }
+    }
+}
+
 /// Everything about a call besides its method and payload.
 pub struct CallContext<'a> {
     connection: &'a ConnectionInfo,
@@ -311,6 +356,17 @@ pub trait Service: Send + Sync {
         conn: &ConnectionInfo,
         data: Option<&ConnectionData>,
     ) -> Option<bool> {
+        let _ = (conn, data);
+        None
+    }
+
+    /// The budget the bytes of the connection's open streams are held against (besides the
+    /// connection's own `max_stream_bytes`). `None` (the default): none.
+    fn request_budget(
+        &self,
+        conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<Arc<dyn RequestBudget>> {
         let _ = (conn, data);
         None
     }
@@ -769,6 +825,8 @@ struct Conn {
     last_active: AtomicU64,
     /// A call of a service succeeded on it.
     served: AtomicBool,
+    /// What its open streams are held against besides `max_stream_bytes`.
+    budget: Option<Arc<dyn RequestBudget>>,
 }
 
 impl Shared {
@@ -833,12 +891,14 @@ enum Pending {
         req: grpc::Request,
         total: u64,
         buf: Vec<u8>,
+        charge: Charge,
     },
     /// A client stream: one message per DATA frame.
     Messages {
         req: grpc::Request,
         messages: Vec<Bytes>,
         bytes: u64,
+        charge: Charge,
     },
     /// Refused (already answered): its remaining DATA frames are dropped.
     Discard,
@@ -868,11 +928,16 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
         "Connection {id} opened ({})",
         peer.map_or_else(|| "unknown peer".to_owned(), |p| p.to_string())
     );
-    let data = shared
+    let data: Vec<Option<ConnectionData>> = shared
         .services
         .iter()
         .map(|s| s.connection_opened(&info))
         .collect();
+    let budget = shared
+        .services
+        .iter()
+        .zip(&data)
+        .find_map(|(s, d)| s.request_budget(&info, d.as_ref()));
     let conn = Arc::new(Conn {
         info,
         read: Mutex::new(ReadSide {
@@ -895,6 +960,7 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
         in_flight: AtomicU64::new(0),
         last_active: AtomicU64::new(shared.now()),
         served: AtomicBool::new(false),
+        budget,
     });
     lock(&shared.conns).insert(id, Arc::clone(&conn));
     let spawned = {
@@ -1464,6 +1530,7 @@ fn open_stream(
                         req,
                         total,
                         buf: Vec::new(),
+                        charge: Charge::new(conn.budget.as_ref()),
                     },
                 );
             }
@@ -1489,6 +1556,7 @@ fn open_stream(
                 req,
                 messages: Vec::new(),
                 bytes: 0,
+                charge: Charge::new(conn.budget.as_ref()),
             },
         );
     }
@@ -1529,11 +1597,15 @@ fn stream_data(
             format!("the open streams of this connection would hold more than {budget} bytes"),
             ErrorCode::ENOMEM,
         )),
-        Pending::Chunked { total, buf, .. } => {
+        Pending::Chunked {
+            total, buf, charge, ..
+        } => {
             if buf.len() as u64 + len > *total {
                 Some(status::invalid_argument(format!(
                     "chunked message longer than the {total} bytes announced"
                 )))
+            } else if let Err(st) = charge.add(len) {
+                Some(st)
             } else if grow(buf, body.len(), *total).is_err() {
                 Some(out_of_memory(*total))
             } else {
@@ -1543,7 +1615,10 @@ fn stream_data(
             }
         }
         Pending::Messages {
-            messages, bytes, ..
+            messages,
+            bytes,
+            charge,
+            ..
         } => {
             let max = shared.config.max_message_size;
             if *bytes + len > max {
@@ -1554,6 +1629,8 @@ fn stream_data(
             } else {
                 if h.flags & flags::NO_DATA != 0 {
                     None
+                } else if let Err(st) = charge.add(len) {
+                    Some(st)
                 } else if messages.try_reserve(1).is_err() {
                     Some(out_of_memory(*bytes + len))
                 } else {
@@ -1607,6 +1684,7 @@ fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work
             mut req,
             total,
             buf,
+            ..
         } => {
             if buf.len() as u64 != total {
                 let st = status::invalid_argument(format!(
