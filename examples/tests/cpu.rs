@@ -1,6 +1,7 @@
 //! The example programs on the CPU backends with real models (`VACCEL_PLUGINS=cpu`), locally
-//! and through a real agent on a unix socket: the face on the astronaut picture, the dog-breed
-//! classifier with a registered model, segmentation, pose, and depth's clear refusal.
+//! and through a real agent on a unix socket: the face on the astronaut picture, upstream's
+//! banana with the bundled ImageNet classifier, the dog-breed classifier with a registered
+//! model, segmentation, pose, and depth's clear refusal.
 //!
 //! The tflite plugin needs LiteRT (`./scripts/runtimes.sh`). Without it, the tests that need it
 //! print why and pass, unless `VACCEL_REQUIRE_BACKENDS=1` (CI sets it) makes that a failure.
@@ -116,6 +117,29 @@ fn classify_with_a_registered_model_names_its_top_label() {
         assert_eq!(label, "Chihuahua", "{place}\n{r}");
         let prob: f32 = prob.parse().unwrap();
         assert!((prob - 43.34).abs() < 1.0, "{place}: {prob}\n{r}");
+    }
+}
+
+/// Issue #16: without a registered model, `classify` names upstream's example picture, a
+/// banana, with the bundled ImageNet classifier (onnx's EfficientNet-Lite0; the reference,
+/// PyTorch on Pillow's decoding, gives 98.5%). It needs no LiteRT: `tflite` declines.
+#[test]
+fn classify_names_upstreams_banana_with_the_bundled_imagenet_model() {
+    let agent = Agent::start("unix", "cpu");
+    let image = format!("{}/data/example.jpg", env!("CARGO_MANIFEST_DIR"));
+    for (place, env) in places(&agent) {
+        let r = run("classify", &[image.as_str(), "1"], &env);
+        r.assert_success();
+        let lines = r.program_lines();
+        assert_eq!(lines[0], SESSION_LINE, "{place}\n{r}");
+        let tags = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("classification tags: "))
+            .unwrap_or_else(|| panic!("no tags line\n{r}"));
+        let (prob, label) = tags.split_once("% ").unwrap();
+        assert_eq!(label, "banana", "{place}\n{r}");
+        let prob: f32 = prob.parse().unwrap();
+        assert!((prob - 98.5).abs() < 1.0, "{place}: {prob}\n{r}");
     }
 }
 

@@ -265,12 +265,19 @@ pub enum Bundled {
     FaceDetection,
     /// MediaPipe's selfie segmenter (256x256): image segmentation.
     SelfieSegmentation,
+    /// EfficientNet-Lite0, the 1000 ImageNet-1k classes (224x224, labels
+    /// `examples/data/imagenet.txt`): image classification.
+    ImageNet,
 }
 
 static FACE_DETECTION: &[u8] =
     include_bytes!("../../../fixtures/models/face_detection_short_range.onnx");
 static SELFIE_SEGMENTATION: &[u8] =
     include_bytes!("../../../fixtures/models/selfie_segmentation.onnx");
+static IMAGENET: &[u8] =
+    include_bytes!("../../../fixtures/models/efficientnet_lite0/efficientnet_lite0.onnx");
+/// The ImageNet-1k labels in class-index order, the ones upstream's examples use.
+static IMAGENET_LABELS: &[u8] = include_bytes!("../../../examples/data/imagenet.txt");
 
 /// Parses of bundled models in this process (each is parsed at most once).
 static BUNDLED_LOADS: AtomicUsize = AtomicUsize::new(0);
@@ -281,7 +288,8 @@ impl Bundled {
         match task {
             Task::Detect => Some(Bundled::FaceDetection),
             Task::Segment => Some(Bundled::SelfieSegmentation),
-            _ => None,
+            Task::Classify => Some(Bundled::ImageNet),
+            Task::Pose | Task::Depth => None,
         }
     }
 
@@ -290,6 +298,7 @@ impl Bundled {
         match self {
             Bundled::FaceDetection => "face_detection_short_range.onnx",
             Bundled::SelfieSegmentation => "selfie_segmentation.onnx",
+            Bundled::ImageNet => "efficientnet_lite0.onnx",
         }
     }
 
@@ -298,6 +307,15 @@ impl Bundled {
         match self {
             Bundled::FaceDetection => FACE_DETECTION,
             Bundled::SelfieSegmentation => SELFIE_SEGMENTATION,
+            Bundled::ImageNet => IMAGENET,
+        }
+    }
+
+    /// The class labels, one per class index (classifiers only).
+    pub fn labels(self) -> Option<Vec<String>> {
+        match self {
+            Bundled::ImageNet => Some(parse_labels(IMAGENET_LABELS)),
+            Bundled::FaceDetection | Bundled::SelfieSegmentation => None,
         }
     }
 
@@ -308,9 +326,11 @@ impl Bundled {
         type Cell = OnceLock<std::result::Result<Arc<Model>, String>>;
         static FACE: [Cell; 2] = [OnceLock::new(), OnceLock::new()];
         static SELFIE: [Cell; 2] = [OnceLock::new(), OnceLock::new()];
+        static IMAGENET_CELLS: [Cell; 2] = [OnceLock::new(), OnceLock::new()];
         let cells = match self {
             Bundled::FaceDetection => &FACE,
             Bundled::SelfieSegmentation => &SELFIE,
+            Bundled::ImageNet => &IMAGENET_CELLS,
         };
         let [tract_cell, ort_cell] = cells;
         let cell = if settings.prefers_onnxruntime() {
@@ -328,7 +348,7 @@ impl Bundled {
                     log::info!("onnx: loaded {origin} on {}", engine.name());
                     Ok(Arc::new(Model {
                         engine,
-                        labels: None,
+                        labels: self.labels(),
                         origin,
                     }))
                 }
@@ -359,5 +379,15 @@ mod tests {
         assert!(parse_labels(b"").is_empty());
         // Invalid UTF-8 is replaced, not refused.
         assert_eq!(parse_labels(b"a\xffb\n").len(), 1);
+    }
+
+    #[test]
+    fn the_bundled_classifier_has_the_imagenet_labels_in_class_order() {
+        let labels = Bundled::ImageNet.labels().unwrap();
+        assert_eq!(labels.len(), 1000);
+        assert_eq!(labels[0], "tench, Tinca tinca");
+        assert_eq!(labels[954], "banana");
+        assert_eq!(Bundled::for_task(Task::Classify), Some(Bundled::ImageNet));
+        assert_eq!(Bundled::FaceDetection.labels(), None);
     }
 }

@@ -105,6 +105,29 @@ fn bundled_face_detector_finds_the_astronaut() {
     }
 }
 
+/// Issue #16: upstream's example picture, a banana, is a banana. The reference (PyTorch on
+/// Pillow's decoding, `fixtures/models/efficientnet_lite0/manifest.json`) gives it 98.5%.
+#[test]
+fn bundled_imagenet_classifier_names_the_banana_of_upstreams_example() {
+    let banana = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/example.jpg"),
+    )
+    .unwrap();
+    for engine in engines() {
+        let s = setup(engine);
+        let sess = Session::new(&s.rt, PluginType::CPU.bits()).unwrap();
+        let (mut text, mut name) = ([0u8; 256], [0u8; 256]);
+        sess.image_classify(&banana, &mut text, &mut name).unwrap();
+        let text = c_str(&text);
+        let (prob, label) = text.split_once("% ").unwrap();
+        assert_eq!(label, "banana", "{engine:?}: {text}");
+        let prob: f32 = prob.parse().unwrap();
+        assert!((prob - 98.5).abs() < 1.0, "{engine:?}: {text}");
+        assert_eq!(c_str(&name), text);
+        assert_eq!(s.plugin.models_loaded(), 0, "the bundled model");
+    }
+}
+
 #[test]
 fn bundled_segmenter_writes_a_mask() {
     for engine in engines() {

@@ -178,3 +178,61 @@ fn selfie_segmentation_matches_onnxruntime_and_exact() {
         &[&[1, 256, 256, 1]],
     );
 }
+
+/// The bundled ImageNet classifier (EfficientNet-Lite0, float16 weights) on upstream's
+/// banana: tract matches onnxruntime's stored logits, and both stay within
+/// [`TORCH_TOLERANCE`] of PyTorch's float32 checkpoint (`scripts/fixtures/efficientnet_lite0.py`).
+#[test]
+fn efficientnet_lite0_matches_onnxruntime_and_pytorch() {
+    /// The float16 weights move the logits (up to ~15) by 0.017 at most from PyTorch's.
+    const TORCH_TOLERANCE: f32 = 0.03;
+    let root = fixtures();
+    let reference = root.join("reference");
+    let bytes =
+        std::fs::read(root.join("models/efficientnet_lite0/efficientnet_lite0.onnx")).unwrap();
+    let engine = TractEngine::from_bytes(&bytes).unwrap();
+    let shape = [1, 3, 224, 224];
+    assert_eq!(engine.input_shapes(), vec![shape.to_vec()]);
+    let input = read_f32(&reference.join("efficientnet_lite0.input.bin"));
+    let outputs = engine
+        .run(&[TensorView {
+            shape: &shape,
+            data: &input,
+        }])
+        .unwrap();
+    let [logits] = outputs.as_slice() else {
+        panic!("{} outputs", outputs.len());
+    };
+    assert_eq!(logits.shape, vec![1, 1000]);
+    let onnxruntime = read_f32(&reference.join("efficientnet_lite0.onnx.out0.bin"));
+    let torch = read_f32(&reference.join("efficientnet_lite0.torch.out0.bin"));
+    let max_diff = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let vs_ort = max_diff(&logits.data, &onnxruntime);
+    let vs_torch = max_diff(&logits.data, &torch);
+    let ort_vs_torch = max_diff(&onnxruntime, &torch);
+    eprintln!(
+        "efficientnet_lite0: max abs diff tract-onnxruntime {vs_ort:.3e}, tract-torch \
+         {vs_torch:.3e}, onnxruntime-torch {ort_vs_torch:.3e}"
+    );
+    assert!(vs_ort <= 1e-3, "tract vs onnxruntime {vs_ort:e}");
+    assert!(vs_torch <= TORCH_TOLERANCE, "tract vs torch {vs_torch:e}");
+    assert!(
+        ort_vs_torch <= TORCH_TOLERANCE,
+        "onnxruntime vs torch {ort_vs_torch:e}"
+    );
+    let top = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    // Index 954 is `banana` in examples/data/imagenet.txt.
+    assert_eq!(top(&logits.data), Some(954));
+    assert_eq!(top(&torch), Some(954));
+}

@@ -28,19 +28,18 @@ pub enum DefaultModel {
     SelfieSegmentation,
     /// MediaPipe BlazePose detector (`pose_detection.tflite`): pose.
     PoseDetection,
-    /// A dog-breed classifier (`dog_breeds.tflite` + `dog_breeds.labels.txt`): classification.
-    DogBreeds,
 }
 
 impl DefaultModel {
-    /// The bundled model serving `task` (none for depth).
+    /// The bundled model serving `task`. None for depth, and none for classification: the
+    /// `onnx` plugin's bundled ImageNet classifier serves it (`cpu` tries `tflite` first, so
+    /// a TFLite default here would shadow it).
     pub fn for_task(task: Task) -> Option<DefaultModel> {
         match task {
             Task::Detect => Some(DefaultModel::FaceDetection),
             Task::Segment => Some(DefaultModel::SelfieSegmentation),
             Task::Pose => Some(DefaultModel::PoseDetection),
-            Task::Classify => Some(DefaultModel::DogBreeds),
-            Task::Depth => None,
+            Task::Classify | Task::Depth => None,
         }
     }
 
@@ -50,18 +49,6 @@ impl DefaultModel {
             DefaultModel::FaceDetection => fixture!("face_detection_short_range.tflite"),
             DefaultModel::SelfieSegmentation => fixture!("selfie_segmentation.tflite"),
             DefaultModel::PoseDetection => fixture!("pose_detection.tflite"),
-            DefaultModel::DogBreeds => fixture!("dog_breeds/dog_breeds.tflite"),
-        }
-    }
-
-    /// Class labels, one per line (classifiers only).
-    pub fn labels(self) -> Option<&'static str> {
-        match self {
-            DefaultModel::DogBreeds => Some(include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../fixtures/models/dog_breeds/labels.txt"
-            ))),
-            _ => None,
         }
     }
 }
@@ -102,11 +89,10 @@ mod tests {
             DefaultModel::FaceDetection,
             DefaultModel::SelfieSegmentation,
             DefaultModel::PoseDetection,
-            DefaultModel::DogBreeds,
         ] {
             assert!(is_tflite(m.bytes()), "{m:?}");
         }
-        assert!(DefaultModel::DogBreeds.labels().unwrap().lines().count() >= 2);
         assert_eq!(DefaultModel::for_task(Task::Depth), None);
+        assert_eq!(DefaultModel::for_task(Task::Classify), None);
     }
 }

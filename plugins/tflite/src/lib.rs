@@ -59,9 +59,11 @@
 //! * Image operations: the model is the first MODEL resource of the session that is a TFLite
 //!   flatbuffer (labels: a blob of it named `*.txt`, one per line); sessions with models but
 //!   none in TFLite are declined; sessions without models use the bundled ones (BlazeFace
-//!   short range for detection, selfie segmentation, the BlazePose detector for pose, a
-//!   dog-breed classifier with its labels), compiled once per process. Depth has no bundled
-//!   model. Result images are written into the session's run directory.
+//!   short range for detection, selfie segmentation, the BlazePose detector for pose),
+//!   compiled once per process. Classification and depth have no bundled model here: without
+//!   a registered model they are declined, and under `cpu` the `onnx` plugin's bundled
+//!   ImageNet classifier answers classification. Result images are written into the
+//!   session's run directory.
 //!
 //! # Threads
 //!
@@ -327,7 +329,7 @@ impl TflitePlugin {
             };
             return Ok(VisionModel {
                 model: defaults::model(default, self.threads)?,
-                labels: default.labels().map(parse_labels),
+                labels: None,
             });
         }
         let Some(res) = models.iter().find(|r| first_blob_is_tflite(r)) else {

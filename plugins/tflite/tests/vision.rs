@@ -72,8 +72,16 @@ fn segment_pose_and_classify_write_their_results() {
         let name = c_str(&name);
         assert!(sess.rundir().join(name).is_file(), "{op}: {name}");
     }
-    // The bundled dog-breed classifier on the cat picture: the reference ranks Chihuahua
-    // first at 43%, far ahead of the next (10%).
+    // Classification has no bundled TFLite model (the onnx plugin's ImageNet classifier
+    // serves `cpu`); the dog-breed classifier registered as a directory, labels and all, on
+    // the cat picture: the reference ranks Chihuahua first at 43%, far ahead of the next (10%).
+    let dogs = Resource::new(
+        &fx.rt,
+        fixture("models/dog_breeds").to_str().unwrap(),
+        ResourceType::Model,
+    )
+    .unwrap();
+    sess.register(&dogs).unwrap();
     let cat = std::fs::read(fixture("images/chelsea.jpg")).unwrap();
     let (mut text, mut name) = ([0u8; 256], [0u8; 256]);
     sess.image_classify(&cat, &mut text, &mut name).unwrap();
@@ -128,14 +136,18 @@ fn a_session_model_is_used_and_other_formats_are_declined() {
 }
 
 #[test]
-fn depth_has_no_bundled_model_and_bad_images_are_einval() {
-    if !litert("depth_has_no_bundled_model_and_bad_images_are_einval") {
+fn depth_and_classify_have_no_bundled_model_and_bad_images_are_einval() {
+    if !litert("depth_and_classify_have_no_bundled_model_and_bad_images_are_einval") {
         return;
     }
     let fx = Fx::new();
     let sess = fx.session();
     let e = sess
         .image_depth(b"\x89PNG whatever", &mut [0u8; 64])
+        .unwrap_err();
+    assert!(matches!(e, Error::Declined { .. }), "{e}");
+    let e = sess
+        .image_classify(b"\x89PNG whatever", &mut [0u8; 64], &mut [0u8; 64])
         .unwrap_err();
     assert!(matches!(e, Error::Declined { .. }), "{e}");
     let e = sess
