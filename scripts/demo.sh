@@ -56,6 +56,7 @@ for _ in $(seq 100); do [ -S "$sock_dir/cpu.sock" ] && break; sleep 0.05; done
 rpc=(VACCEL_PLUGINS=rpc "VACCEL_RPC_ADDRESS=unix://$sock_dir/cpu.sock")
 face=fixtures/images/astronaut.jpg
 run "${rpc[@]}" "$bin/detect" "$face" 1
+run "${rpc[@]}" "$bin/classify" examples/data/example.jpg 1
 run "${rpc[@]}" "$bin/classify" fixtures/images/chelsea.jpg 1 fixtures/models/dog_breeds
 # Timing: the agent keeps its models loaded, so these calls are image in, boxes out.
 calls=50
