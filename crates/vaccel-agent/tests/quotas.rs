@@ -297,3 +297,19 @@ fn open_streams_count_against_the_clients_bytes_until_they_end() {
     register(&mut hostile, &blobs(s, 1, 900 << 10)).unwrap();
     assert_eq!(refusals(&metrics(&agent), "bytes per client"), 2);
 }
+
+#[test]
+fn a_request_larger_than_the_clients_room_is_dropped_as_it_arrives_and_the_connection_lives() {
+    let mut agent = AgentProc::tcp(&["--max-bytes-per-client", "1048576"]);
+    let mut hostile = agent.connect();
+    let mut other = agent.connect();
+    let s = hostile.create_session(0);
+    // One 4 MiB frame: its body is refused at its second MiB, read to its end and dropped.
+    let r = register(&mut hostile, &blobs(s, 1, 4 << 20));
+    assert_refused(&mut agent, r, ErrorCode::ENOMEM, "--max-bytes-per-client");
+    // The connection is in sync and the bytes were given back.
+    register(&mut hostile, &blobs(s, 1, 900 << 10)).unwrap();
+    hostile.destroy_session(s).unwrap();
+    let o = other.create_session(0);
+    register(&mut other, &blobs(o, 1, 900 << 10)).unwrap();
+}

@@ -182,6 +182,7 @@ impl<R: Read> FrameReader<R> {
             ReadError::Idle => FrameError::Io(io::ErrorKind::WouldBlock.into()),
             ReadError::Stalled { .. } => FrameError::Io(io::ErrorKind::TimedOut.into()),
             ReadError::OutOfMemory { .. } => FrameError::Io(io::ErrorKind::OutOfMemory.into()),
+            ReadError::Refused { .. } => FrameError::Io(io::ErrorKind::QuotaExceeded.into()),
         })
     }
 
@@ -196,6 +197,20 @@ impl<R: Read> FrameReader<R> {
         &mut self,
         max: usize,
         spare: &mut Option<Vec<u8>>,
+    ) -> Result<Frame, ReadError> {
+        self.next_frame_admitted(max, spare, &mut |_| true)
+    }
+
+    /// Like [`FrameReader::next_frame`], asking `admit` for the bytes of a large body (over
+    /// 64 KiB) as they arrive: before each growth of its buffer, and for each
+    /// read into a reused one. When `admit` says no, the rest of the body is read and
+    /// dropped (the stream stays in sync) and the answer is [`ReadError::Refused`]; what was
+    /// admitted before is the caller's to give back.
+    pub fn next_frame_admitted(
+        &mut self,
+        max: usize,
+        spare: &mut Option<Vec<u8>>,
+        admit: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Frame, ReadError> {
         match self.fill(HEADER_LEN) {
             Ok(true) => {}
@@ -241,13 +256,24 @@ impl<R: Read> FrameReader<R> {
             Bytes::copy_from_slice(self.take(length))
         } else {
             match spare.take() {
-                Some(v) if v.capacity() >= length => Bytes::from(
-                    self.read_into_spare(v, length)
-                        .map_err(|(e, n)| stalled(e, n))?,
-                ),
+                Some(v) if v.capacity() >= length => match self.read_into_spare(v, length, admit) {
+                    Ok(v) => Bytes::from(v),
+                    Err((e, n)) if e.kind() == io::ErrorKind::QuotaExceeded => {
+                        self.skip(length - n).map_err(|(e, m)| stalled(e, n + m))?;
+                        return Err(ReadError::Refused { header, length });
+                    }
+                    Err((e, n)) => return Err(stalled(e, n)),
+                },
                 other => {
                     *spare = other;
-                    Bytes::from(self.read_growing(header, length, stalled)?)
+                    match self.read_growing(header, length, &stalled, admit)? {
+                        Ok(body) => Bytes::from(body),
+                        Err(received) => {
+                            self.skip(length - received)
+                                .map_err(|(e, m)| stalled(e, received + m))?;
+                            return Err(ReadError::Refused { header, length });
+                        }
+                    }
                 }
             }
         };
@@ -260,7 +286,9 @@ impl<R: Read> FrameReader<R> {
         &mut self,
         mut v: Vec<u8>,
         length: usize,
+        admit: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Vec<u8>, (io::Error, usize)> {
+        let refused = || io::Error::from(io::ErrorKind::QuotaExceeded);
         // Only the part never handed out before is zeroed (and was faulted in then); the
         // rest is overwritten by the read below.
         if v.len() >= length {
@@ -269,12 +297,16 @@ impl<R: Read> FrameReader<R> {
             v.resize(length, 0);
         }
         let have = self.buffered().min(length);
+        if !admit(have as u64) {
+            return Err((refused(), 0));
+        }
         let (head, rest) = v.split_at_mut(have);
         head.copy_from_slice(self.take(have));
         let mut done = 0;
         while done < rest.len() {
             match self.inner.read(rest.get_mut(done..).unwrap_or_default()) {
                 Ok(0) => return Err((io::ErrorKind::UnexpectedEof.into(), have + done)),
+                Ok(n) if !admit(n as u64) => return Err((refused(), have + done + n)),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err((e, have + done)),
@@ -284,22 +316,30 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// Reads a body of `length` bytes into a buffer grown (fallibly) as the bytes arrive:
-    /// at most doubled, and by at least [`FIRST_STEP`], at a time.
+    /// at most doubled, and by at least [`FIRST_STEP`], at a time, each growth admitted
+    /// first. `Ok(Err(received))`: a growth was not admitted after `received` bytes (consumed).
     fn read_growing(
         &mut self,
         header: Header,
         length: usize,
-        stalled: impl Fn(io::Error, usize) -> ReadError,
-    ) -> Result<Vec<u8>, ReadError> {
+        stalled: &impl Fn(io::Error, usize) -> ReadError,
+        admit: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Result<Vec<u8>, usize>, ReadError> {
         let oom = || ReadError::OutOfMemory { header, length };
         let mut body = Vec::new();
         let have = self.buffered().min(length);
-        body.try_reserve_exact(have.max(FIRST_STEP).min(length))
-            .map_err(|_| oom())?;
+        let first = have.max(FIRST_STEP).min(length);
+        if !admit(first as u64) {
+            return Ok(Err(0));
+        }
+        body.try_reserve_exact(first).map_err(|_| oom())?;
         body.extend_from_slice(self.take(have));
         while body.len() < length {
             if body.len() == body.capacity() {
                 let next = length.min(body.len().saturating_mul(2).max(FIRST_STEP));
+                if !admit((next - body.len()) as u64) {
+                    return Ok(Err(body.len()));
+                }
                 body.try_reserve_exact(next - body.len())
                     .map_err(|_| oom())?;
             }
@@ -314,7 +354,26 @@ impl<R: Read> FrameReader<R> {
                 Err(e) => return Err(stalled(e, body.len().max(before))),
             }
         }
-        Ok(body)
+        Ok(Ok(body))
+    }
+
+    /// Reads and drops the `n` bytes left of a refused body (buffered ones first). Errors
+    /// come with the bytes dropped.
+    fn skip(&mut self, n: usize) -> Result<(), (io::Error, usize)> {
+        let buffered = self.buffered().min(n);
+        self.take(buffered);
+        let mut scratch = [0u8; 64 * 1024];
+        let mut done = buffered;
+        while done < n {
+            let want = (n - done).min(scratch.len());
+            match self.inner.read(scratch.get_mut(..want).unwrap_or_default()) {
+                Ok(0) => return Err((io::ErrorKind::UnexpectedEof.into(), done)),
+                Ok(m) => done += m,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((e, done)),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -345,6 +404,15 @@ pub enum ReadError {
     Stalled {
         /// Bytes of the frame (header included) received.
         received: usize,
+    },
+    /// The frame's body was not admitted ([`FrameReader::next_frame_admitted`]); it was read
+    /// and dropped, so the stream is in sync.
+    #[error("a frame of {length} bytes was not admitted")]
+    Refused {
+        /// Its header.
+        header: Header,
+        /// Announced length.
+        length: usize,
     },
     /// The frame's body could not be allocated. The stream is out of sync.
     #[error("no memory for a frame of {length} bytes")]

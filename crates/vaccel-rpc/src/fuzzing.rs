@@ -210,6 +210,9 @@ pub fn read_frames(data: &[u8]) {
             Err(ReadError::OutOfMemory { length, .. }) => {
                 panic!("no memory for a frame of {length} bytes")
             }
+            Err(ReadError::Refused { length, .. }) => {
+                panic!("a frame of {length} bytes refused with everything admitted")
+            }
             Err(ReadError::Frame(_)) => break,
         }
     }

@@ -242,6 +242,18 @@ impl Charge {
         }
     }
 
+    /// Takes `more` bytes from `budget`, which becomes this charge's budget if it had none.
+    fn add_to(
+        &mut self,
+        budget: Option<&Arc<dyn RequestBudget>>,
+        more: u64,
+    ) -> Result<(), grpc::Status> {
+        if self.budget.is_none() {
+            self.budget = budget.cloned();
+        }
+        self.add(more)
+    }
+
     /// Takes `more` bytes from the budget.
     fn add(&mut self, more: u64) -> Result<(), grpc::Status> {
         if let Some(b) = &self.budget {
@@ -906,8 +918,14 @@ enum Pending {
 
 /// A request ready to run.
 enum Work {
-    /// A unary REQUEST frame, envelope not yet decoded (that happens off the read side).
-    Unary { stream_id: u32, body: Bytes },
+    /// A unary REQUEST frame, envelope not yet decoded (that happens off the read side),
+    /// its bytes held against the connection's budget until the call starts (from then on
+    /// the service counts what it keeps: counting both would charge a resource twice).
+    Unary {
+        stream_id: u32,
+        body: Bytes,
+        _charge: Charge,
+    },
     /// A chunked request, reassembled (`req.payload` holds the message).
     Assembled { stream_id: u32, req: grpc::Request },
     /// A client stream, complete.
@@ -1279,14 +1297,43 @@ fn finish_connection(shared: &Shared, conn: &Conn) {
 fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> {
     loop {
         let mut spare = lock(&conn.spare).take();
-        let read = side
-            .reader
-            .next_frame(shared.config.max_frame_size, &mut spare);
+        // A large body is held against the connection's budget as it arrives, until its call
+        // starts; a refused one is read and dropped, and its stream answered. (The budget is
+        // taken only for a large body: small calls pay nothing for it.)
+        let mut charge = Charge::new(None);
+        let mut refusal = None;
+        let read =
+            side.reader
+                .next_frame_admitted(
+                    shared.config.max_frame_size,
+                    &mut spare,
+                    &mut |n| match charge.add_to(conn.budget.as_ref(), n) {
+                        Ok(()) => true,
+                        Err(st) => {
+                            refusal = Some(st);
+                            false
+                        }
+                    },
+                );
         if spare.is_some() {
             *lock(&conn.spare) = spare;
         }
         let frame = match read {
             Ok(frame) => frame,
+            Err(ReadError::Refused { header, length }) => {
+                drop(charge);
+                log::debug!(
+                    "connection {}: a frame of {length} bytes over the budget, dropped",
+                    conn.info.id
+                );
+                let st = refusal.unwrap_or_else(|| out_of_memory(length as u64));
+                send_status(conn, header.stream_id, &st);
+                if let Some(pending) = side.streams.get_mut(&header.stream_id) {
+                    side.stream_bytes = side.stream_bytes.saturating_sub(pending.held());
+                    *pending = Pending::Discard;
+                }
+                continue;
+            }
             Err(ReadError::Idle) => {
                 if idle_too_long(shared, conn, side) {
                     return None;
@@ -1343,9 +1390,12 @@ fn next_work(shared: &Shared, conn: &Conn, side: &mut ReadSide) -> Option<Work> 
                 return Some(Work::Unary {
                     stream_id: h.stream_id,
                     body: frame.body,
+                    _charge: charge,
                 });
             }
             kind::DATA => {
+                // The stream's own charge takes these bytes over.
+                drop(charge);
                 if let Some(work) = stream_data(shared, conn, side, h, frame.body) {
                     return Some(work);
                 }
@@ -1725,7 +1775,9 @@ fn run_counted(
     keep: &mut Option<Bytes>,
     before_answer: impl FnOnce(),
 ) {
-    if let Work::Unary { stream_id, body } = &work
+    if let Work::Unary {
+        stream_id, body, ..
+    } = &work
         && let Err(st) = check_envelope(body)
     {
         before_answer();
@@ -1733,17 +1785,25 @@ fn run_counted(
         return;
     }
     let (stream_id, req, messages) = match work {
-        Work::Unary { stream_id, body } => match message::decode_request({
-            *keep = Some(body.clone());
-            body
-        }) {
-            Ok(req) => (stream_id, req, None),
-            Err(e) => {
-                before_answer();
-                send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
-                return;
+        Work::Unary {
+            stream_id,
+            body,
+            _charge: charge,
+        } => {
+            // The call starts: from here the service counts what it keeps.
+            drop(charge);
+            match message::decode_request({
+                *keep = Some(body.clone());
+                body
+            }) {
+                Ok(req) => (stream_id, req, None),
+                Err(e) => {
+                    before_answer();
+                    send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
+                    return;
+                }
             }
-        },
+        }
         Work::Assembled { stream_id, req } => (stream_id, req, None),
         Work::Stream {
             stream_id,
