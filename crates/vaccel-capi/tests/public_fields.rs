@@ -20,17 +20,5 @@ fn public_fields_are_read_back_and_edge_cases_answer_as_upstream() {
     cmd.arg(&scratch)
         .current_dir(&scratch)
         .env("VACCEL_PLUGINS", "noop");
-    let out = output(&mut cmd);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(", 0 failures"),
-        "{}",
-        context(&cmd, &out)
-    );
-    let checks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(
-        checks >= 60,
-        "only {checks} checks ran\n{}",
-        context(&cmd, &out)
-    );
+    assert_checks_pass(&mut cmd, 60);
 }

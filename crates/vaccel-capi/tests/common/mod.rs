@@ -320,3 +320,21 @@ impl Drop for Agent {
         }
     }
 }
+
+/// Runs a C test program of `tests/c` (`CHECK` lines of `check.h`): it must exit 0, report
+/// `, 0 failures` and have run at least `at_least` checks.
+pub fn assert_checks_pass(cmd: &mut Command, at_least: usize) {
+    let out = output(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(", 0 failures"),
+        "{}",
+        context(cmd, &out)
+    );
+    let checks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert!(
+        checks >= at_least,
+        "only {checks} checks ran\n{}",
+        context(cmd, &out)
+    );
+}
