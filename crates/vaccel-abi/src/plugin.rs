@@ -105,181 +105,156 @@ pub struct vaccel_plugin {
     pub info: *mut vaccel_plugin_info,
 }
 
-/// `noop`: `int f(struct vaccel_session *sess)`.
-pub type vaccel_noop_fn = unsafe extern "C" fn(sess: *mut vaccel_session) -> c_int;
-/// `exec`: `int f(sess, const char *library, const char *fn_symbol, struct vaccel_arg *read,
-/// size_t nr_read, struct vaccel_arg *write, size_t nr_write)`.
-pub type vaccel_exec_op_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    library: *const c_char,
-    fn_symbol: *const c_char,
-    read: *mut vaccel_arg,
-    nr_read: usize,
-    write: *mut vaccel_arg,
-    nr_write: usize,
-) -> c_int;
-/// `exec_with_resource`: `int f(sess, struct vaccel_resource *res, const char *fn_symbol,
-/// read, nr_read, write, nr_write)`.
-pub type vaccel_exec_with_resource_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    res: *mut vaccel_resource,
-    fn_symbol: *const c_char,
-    read: *mut vaccel_arg,
-    nr_read: usize,
-    write: *mut vaccel_arg,
-    nr_write: usize,
-) -> c_int;
-/// `image_classify`: `int f(sess, const void *img, unsigned char *out_text,
-/// unsigned char *out_imgname, size_t len_img, size_t len_out_text, size_t len_out_imgname)`.
-pub type vaccel_image_classify_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    img: *const c_void,
-    out_text: *mut u8,
-    out_imgname: *mut u8,
-    len_img: usize,
-    len_out_text: usize,
-    len_out_imgname: usize,
-) -> c_int;
-/// `image_detect`, `_segment`, `_pose`, `_depth`: `int f(sess, const void *img,
-/// unsigned char *out_imgname, size_t len_img, size_t len_out_imgname)`.
-pub type vaccel_image_op_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    img: *const c_void,
-    out_imgname: *mut u8,
-    len_img: usize,
-    len_out_imgname: usize,
-) -> c_int;
-/// `blas_sgemm`: `int f(sess, int64_t m, int64_t n, int64_t k, float alpha, float *a,
-/// int64_t lda, float *b, int64_t ldb, float beta, float *c, int64_t ldc)`.
-pub type vaccel_sgemm_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    m: i64,
-    n: i64,
-    k: i64,
-    alpha: f32,
-    a: *mut f32,
-    lda: i64,
-    b: *mut f32,
-    ldb: i64,
-    beta: f32,
-    c: *mut f32,
-    ldc: i64,
-) -> c_int;
-/// `fpga_arraycopy`: `int f(sess, int a[], int out_a[], size_t len_a)`.
-pub type vaccel_fpga_arraycopy_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    a: *mut c_int,
-    out_a: *mut c_int,
-    len_a: usize,
-) -> c_int;
-/// `fpga_mmult`: `int f(sess, float a[], float b[], float c[], size_t len_a)`.
-pub type vaccel_fpga_mmult_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    a: *mut f32,
-    b: *mut f32,
-    c: *mut f32,
-    len_a: usize,
-) -> c_int;
-/// `fpga_parallel`: `int f(sess, float a[], float b[], float add_output[],
-/// float mult_output[], size_t len_a)`.
-pub type vaccel_fpga_parallel_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    a: *mut f32,
-    b: *mut f32,
-    add_output: *mut f32,
-    mult_output: *mut f32,
-    len_a: usize,
-) -> c_int;
-/// `fpga_vectoradd`: `int f(sess, float a[], float b[], float c[], size_t len_a,
-/// size_t len_b)`.
-pub type vaccel_fpga_vadd_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    a: *mut f32,
-    b: *mut f32,
-    c: *mut f32,
-    len_a: usize,
-    len_b: usize,
-) -> c_int;
-/// `minmax`: `int f(sess, const double *indata, int ndata, int low_threshold,
-/// int high_threshold, double *outdata, double *min, double *max)`.
-pub type vaccel_minmax_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    indata: *const f64,
-    ndata: c_int,
-    low_threshold: c_int,
-    high_threshold: c_int,
-    outdata: *mut f64,
-    min: *mut f64,
-    max: *mut f64,
-) -> c_int;
-/// `opencv`: `int f(sess, struct vaccel_arg *read, int nr_read, struct vaccel_arg *write,
-/// int nr_write)`.
-pub type vaccel_opencv_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    read: *mut vaccel_arg,
-    nr_read: c_int,
-    write: *mut vaccel_arg,
-    nr_write: c_int,
-) -> c_int;
-/// `tf_model_load` and `tf_model_unload`: `int f(sess, struct vaccel_resource *model,
-/// struct vaccel_tf_status *status)`.
-pub type vaccel_tf_model_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    model: *mut vaccel_resource,
-    status: *mut vaccel_tf_status,
-) -> c_int;
-/// `tf_model_run`: outputs are allocated by the plugin (`vaccel_tf_tensor_allocate`).
-pub type vaccel_tf_model_run_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    model: *const vaccel_resource,
-    run_options: *const vaccel_tf_buffer,
-    in_nodes: *const vaccel_tf_node,
-    in_tensors: *const *mut vaccel_tf_tensor,
-    nr_inputs: c_int,
-    out_nodes: *const vaccel_tf_node,
-    out_tensors: *mut *mut vaccel_tf_tensor,
-    nr_outputs: c_int,
-    status: *mut vaccel_tf_status,
-) -> c_int;
-/// `tflite_model_load`, `tflite_model_unload` and `torch_model_load`:
-/// `int f(sess, struct vaccel_resource *model)`.
-pub type vaccel_model_fn =
-    unsafe extern "C" fn(sess: *mut vaccel_session, model: *mut vaccel_resource) -> c_int;
-/// `tflite_model_run`: `int f(sess, model, struct vaccel_tflite_tensor *const *in,
-/// int nr_inputs, struct vaccel_tflite_tensor **out, int nr_outputs, uint8_t *status)`.
-pub type vaccel_tflite_model_run_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    model: *const vaccel_resource,
-    inputs: *const *mut vaccel_tflite_tensor,
-    nr_inputs: c_int,
-    outputs: *mut *mut vaccel_tflite_tensor,
-    nr_outputs: c_int,
-    status: *mut u8,
-) -> c_int;
-/// `torch_model_run`: `int f(sess, model, const struct vaccel_torch_buffer *run_options,
-/// struct vaccel_torch_tensor *const *in, int nr_inputs, struct vaccel_torch_tensor **out,
-/// int nr_outputs)`.
-pub type vaccel_torch_model_run_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    model: *const vaccel_resource,
-    run_options: *const vaccel_torch_buffer,
-    inputs: *const *mut vaccel_torch_tensor,
-    nr_inputs: c_int,
-    outputs: *mut *mut vaccel_torch_tensor,
-    nr_outputs: c_int,
-) -> c_int;
-/// `torch_sgemm`: `int f(sess, struct vaccel_torch_tensor **in_A, **in_B, **in_C, int M,
-/// int N, int K, struct vaccel_torch_tensor **out)`.
-pub type vaccel_torch_sgemm_fn = unsafe extern "C" fn(
-    sess: *mut vaccel_session,
-    in_a: *mut *mut vaccel_torch_tensor,
-    in_b: *mut *mut vaccel_torch_tensor,
-    in_c: *mut *mut vaccel_torch_tensor,
-    m: c_int,
-    n: c_int,
-    k: c_int,
-    out: *mut *mut vaccel_torch_tensor,
-) -> c_int;
+/// Calls `$m!` with the op table, the one place where every operation's C function is
+/// declared: each C signature (its doc line, its `*_fn` type name and its parameters) with the
+/// operations whose function has it, each as `(OpType variant, C API function, Session method)`.
+/// Everything per op is generated from it: the `*_fn` types below, the `vaccel_*` functions of
+/// `libvaccel.so` and of every SDK plugin library, the op-to-function map, and the signatures
+/// the plugin loader calls a C plugin's functions with (`vaccel-ffi`).
+///
+/// `$m!` receives `{ $extra }` first (whatever follows `$m,` here), then one row per signature:
+/// `$(#[doc])* (fn_type, (param: Type, ...), [(Op, c_name, method), ...]),`. Parameter types
+/// are written bare: the expansion site has this crate's items and `std::ffi`'s C types in
+/// scope.
+#[macro_export]
+macro_rules! op_table {
+    ($m:path $(, $($extra:tt)*)?) => {
+        $m! {
+            { $($($extra)*)? }
+            /// `noop`: `int f(struct vaccel_session *sess)`.
+            (vaccel_noop_fn, (sess: *mut vaccel_session), [(Noop, vaccel_noop, noop)]),
+            /// `exec`: `int f(sess, const char *library, const char *fn_symbol,
+            /// struct vaccel_arg *read, size_t nr_read, struct vaccel_arg *write, size_t nr_write)`.
+            (vaccel_exec_op_fn, (
+                sess: *mut vaccel_session, library: *const c_char, fn_symbol: *const c_char,
+                read: *mut vaccel_arg, nr_read: usize, write: *mut vaccel_arg, nr_write: usize
+            ), [(Exec, vaccel_exec, exec)]),
+            /// `exec_with_resource`: `int f(sess, struct vaccel_resource *res,
+            /// const char *fn_symbol, read, nr_read, write, nr_write)`.
+            (vaccel_exec_with_resource_fn, (
+                sess: *mut vaccel_session, res: *mut vaccel_resource, fn_symbol: *const c_char,
+                read: *mut vaccel_arg, nr_read: usize, write: *mut vaccel_arg, nr_write: usize
+            ), [(ExecWithResource, vaccel_exec_with_resource, exec_with_resource)]),
+            /// `image_classify`: `int f(sess, const void *img, unsigned char *out_text,
+            /// unsigned char *out_imgname, size_t len_img, size_t len_out_text,
+            /// size_t len_out_imgname)`.
+            (vaccel_image_classify_fn, (
+                sess: *mut vaccel_session, img: *const c_void, out_text: *mut u8,
+                out_imgname: *mut u8, len_img: usize, len_out_text: usize, len_out_imgname: usize
+            ), [(ImageClassify, vaccel_image_classification, image_classify)]),
+            /// `image_detect`, `_segment`, `_pose`, `_depth`: `int f(sess, const void *img,
+            /// unsigned char *out_imgname, size_t len_img, size_t len_out_imgname)`.
+            (vaccel_image_op_fn, (
+                sess: *mut vaccel_session, img: *const c_void, out_imgname: *mut u8,
+                len_img: usize, len_out_imgname: usize
+            ), [
+                (ImageDetect, vaccel_image_detection, image_detect),
+                (ImageSegment, vaccel_image_segmentation, image_segment),
+                (ImagePose, vaccel_image_pose, image_pose),
+                (ImageDepth, vaccel_image_depth, image_depth)
+            ]),
+            /// `blas_sgemm`: `int f(sess, int64_t m, int64_t n, int64_t k, float alpha,
+            /// float *a, int64_t lda, float *b, int64_t ldb, float beta, float *c, int64_t ldc)`.
+            (vaccel_sgemm_fn, (
+                sess: *mut vaccel_session, m: i64, n: i64, k: i64, alpha: f32, a: *mut f32,
+                lda: i64, b: *mut f32, ldb: i64, beta: f32, c: *mut f32, ldc: i64
+            ), [(BlasSgemm, vaccel_sgemm, sgemm)]),
+            /// `fpga_arraycopy`: `int f(sess, int a[], int out_a[], size_t len_a)`.
+            (vaccel_fpga_arraycopy_fn, (
+                sess: *mut vaccel_session, a: *mut c_int, out_a: *mut c_int, len_a: usize
+            ), [(FpgaArraycopy, vaccel_fpga_arraycopy, fpga_arraycopy)]),
+            /// `fpga_mmult`: `int f(sess, float a[], float b[], float c[], size_t len_a)`.
+            (vaccel_fpga_mmult_fn, (
+                sess: *mut vaccel_session, a: *mut f32, b: *mut f32, c: *mut f32, len_a: usize
+            ), [(FpgaMmult, vaccel_fpga_mmult, fpga_mmult)]),
+            /// `fpga_parallel`: `int f(sess, float a[], float b[], float add_output[],
+            /// float mult_output[], size_t len_a)`.
+            (vaccel_fpga_parallel_fn, (
+                sess: *mut vaccel_session, a: *mut f32, b: *mut f32, add_output: *mut f32,
+                mult_output: *mut f32, len_a: usize
+            ), [(FpgaParallel, vaccel_fpga_parallel, fpga_parallel)]),
+            /// `fpga_vectoradd`: `int f(sess, float a[], float b[], float c[], size_t len_a,
+            /// size_t len_b)`.
+            (vaccel_fpga_vadd_fn, (
+                sess: *mut vaccel_session, a: *mut f32, b: *mut f32, c: *mut f32,
+                len_a: usize, len_b: usize
+            ), [(FpgaVectoradd, vaccel_fpga_vadd, fpga_vadd)]),
+            /// `minmax`: `int f(sess, const double *indata, int ndata, int low_threshold,
+            /// int high_threshold, double *outdata, double *min, double *max)`.
+            (vaccel_minmax_fn, (
+                sess: *mut vaccel_session, indata: *const f64, ndata: c_int, low_threshold: c_int,
+                high_threshold: c_int, outdata: *mut f64, min: *mut f64, max: *mut f64
+            ), [(Minmax, vaccel_minmax, minmax)]),
+            /// `opencv`: `int f(sess, struct vaccel_arg *read, int nr_read,
+            /// struct vaccel_arg *write, int nr_write)`.
+            (vaccel_opencv_fn, (
+                sess: *mut vaccel_session, read: *mut vaccel_arg, nr_read: c_int,
+                write: *mut vaccel_arg, nr_write: c_int
+            ), [(Opencv, vaccel_opencv, opencv)]),
+            /// `tf_model_load` and `tf_model_unload`: `int f(sess,
+            /// struct vaccel_resource *model, struct vaccel_tf_status *status)`.
+            (vaccel_tf_model_fn, (
+                sess: *mut vaccel_session, model: *mut vaccel_resource,
+                status: *mut vaccel_tf_status
+            ), [
+                (TfModelLoad, vaccel_tf_model_load, tf_model_load),
+                (TfModelUnload, vaccel_tf_model_unload, tf_model_unload)
+            ]),
+            /// `tf_model_run`: outputs are allocated by the plugin
+            /// (`vaccel_tf_tensor_allocate`).
+            (vaccel_tf_model_run_fn, (
+                sess: *mut vaccel_session, model: *const vaccel_resource,
+                run_options: *const vaccel_tf_buffer, in_nodes: *const vaccel_tf_node,
+                in_tensors: *const *mut vaccel_tf_tensor, nr_inputs: c_int,
+                out_nodes: *const vaccel_tf_node, out_tensors: *mut *mut vaccel_tf_tensor,
+                nr_outputs: c_int, status: *mut vaccel_tf_status
+            ), [(TfModelRun, vaccel_tf_model_run, tf_model_run)]),
+            /// `tflite_model_load`, `tflite_model_unload` and `torch_model_load`:
+            /// `int f(sess, struct vaccel_resource *model)`.
+            (vaccel_model_fn, (sess: *mut vaccel_session, model: *mut vaccel_resource), [
+                (TfliteModelLoad, vaccel_tflite_model_load, tflite_model_load),
+                (TfliteModelUnload, vaccel_tflite_model_unload, tflite_model_unload),
+                (TorchModelLoad, vaccel_torch_model_load, torch_model_load)
+            ]),
+            /// `tflite_model_run`: `int f(sess, model, struct vaccel_tflite_tensor *const *in,
+            /// int nr_inputs, struct vaccel_tflite_tensor **out, int nr_outputs,
+            /// uint8_t *status)`.
+            (vaccel_tflite_model_run_fn, (
+                sess: *mut vaccel_session, model: *const vaccel_resource,
+                inputs: *const *mut vaccel_tflite_tensor, nr_inputs: c_int,
+                outputs: *mut *mut vaccel_tflite_tensor, nr_outputs: c_int, status: *mut u8
+            ), [(TfliteModelRun, vaccel_tflite_model_run, tflite_model_run)]),
+            /// `torch_model_run`: `int f(sess, model,
+            /// const struct vaccel_torch_buffer *run_options,
+            /// struct vaccel_torch_tensor *const *in, int nr_inputs,
+            /// struct vaccel_torch_tensor **out, int nr_outputs)`.
+            (vaccel_torch_model_run_fn, (
+                sess: *mut vaccel_session, model: *const vaccel_resource,
+                run_options: *const vaccel_torch_buffer, inputs: *const *mut vaccel_torch_tensor,
+                nr_inputs: c_int, outputs: *mut *mut vaccel_torch_tensor, nr_outputs: c_int
+            ), [(TorchModelRun, vaccel_torch_model_run, torch_model_run)]),
+            /// `torch_sgemm`: `int f(sess, struct vaccel_torch_tensor **in_A, **in_B, **in_C,
+            /// int M, int N, int K, struct vaccel_torch_tensor **out)`.
+            (vaccel_torch_sgemm_fn, (
+                sess: *mut vaccel_session, in_a: *mut *mut vaccel_torch_tensor,
+                in_b: *mut *mut vaccel_torch_tensor, in_c: *mut *mut vaccel_torch_tensor,
+                m: c_int, n: c_int, k: c_int, out: *mut *mut vaccel_torch_tensor
+            ), [(TorchSgemm, vaccel_torch_sgemm, torch_sgemm)]),
+        }
+    };
+}
+
+/// The `*_fn` types of the op table.
+macro_rules! op_fn_types {
+    ({} $($(#[$doc:meta])* ($ty:ident, $params:tt, [$($op:tt),*]),)*) => {
+        $(
+            $(#[$doc])*
+            pub type $ty = unsafe extern "C" fn $params -> c_int;
+        )*
+    };
+}
+
+op_table!(op_fn_types);
 
 /// The version of [`vaccel_rs_host`] this library passes.
 pub const VACCEL_RS_HOST_ABI: u32 = 2;

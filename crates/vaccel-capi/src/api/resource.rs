@@ -379,6 +379,35 @@ pub unsafe extern "C" fn vaccel_resource_delete(res: *mut vaccel_resource) -> c_
     })
 }
 
+/// What a membership call changes: the resource's view always, and the session's view (its
+/// resource list) only for registration and unregistration.
+#[derive(Clone, Copy, PartialEq)]
+enum Refresh {
+    Resource,
+    ResourceAndSession,
+}
+
+/// A call between a resource view and a session view: both resolved, `call` run, then the
+/// views refreshed whatever it returned (a failed call may have changed the resource's state).
+fn membership(
+    what: &'static str,
+    res: *mut vaccel_resource,
+    sess: *mut vaccel_session,
+    refresh: Refresh,
+    call: impl FnOnce(&Arc<vaccel_core::Session>, &Arc<Resource>) -> Res<()>,
+) -> c_int {
+    guard(what, || {
+        let resource = views::resource_from_c(res)?;
+        let session = views::session_from_c(sess)?;
+        let result = call(&session, &resource);
+        views::refresh_resource(&resource);
+        if refresh == Refresh::ResourceAndSession {
+            views::session_for_plugin(&session)?;
+        }
+        result
+    })
+}
+
 /// `vaccel_resource_register`.
 ///
 /// # Safety
@@ -389,14 +418,13 @@ pub unsafe extern "C" fn vaccel_resource_register(
     res: *mut vaccel_resource,
     sess: *mut vaccel_session,
 ) -> c_int {
-    guard("vaccel_resource_register", || {
-        let resource = views::resource_from_c(res)?;
-        let session = views::session_from_c(sess)?;
-        let result = session.register(&resource);
-        views::refresh_resource(&resource);
-        views::session_for_plugin(&session)?;
-        result
-    })
+    membership(
+        "vaccel_resource_register",
+        res,
+        sess,
+        Refresh::ResourceAndSession,
+        |s, r| s.register(r),
+    )
 }
 
 /// `vaccel_resource_unregister`.
@@ -409,14 +437,13 @@ pub unsafe extern "C" fn vaccel_resource_unregister(
     res: *mut vaccel_resource,
     sess: *mut vaccel_session,
 ) -> c_int {
-    guard("vaccel_resource_unregister", || {
-        let resource = views::resource_from_c(res)?;
-        let session = views::session_from_c(sess)?;
-        let result = session.unregister(&resource);
-        views::refresh_resource(&resource);
-        views::session_for_plugin(&session)?;
-        result
-    })
+    membership(
+        "vaccel_resource_unregister",
+        res,
+        sess,
+        Refresh::ResourceAndSession,
+        |s, r| s.unregister(r),
+    )
 }
 
 /// `vaccel_resource_sync`.
@@ -429,13 +456,13 @@ pub unsafe extern "C" fn vaccel_resource_sync(
     res: *mut vaccel_resource,
     sess: *mut vaccel_session,
 ) -> c_int {
-    guard("vaccel_resource_sync", || {
-        let resource = views::resource_from_c(res)?;
-        let session = views::session_from_c(sess)?;
-        let result = session.sync(&resource);
-        views::refresh_resource(&resource);
-        result
-    })
+    membership(
+        "vaccel_resource_sync",
+        res,
+        sess,
+        Refresh::Resource,
+        |s, r| s.sync(r),
+    )
 }
 
 /// `vaccel_resource_refcount`: sessions registered with, or `-VACCEL_EINVAL`.

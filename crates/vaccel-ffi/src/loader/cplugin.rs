@@ -10,14 +10,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use vaccel_abi::{
-    VACCEL_OP_MAX, vaccel_arg, vaccel_exec_op_fn, vaccel_exec_with_resource_fn,
-    vaccel_fpga_arraycopy_fn, vaccel_fpga_mmult_fn, vaccel_fpga_parallel_fn, vaccel_fpga_vadd_fn,
-    vaccel_image_classify_fn, vaccel_image_op_fn, vaccel_minmax_fn, vaccel_model_fn,
-    vaccel_noop_fn, vaccel_opencv_fn, vaccel_plugin, vaccel_plugin_init_fn,
-    vaccel_plugin_resource_fn, vaccel_plugin_session_flags_fn, vaccel_plugin_session_fn,
-    vaccel_sgemm_fn, vaccel_tf_buffer, vaccel_tf_model_fn, vaccel_tf_model_run_fn, vaccel_tf_node,
-    vaccel_tf_status, vaccel_tf_tensor, vaccel_tflite_model_run_fn, vaccel_tflite_tensor,
-    vaccel_torch_buffer, vaccel_torch_model_run_fn, vaccel_torch_sgemm_fn, vaccel_torch_tensor,
+    VACCEL_OP_MAX, vaccel_arg, vaccel_plugin, vaccel_plugin_init_fn, vaccel_plugin_resource_fn,
+    vaccel_plugin_session_flags_fn, vaccel_plugin_session_fn, vaccel_tf_buffer, vaccel_tf_node,
+    vaccel_tf_status, vaccel_tf_tensor, vaccel_tflite_tensor, vaccel_torch_buffer,
+    vaccel_torch_tensor,
 };
 use vaccel_core::arg::Arg;
 use vaccel_core::plugin::{Plugin, PluginInfo, SgemmArgs};
@@ -27,6 +23,14 @@ use vaccel_core::tensor::{
 use vaccel_core::{Error, ErrorCode, Id, OpSet, OpType, PluginType, Resource, Result, Session};
 
 use crate::ffi;
+use crate::ops::Signature;
+use crate::ops::sig::{
+    vaccel_exec_op_fn, vaccel_exec_with_resource_fn, vaccel_fpga_arraycopy_fn,
+    vaccel_fpga_mmult_fn, vaccel_fpga_parallel_fn, vaccel_fpga_vadd_fn, vaccel_image_classify_fn,
+    vaccel_image_op_fn, vaccel_minmax_fn, vaccel_model_fn, vaccel_noop_fn, vaccel_opencv_fn,
+    vaccel_sgemm_fn, vaccel_tf_model_fn, vaccel_tf_model_run_fn, vaccel_tflite_model_run_fn,
+    vaccel_torch_model_run_fn, vaccel_torch_sgemm_fn,
+};
 use crate::tensor::{self as t};
 use crate::views::{self, ResGuard};
 
@@ -118,18 +122,6 @@ unsafe impl Send for CPlugin {}
 // SAFETY: as above; `&self` methods only read the pointers.
 unsafe impl Sync for CPlugin {}
 
-macro_rules! op_fn {
-    ($self:ident, $op:expr, $ty:ty) => {{
-        let raw = $self.func($op)?;
-        // SAFETY: (1) a function pointer has the size of a data pointer on every POSIX target
-        // (checked at compile time by `transmute`); (2) `raw` is non-null (`func`); (3) the
-        // plugin registered it for this op, and the op's signature is the contract of
-        // `vaccel_plugin_register_ops` (spec §1.15); (4) the library stays loaded while
-        // `self` lives.
-        unsafe { std::mem::transmute::<*mut c_void, $ty>(raw) }
-    }};
-}
-
 fn c_len(n: usize, what: &str) -> Result<c_int> {
     c_int::try_from(n).map_err(|_| Error::invalid(format!("too many {what} for a C int: {n}")))
 }
@@ -204,13 +196,13 @@ fn out_ptr<T>(s: &mut [T]) -> *mut T {
     }
 }
 
-/// Calls the plugin's function of `$op` (of C type `$ty`) with the arguments `($s, ...)`, `$s`
-/// being the C view of `$sess`, and checks the code it returns.
+/// Calls the plugin's function of `$op` (of the op table's signature `$sig`) with the arguments
+/// `($s, ...)`, `$s` being the C view of `$sess`, and checks the code it returns.
 macro_rules! c_call {
-    ($self:ident, $sess:expr, $op:expr, $ty:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {{
-        let f = op_fn!($self, $op, $ty);
+    ($self:ident, $sess:expr, $op:expr, $sig:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {{
+        let f = $self.op_fn::<$sig>($op)?;
         let $s = views::session_for_plugin($sess)?;
-        // SAFETY: `f` has the op's C signature (`op_fn!`) and `$s` is a live view. Every
+        // SAFETY: `f` has the op's C signature (`op_fn`) and `$s` is a live view. Every
         // pointer argument is null with a zero length or borrows that many elements of a Rust
         // slice for the call: inputs shared (cast to `*mut` only for the C prototypes),
         // outputs exclusive and disjoint from everything else, as Rust borrows guarantee;
@@ -350,6 +342,26 @@ impl CPlugin {
             return Err(vaccel_core::plugin::not_implemented(self, op));
         }
         Ok(f)
+    }
+
+    /// The plugin's function of `op`, typed by its signature in the op table; an op the
+    /// signature does not list is refused, so no function is called with another op's type.
+    fn op_fn<S: Signature>(&self, op: OpType) -> Result<S::Fn> {
+        if !S::OPS.contains(&op) {
+            return Err(Error::invalid(format!(
+                "op {op} is called with another op's C signature"
+            )));
+        }
+        let raw = self.func(op)?;
+        const {
+            assert!(size_of::<S::Fn>() == size_of::<*mut c_void>());
+        }
+        // SAFETY: (1) `S::Fn` is a function pointer type (`vaccel-abi`'s `*_fn`, through the op
+        // table), of the size of a data pointer (asserted above), as on every POSIX target;
+        // (2) `raw` is non-null (`func`); (3) the plugin registered it for `op`, whose
+        // signature is `S` (checked above) by the contract of `vaccel_plugin_register_ops`
+        // (spec §1.15); (4) the library stays loaded while `self` lives.
+        Ok(unsafe { std::mem::transmute_copy::<*mut c_void, S::Fn>(&raw) })
     }
 
     /// Whether session hooks apply to `sess`: remote sessions (upstream), and every session
@@ -550,7 +562,7 @@ impl Plugin for CPlugin {
         read: &[Arg<'_>],
         write: &mut [Arg<'_>],
     ) -> Result<()> {
-        let f = op_fn!(self, OpType::Exec, vaccel_exec_op_fn);
+        let f = self.op_fn::<vaccel_exec_op_fn>(OpType::Exec)?;
         let s = views::session_for_plugin(sess)?;
         let library = c_string(library, "library")?;
         let symbol = c_string(symbol, "symbol")?;
@@ -582,7 +594,7 @@ impl Plugin for CPlugin {
         read: &[Arg<'_>],
         write: &mut [Arg<'_>],
     ) -> Result<()> {
-        let f = op_fn!(self, OpType::ExecWithResource, vaccel_exec_with_resource_fn);
+        let f = self.op_fn::<vaccel_exec_with_resource_fn>(OpType::ExecWithResource)?;
         let s = views::session_for_plugin(sess)?;
         let r = self.resource(res, sess)?;
         let symbol = c_string(symbol, "symbol")?;
@@ -696,7 +708,7 @@ impl Plugin for CPlugin {
         high_threshold: i32,
         outdata: &mut [f64],
     ) -> Result<(f64, f64)> {
-        let f = op_fn!(self, OpType::Minmax, vaccel_minmax_fn);
+        let f = self.op_fn::<vaccel_minmax_fn>(OpType::Minmax)?;
         let s = views::session_for_plugin(sess)?;
         let ndata = c_len(indata.len(), "data points")?;
         let (mut min, mut max) = (0f64, 0f64);
@@ -719,7 +731,7 @@ impl Plugin for CPlugin {
     }
 
     fn opencv(&self, sess: &Session, read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
-        let f = op_fn!(self, OpType::Opencv, vaccel_opencv_fn);
+        let f = self.op_fn::<vaccel_opencv_fn>(OpType::Opencv)?;
         let s = views::session_for_plugin(sess)?;
         let mut args = CArgs::new(read, write)?;
         let nr_read = c_len(args.read.len(), "read args")?;
@@ -746,7 +758,7 @@ impl Plugin for CPlugin {
         in_tensors: &[TfTensor<'_>],
         out_nodes: &[TfNode],
     ) -> Result<TfRunOutput> {
-        let f = op_fn!(self, OpType::TfModelRun, vaccel_tf_model_run_fn);
+        let f = self.op_fn::<vaccel_tf_model_run_fn>(OpType::TfModelRun)?;
         let s = views::session_for_plugin(sess)?;
         let m = self.resource(model, sess)?;
         let options = run_options.map(|o| vaccel_tf_buffer {
@@ -807,7 +819,7 @@ impl Plugin for CPlugin {
         inputs: &[TfLiteTensor<'_>],
         nr_outputs: usize,
     ) -> Result<TfLiteRunOutput> {
-        let f = op_fn!(self, OpType::TfliteModelRun, vaccel_tflite_model_run_fn);
+        let f = self.op_fn::<vaccel_tflite_model_run_fn>(OpType::TfliteModelRun)?;
         let s = views::session_for_plugin(sess)?;
         let m = self.resource(model, sess)?;
         let mut c_inputs = t::CTensors::tflite(inputs)?;
@@ -848,7 +860,7 @@ impl Plugin for CPlugin {
         inputs: &[TorchTensor<'_>],
         nr_outputs: usize,
     ) -> Result<Vec<TorchTensor<'static>>> {
-        let f = op_fn!(self, OpType::TorchModelRun, vaccel_torch_model_run_fn);
+        let f = self.op_fn::<vaccel_torch_model_run_fn>(OpType::TorchModelRun)?;
         let s = views::session_for_plugin(sess)?;
         let m = self.resource(model, sess)?;
         let options = run_options.map(|o| vaccel_torch_buffer {
@@ -887,7 +899,7 @@ impl Plugin for CPlugin {
         n: i32,
         k: i32,
     ) -> Result<Option<TorchTensor<'static>>> {
-        let f = op_fn!(self, OpType::TorchSgemm, vaccel_torch_sgemm_fn);
+        let f = self.op_fn::<vaccel_torch_sgemm_fn>(OpType::TorchSgemm)?;
         let s = views::session_for_plugin(sess)?;
         let mut inputs = t::CTensors::torch(&[a.borrowed(), b.borrowed(), c.borrowed()])?;
         let mut ptrs = inputs.ptr_vec();
@@ -909,7 +921,7 @@ impl Plugin for CPlugin {
 
 impl CPlugin {
     fn tf_model(&self, op: OpType, sess: &Session, model: &Resource) -> Result<TfStatus> {
-        let f = op_fn!(self, op, vaccel_tf_model_fn);
+        let f = self.op_fn::<vaccel_tf_model_fn>(op)?;
         let s = views::session_for_plugin(sess)?;
         let m = self.resource(model, sess)?;
         let mut status = vaccel_tf_status {
@@ -926,7 +938,7 @@ impl CPlugin {
     }
 
     fn model_op(&self, op: OpType, sess: &Session, model: &Resource) -> Result<()> {
-        let f = op_fn!(self, op, vaccel_model_fn);
+        let f = self.op_fn::<vaccel_model_fn>(op)?;
         let s = views::session_for_plugin(sess)?;
         let m = self.resource(model, sess)?;
         // SAFETY: `f` has the `(sess, model)` signature of this op; both views are live.
