@@ -305,6 +305,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let (Address::Tcp { port: 0, .. }, Some(bound)) = (&address, handle.local_tcp_addr()) {
         log::info!("Bound to tcp://{bound}");
     }
+    if let Address::Vsock { port, .. } = &address {
+        log::info!(
+            "Bound to vsock port {port} on any CID (VMADDR_CID_ANY): every guest of this host \
+             reaches it at vsock://2:{port}"
+        );
+    }
 
     let signal = signals.forever().next();
     log::info!(
