@@ -58,6 +58,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# A signal ends the script through its EXIT trap.
+trap 'exit 1' INT TERM
 
 # fail MESSAGE [LOG...]: the failure, then the tail of each log named.
 fail() {
@@ -273,6 +275,7 @@ console=$tmp/console.log
 say "booting the guest (TCG)"
 boot_started=$(date +%s)
 qemu_rc=0
+# In the background, so that a signal to this script is handled at once.
 timeout "$GUEST_TIMEOUT" qemu-system-x86_64 \
     -nodefaults -no-user-config -nographic -no-reboot \
     -accel tcg,thread=multi -cpu max -smp 1 -m "${mem_mb}M" \
@@ -282,7 +285,9 @@ timeout "$GUEST_TIMEOUT" qemu-system-x86_64 \
     -append "console=ttyS0 quiet panic=-1" \
     -chardev "socket,id=c,path=$vhost_sock" -device vhost-user-vsock-pci,chardev=c \
     -serial "file:$console" -monitor none \
-    >"$tmp/qemu.log" 2>&1 || qemu_rc=$?
+    </dev/null >"$tmp/qemu.log" 2>&1 &
+pids+=($!)
+wait $! || qemu_rc=$?
 guest_s=$(($(date +%s) - boot_started))
 [ -f "$console" ] || fail "QEMU did not start (exit status $qemu_rc)" "$tmp/qemu.log"
 [ "$qemu_rc" = 124 ] && fail "the guest did not power off within ${GUEST_TIMEOUT}s" "$console"
