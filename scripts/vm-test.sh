@@ -118,7 +118,7 @@ agent_bin=$host_bin/vaccel-rpc-agent
 # The guest's programs: the thin static rpc-only client when the workspace can build it, else
 # the host's programs with the shared libraries they load.
 if [ -x scripts/thin-client.sh ]; then
-    guest_bin=$(scripts/thin-client.sh)
+    guest_bin=$(scripts/thin-client.sh | tail -n 1)
 else
     guest_bin=$host_bin
 fi
