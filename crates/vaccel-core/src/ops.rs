@@ -25,6 +25,21 @@ fn need(ok: bool, what: &'static str) -> Result<()> {
     }
 }
 
+/// Whether a plugin's failure hands the call to the next plugin: it declined, or it answered
+/// `ENOTSUP` with its code, which is how a plugin library's decline reaches the runtime (the
+/// CPU backends loaded by `cpu` from `libvaccel-<name>.so`). The first decline is what the
+/// caller gets when no plugin serves the call, so its code is unchanged.
+fn declines(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Declined { .. }
+            | Error::Backend {
+                code: ErrorCode::ENOTSUP,
+                ..
+            }
+    )
+}
+
 impl Session {
     #[inline]
     fn dispatch<T>(&self, op: OpType, mut call: impl FnMut(&dyn Plugin) -> Result<T>) -> Result<T> {
@@ -34,7 +49,8 @@ impl Session {
             op.name()
         );
         let region = self.runtime().inner().regions.region(op);
-        let bound = self.plugin();
+        let mut held = None;
+        let bound = self.bound_plugin(&mut held);
         let mut declined = None;
         let mut entered = None;
         // Nearly every call: the bound plugin implements the op, and is called without
@@ -46,8 +62,8 @@ impl Session {
                 op.name(),
                 bound.info().name
             );
-            match call(&*bound) {
-                Err(e @ Error::Declined { .. }) => {
+            match call(&**bound) {
+                Err(e) if declines(&e) => {
                     log::debug!("session:{} {e}; trying the next plugin", self.id());
                     declined = Some(e);
                 }
@@ -57,7 +73,7 @@ impl Session {
         let others: Vec<_> = self
             .route(op)
             .into_iter()
-            .filter(|p| !Arc::ptr_eq(p, &bound))
+            .filter(|p| !Arc::ptr_eq(p, bound))
             .collect();
         if others.is_empty() && declined.is_none() {
             log::error!(
@@ -79,7 +95,7 @@ impl Session {
                 plugin.info().name
             );
             match call(&**plugin) {
-                Err(e @ Error::Declined { .. }) => {
+                Err(e) if declines(&e) => {
                     log::debug!("session:{} {e}; trying the next plugin", self.id());
                     declined.get_or_insert(e);
                 }

@@ -41,6 +41,9 @@ pub struct Session {
     /// Bumped whenever something a C view of the session shows changes (see
     /// [`Session::generation`]).
     generation: AtomicU64,
+    /// The plugin of an attached session, which never changes (the host binds and rebinds):
+    /// ops borrow it without the lock and reference count of `plugin`.
+    fixed: Option<Arc<dyn Plugin>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -105,6 +108,7 @@ impl Session {
             hint: AtomicU32::new(flags),
             remote,
             remote_id: AtomicI64::new(0),
+            fixed: attached.then(|| Arc::clone(&plugin)),
             plugin: RwLock::new(plugin),
             rundir,
             rt: rt.clone(),
@@ -183,6 +187,18 @@ impl Session {
     /// The plugin bound to the session.
     pub fn plugin(&self) -> Arc<dyn Plugin> {
         Arc::clone(&self.plugin_guard())
+    }
+
+    /// The plugin ops call: an attached session's fixed plugin (borrowed), or the bound one
+    /// (counted into `held`).
+    pub(crate) fn bound_plugin<'a>(
+        &'a self,
+        held: &'a mut Option<Arc<dyn Plugin>>,
+    ) -> &'a Arc<dyn Plugin> {
+        match &self.fixed {
+            Some(p) => p,
+            None => held.insert(self.plugin()),
+        }
     }
 
     pub(crate) fn plugin_guard(&self) -> RwLockReadGuard<'_, Arc<dyn Plugin>> {
@@ -461,8 +477,11 @@ impl Session {
     /// The deprecated `vaccel_session_update`: remote sessions forward the new flags; local
     /// ones re-select their plugin, which is refused while resources are registered.
     pub fn update(&self, flags: u32) -> Result<()> {
-        if self.remote {
-            self.plugin().session_update(self, flags)?;
+        // A remote session stays with its transport, an attached one with the plugin its host
+        // bound it to: the plugin is told, nothing rebinds.
+        if self.remote || self.attached {
+            let mut held = None;
+            self.bound_plugin(&mut held).session_update(self, flags)?;
             self.hint.store(flags, Ordering::Relaxed);
             self.changed();
             return Ok(());
