@@ -82,7 +82,7 @@ mod tests {
         }
         // SAFETY: on success `data` holds `size` bytes from `malloc`, ours to free.
         let bytes = unsafe {
-            let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size).to_vec();
+            let bytes = vaccel_ffi::ffi::bytes(data, size, "data").unwrap().to_vec();
             libc::free(data);
             bytes
         };
