@@ -197,19 +197,30 @@ fn out_ptr<T>(s: &mut [T]) -> *mut T {
 }
 
 /// Calls the plugin's function of `$op` (of the op table's signature `$sig`) with the arguments
-/// `($s, ...)`, `$s` being the C view of `$sess`, and checks the code it returns.
+/// `($s, ...)`, `$s` being the C view of `$sess`: the code it returned, or why it could not be
+/// called.
+macro_rules! c_invoke {
+    ($self:ident, $sess:expr, $op:expr, $sig:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {
+        match ($self.op_fn::<$sig>($op), views::session_for_plugin($sess)) {
+            (Ok(f), Ok($s)) => {
+                // SAFETY: `f` has the op's C signature (`op_fn`) and `$s` is a live view.
+                // Every pointer argument is null with a zero length or borrows that many
+                // elements of a Rust slice or local for the call: inputs shared (cast to `*mut`
+                // only for the C prototypes), outputs exclusive and disjoint from everything
+                // else, as Rust borrows guarantee; lengths, dimensions and strides are what the
+                // runtime validated for the op (each method says what else it passes).
+                Ok(unsafe { f($($arg),*) })
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    };
+}
+
+/// [`c_invoke!`], then the returned code checked.
 macro_rules! c_call {
-    ($self:ident, $sess:expr, $op:expr, $sig:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {{
-        let f = $self.op_fn::<$sig>($op)?;
-        let $s = views::session_for_plugin($sess)?;
-        // SAFETY: `f` has the op's C signature (`op_fn`) and `$s` is a live view. Every
-        // pointer argument is null with a zero length or borrows that many elements of a Rust
-        // slice for the call: inputs shared (cast to `*mut` only for the C prototypes),
-        // outputs exclusive and disjoint from everything else, as Rust borrows guarantee;
-        // lengths, dimensions and strides are what the runtime validated for the op.
-        let ret = unsafe { f($($arg),*) };
-        $self.check($op, ret)
-    }};
+    ($self:ident, $sess:expr, $op:expr, $sig:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {
+        c_invoke!($self, $sess, $op, $sig, |$s| ($($arg),*)).and_then(|ret| $self.check($op, ret))
+    };
 }
 
 /// An input slice as the `*mut` of a C prototype (the plugin only reads it).
@@ -436,6 +447,365 @@ impl CPlugin {
     }
 }
 
+/// The [`Plugin`] methods of the op table (expanded inside `impl Plugin for CPlugin`): one arm
+/// per signature, which writes the method of each op the table lists with it (the four image
+/// ops share `Plugin::image_op`). An op added to the table with a new signature has no arm
+/// here until its Rust → C translation is written: the build fails, it does not fall back to
+/// "not implemented".
+macro_rules! plugin_methods {
+    ({} $($(#[$doc:meta])* ($ty:ident, $params:tt, [$(($op:ident, $name:ident, $m:ident)),*]),)*) => {
+        $(plugin_methods!(@sig $ty [$(($op, $m)),*]);)*
+    };
+    (@sig vaccel_noop_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session) -> Result<()> {
+            c_call!(self, sess, OpType::$op, vaccel_noop_fn, |s| (s))
+        }
+    };
+    (@sig vaccel_exec_op_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            library: &str,
+            symbol: &str,
+            read: &[Arg<'_>],
+            write: &mut [Arg<'_>],
+        ) -> Result<()> {
+            let library = c_string(library, "library")?;
+            let symbol = c_string(symbol, "symbol")?;
+            let mut args = CArgs::new(read, write)?;
+            let (nr_read, nr_write) = (args.read.len(), args.write.len());
+            let (r, w) = (args.read_ptr(), args.write_ptr());
+            // The strings are NUL-terminated and live for the call; the arg arrays hold
+            // `nr_read`/`nr_write` entries whose buffers are the args' bytes, borrowed (shared
+            // for `read`, exclusive for `write`) for the whole call. Plugins must not write
+            // through read buffers.
+            c_call!(self, sess, OpType::$op, vaccel_exec_op_fn, |s| (
+                s,
+                library.as_ptr(),
+                symbol.as_ptr(),
+                r,
+                nr_read,
+                w,
+                nr_write
+            ))
+        }
+    };
+    (@sig vaccel_exec_with_resource_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            res: &Resource,
+            symbol: &str,
+            read: &[Arg<'_>],
+            write: &mut [Arg<'_>],
+        ) -> Result<()> {
+            let r = self.resource(res, sess)?;
+            let symbol = c_string(symbol, "symbol")?;
+            let mut args = CArgs::new(read, write)?;
+            let (nr_read, nr_write) = (args.read.len(), args.write.len());
+            let (rd, wr) = (args.read_ptr(), args.write_ptr());
+            // As for `exec`; `r` keeps the resource view and its blobs alive.
+            c_call!(self, sess, OpType::$op, vaccel_exec_with_resource_fn, |s| (
+                s,
+                r.ptr,
+                symbol.as_ptr(),
+                rd,
+                nr_read,
+                wr,
+                nr_write
+            ))
+        }
+    };
+    (@sig vaccel_image_classify_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            image: &[u8],
+            out_text: &mut [u8],
+            out_imgname: &mut [u8],
+        ) -> Result<()> {
+            let (len_img, len_text, len_name) = (image.len(), out_text.len(), out_imgname.len());
+            let (img, text, name) = (
+                in_ptr(image).cast(),
+                out_ptr(out_text),
+                out_ptr(out_imgname),
+            );
+            c_call!(self, sess, OpType::$op, vaccel_image_classify_fn, |s| (
+                s, img, text, name, len_img, len_text, len_name
+            ))
+        }
+    };
+    (@sig vaccel_image_op_fn [$(($op:ident, $m:ident)),*]) => {
+        fn image_op(
+            &self,
+            sess: &Session,
+            op: OpType,
+            image: &[u8],
+            out_imgname: &mut [u8],
+        ) -> Result<()> {
+            let (len_img, len_name) = (image.len(), out_imgname.len());
+            let (img, name) = (in_ptr(image).cast(), out_ptr(out_imgname));
+            c_call!(self, sess, op, vaccel_image_op_fn, |s| (
+                s, img, name, len_img, len_name
+            ))
+        }
+    };
+    (@sig vaccel_sgemm_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session, a: &SgemmArgs<'_>, c: &mut [f32]) -> Result<()> {
+            let (pa, pb, pc) = (in_mut(a.a), in_mut(a.b), out_ptr(c));
+            c_call!(self, sess, OpType::$op, vaccel_sgemm_fn, |s| (
+                s, a.m, a.n, a.k, a.alpha, pa, a.lda, pb, a.ldb, a.beta, pc, a.ldc
+            ))
+        }
+    };
+    (@sig vaccel_fpga_arraycopy_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session, a: &[i32], out: &mut [i32]) -> Result<()> {
+            let (pa, po, n) = (in_mut(a), out_ptr(out), a.len());
+            c_call!(self, sess, OpType::$op, vaccel_fpga_arraycopy_fn, |s| (s, pa, po, n))
+        }
+    };
+    (@sig vaccel_fpga_mmult_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+            let (pa, pb, pc, n) = (in_mut(a), in_mut(b), out_ptr(c), a.len());
+            c_call!(self, sess, OpType::$op, vaccel_fpga_mmult_fn, |s| (s, pa, pb, pc, n))
+        }
+    };
+    (@sig vaccel_fpga_parallel_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            a: &[f32],
+            b: &[f32],
+            add_out: &mut [f32],
+            mult_out: &mut [f32],
+        ) -> Result<()> {
+            let (pa, pb, n) = (in_mut(a), in_mut(b), a.len());
+            let (add, mult) = (out_ptr(add_out), out_ptr(mult_out));
+            c_call!(self, sess, OpType::$op, vaccel_fpga_parallel_fn, |s| (
+                s, pa, pb, add, mult, n
+            ))
+        }
+    };
+    (@sig vaccel_fpga_vadd_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
+            let (pa, pb, pc, (na, nb)) = (in_mut(a), in_mut(b), out_ptr(c), (a.len(), b.len()));
+            c_call!(self, sess, OpType::$op, vaccel_fpga_vadd_fn, |s| (
+                s, pa, pb, pc, na, nb
+            ))
+        }
+    };
+    (@sig vaccel_minmax_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            indata: &[f64],
+            low_threshold: i32,
+            high_threshold: i32,
+            outdata: &mut [f64],
+        ) -> Result<(f64, f64)> {
+            let ndata = c_len(indata.len(), "data points")?;
+            let (mut min, mut max) = (0f64, 0f64);
+            let (input, output) = (in_ptr(indata), out_ptr(outdata));
+            // `outdata` holds at least `indata.len()` elements (checked by the runtime);
+            // `min`/`max` are locals.
+            c_call!(self, sess, OpType::$op, vaccel_minmax_fn, |s| (
+                s,
+                input,
+                ndata,
+                low_threshold,
+                high_threshold,
+                output,
+                &raw mut min,
+                &raw mut max
+            ))?;
+            Ok((min, max))
+        }
+    };
+    (@sig vaccel_opencv_fn [($op:ident, $m:ident)]) => {
+        fn $m(&self, sess: &Session, read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
+            let mut args = CArgs::new(read, write)?;
+            let nr_read = c_len(args.read.len(), "read args")?;
+            let nr_write = c_len(args.write.len(), "write args")?;
+            let (r, w) = (args.read_ptr(), args.write_ptr());
+            // As for `exec`.
+            c_call!(self, sess, OpType::$op, vaccel_opencv_fn, |s| (
+                s, r, nr_read, w, nr_write
+            ))
+        }
+    };
+    (@sig vaccel_tf_model_fn [$(($op:ident, $m:ident)),*]) => {
+        $(
+            fn $m(&self, sess: &Session, model: &Resource) -> Result<TfStatus> {
+                self.tf_model(OpType::$op, sess, model)
+            }
+        )*
+    };
+    (@sig vaccel_model_fn [$(($op:ident, $m:ident)),*]) => {
+        $(
+            fn $m(&self, sess: &Session, model: &Resource) -> Result<()> {
+                self.model_op(OpType::$op, sess, model)
+            }
+        )*
+    };
+    (@sig vaccel_tf_model_run_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            model: &Resource,
+            run_options: Option<&[u8]>,
+            in_nodes: &[TfNode],
+            in_tensors: &[TfTensor<'_>],
+            out_nodes: &[TfNode],
+        ) -> Result<TfRunOutput> {
+            let m = self.resource(model, sess)?;
+            let options = run_options.map(|o| vaccel_tf_buffer {
+                data: in_ptr(o).cast_mut().cast::<c_void>(),
+                size: o.len(),
+            });
+            let c_in_nodes = CNodes::new(in_nodes)?;
+            let c_out_nodes = CNodes::new(out_nodes)?;
+            let mut inputs = t::CTensors::tf(in_tensors)?;
+            let mut outs = vec![ptr::null_mut::<vaccel_tf_tensor>(); out_nodes.len()];
+            let nr_in = c_len(in_tensors.len(), "input tensors")?;
+            let nr_out = c_len(out_nodes.len(), "output nodes")?;
+            let mut status = vaccel_tf_status {
+                code: 0,
+                message: ptr::null_mut(),
+            };
+            let opts = options.as_ref().map_or(ptr::null(), ptr::from_ref);
+            let (ins, outputs) = (inputs.ptrs(), out_ptr(&mut outs));
+            // Every pointer is null (empty) or points at locals that live for the call: the
+            // options over the caller's bytes, node arrays with NUL-terminated names, tensors
+            // over the input bytes (read-only for the plugin), `nr_out` null output slots the
+            // plugin fills with heap tensors, and a status.
+            let ret = c_invoke!(self, sess, OpType::$op, vaccel_tf_model_run_fn, |s| (
+                s,
+                m.ptr,
+                opts,
+                in_ptr(&c_in_nodes.nodes),
+                ins,
+                nr_in,
+                in_ptr(&c_out_nodes.nodes),
+                outputs,
+                nr_out,
+                &raw mut status
+            ))?;
+            // SAFETY: the status was filled by the plugin (message null or heap, from strdup).
+            let status = unsafe { t::take_tf_status(&mut status) };
+            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
+            // contract).
+            let outputs = unsafe { t::take_all(outs) };
+            self.check(OpType::$op, ret)?;
+            Ok(TfRunOutput {
+                outputs: outputs?,
+                status,
+            })
+        }
+    };
+    (@sig vaccel_tflite_model_run_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            model: &Resource,
+            inputs: &[TfLiteTensor<'_>],
+            nr_outputs: usize,
+        ) -> Result<TfLiteRunOutput> {
+            let m = self.resource(model, sess)?;
+            let mut c_inputs = t::CTensors::tflite(inputs)?;
+            let mut outs = vec![ptr::null_mut::<vaccel_tflite_tensor>(); nr_outputs];
+            let nr_in = c_len(inputs.len(), "input tensors")?;
+            let nr_out = c_len(nr_outputs, "output tensors")?;
+            let mut status = 0u8;
+            let (ins, outputs) = (c_inputs.ptrs(), out_ptr(&mut outs));
+            // As for `tf_model_run`.
+            let ret = c_invoke!(self, sess, OpType::$op, vaccel_tflite_model_run_fn, |s| (
+                s,
+                m.ptr,
+                ins,
+                nr_in,
+                outputs,
+                nr_out,
+                &raw mut status
+            ))?;
+            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
+            // contract).
+            let outputs = unsafe { t::take_all(outs) };
+            self.check(OpType::$op, ret)?;
+            Ok(TfLiteRunOutput {
+                outputs: outputs?,
+                status,
+            })
+        }
+    };
+    (@sig vaccel_torch_model_run_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            model: &Resource,
+            run_options: Option<&[u8]>,
+            inputs: &[TorchTensor<'_>],
+            nr_outputs: usize,
+        ) -> Result<Vec<TorchTensor<'static>>> {
+            let m = self.resource(model, sess)?;
+            let options = run_options.map(|o| vaccel_torch_buffer {
+                data: in_ptr(o).cast_mut().cast::<c_char>(),
+                size: o.len(),
+            });
+            let mut c_inputs = t::CTensors::torch(inputs)?;
+            let mut outs = vec![ptr::null_mut::<vaccel_torch_tensor>(); nr_outputs];
+            let nr_in = c_len(inputs.len(), "input tensors")?;
+            let nr_out = c_len(nr_outputs, "output tensors")?;
+            let opts = options.as_ref().map_or(ptr::null(), ptr::from_ref);
+            let (ins, outputs) = (c_inputs.ptrs(), out_ptr(&mut outs));
+            // As for `tf_model_run`.
+            let ret = c_invoke!(self, sess, OpType::$op, vaccel_torch_model_run_fn, |s| (
+                s, m.ptr, opts, ins, nr_in, outputs, nr_out
+            ))?;
+            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
+            // contract).
+            let outputs = unsafe { t::take_all(outs) };
+            self.check(OpType::$op, ret)?;
+            outputs
+        }
+    };
+    (@sig vaccel_torch_sgemm_fn [($op:ident, $m:ident)]) => {
+        fn $m(
+            &self,
+            sess: &Session,
+            a: &TorchTensor<'_>,
+            b: &TorchTensor<'_>,
+            c: &TorchTensor<'_>,
+            m: i32,
+            n: i32,
+            k: i32,
+        ) -> Result<Option<TorchTensor<'static>>> {
+            let mut inputs = t::CTensors::torch(&[a.borrowed(), b.borrowed(), c.borrowed()])?;
+            let mut ptrs = inputs.ptr_vec();
+            let mut out = ptr::null_mut::<vaccel_torch_tensor>();
+            let (pa, pb, pc) = match ptrs.as_mut_slice() {
+                [pa, pb, pc] => (ptr::from_mut(pa), ptr::from_mut(pb), ptr::from_mut(pc)),
+                _ => return Err(Error::invalid("torch_sgemm needs three tensors")),
+            };
+            // The three in-tensor slots point at C tensors over the inputs' bytes (live for the
+            // call), `out` is a null slot the plugin may fill with a heap tensor.
+            let ret = c_invoke!(self, sess, OpType::$op, vaccel_torch_sgemm_fn, |s| (
+                s,
+                pa,
+                pb,
+                pc,
+                m,
+                n,
+                k,
+                &raw mut out
+            ))?;
+            // SAFETY: null or a heap tensor the plugin allocated.
+            let out = unsafe { t::take_torch_tensor_opt(out) };
+            self.check(OpType::$op, ret)?;
+            out
+        }
+    };
+}
+
 impl Plugin for CPlugin {
     fn info(&self) -> &PluginInfo {
         &self.info
@@ -550,373 +920,9 @@ impl Plugin for CPlugin {
         Ok(())
     }
 
-    fn noop(&self, sess: &Session) -> Result<()> {
-        c_call!(self, sess, OpType::Noop, vaccel_noop_fn, |s| (s))
-    }
-
-    fn exec(
-        &self,
-        sess: &Session,
-        library: &str,
-        symbol: &str,
-        read: &[Arg<'_>],
-        write: &mut [Arg<'_>],
-    ) -> Result<()> {
-        let f = self.op_fn::<vaccel_exec_op_fn>(OpType::Exec)?;
-        let s = views::session_for_plugin(sess)?;
-        let library = c_string(library, "library")?;
-        let symbol = c_string(symbol, "symbol")?;
-        let mut args = CArgs::new(read, write)?;
-        let (nr_read, nr_write) = (args.read.len(), args.write.len());
-        // SAFETY: `f` has the exec signature; `s` is a live view; the strings are
-        // NUL-terminated and live for the call; the arg arrays hold `nr_read`/`nr_write`
-        // entries whose buffers are the args' bytes, borrowed (shared for `read`, exclusive
-        // for `write`) for the whole call. Plugins must not write through read buffers.
-        let ret = unsafe {
-            f(
-                s,
-                library.as_ptr(),
-                symbol.as_ptr(),
-                args.read_ptr(),
-                nr_read,
-                args.write_ptr(),
-                nr_write,
-            )
-        };
-        self.check(OpType::Exec, ret)
-    }
-
-    fn exec_with_resource(
-        &self,
-        sess: &Session,
-        res: &Resource,
-        symbol: &str,
-        read: &[Arg<'_>],
-        write: &mut [Arg<'_>],
-    ) -> Result<()> {
-        let f = self.op_fn::<vaccel_exec_with_resource_fn>(OpType::ExecWithResource)?;
-        let s = views::session_for_plugin(sess)?;
-        let r = self.resource(res, sess)?;
-        let symbol = c_string(symbol, "symbol")?;
-        let mut args = CArgs::new(read, write)?;
-        let (nr_read, nr_write) = (args.read.len(), args.write.len());
-        // SAFETY: as for `exec`; `r` keeps the resource view and its blobs alive.
-        let ret = unsafe {
-            f(
-                s,
-                r.ptr,
-                symbol.as_ptr(),
-                args.read_ptr(),
-                nr_read,
-                args.write_ptr(),
-                nr_write,
-            )
-        };
-        self.check(OpType::ExecWithResource, ret)
-    }
-
-    fn image_classify(
-        &self,
-        sess: &Session,
-        image: &[u8],
-        out_text: &mut [u8],
-        out_imgname: &mut [u8],
-    ) -> Result<()> {
-        let (len_img, len_text, len_name) = (image.len(), out_text.len(), out_imgname.len());
-        let (img, text, name) = (
-            in_ptr(image).cast(),
-            out_ptr(out_text),
-            out_ptr(out_imgname),
-        );
-        let op = OpType::ImageClassify;
-        c_call!(self, sess, op, vaccel_image_classify_fn, |s| (
-            s, img, text, name, len_img, len_text, len_name
-        ))
-    }
-
-    fn image_op(
-        &self,
-        sess: &Session,
-        op: OpType,
-        image: &[u8],
-        out_imgname: &mut [u8],
-    ) -> Result<()> {
-        let (len_img, len_name) = (image.len(), out_imgname.len());
-        let (img, name) = (in_ptr(image).cast(), out_ptr(out_imgname));
-        c_call!(self, sess, op, vaccel_image_op_fn, |s| (
-            s, img, name, len_img, len_name
-        ))
-    }
-
-    fn sgemm(&self, sess: &Session, a: &SgemmArgs<'_>, c: &mut [f32]) -> Result<()> {
-        let (pa, pb, pc) = (in_mut(a.a), in_mut(a.b), out_ptr(c));
-        c_call!(self, sess, OpType::BlasSgemm, vaccel_sgemm_fn, |s| (
-            s, a.m, a.n, a.k, a.alpha, pa, a.lda, pb, a.ldb, a.beta, pc, a.ldc
-        ))
-    }
-
-    fn fpga_arraycopy(&self, sess: &Session, a: &[i32], out: &mut [i32]) -> Result<()> {
-        let (pa, po, n) = (in_mut(a), out_ptr(out), a.len());
-        c_call!(
-            self,
-            sess,
-            OpType::FpgaArraycopy,
-            vaccel_fpga_arraycopy_fn,
-            |s| (s, pa, po, n)
-        )
-    }
-
-    fn fpga_mmult(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
-        let (pa, pb, pc, n) = (in_mut(a), in_mut(b), out_ptr(c), a.len());
-        c_call!(self, sess, OpType::FpgaMmult, vaccel_fpga_mmult_fn, |s| (
-            s, pa, pb, pc, n
-        ))
-    }
-
-    fn fpga_parallel(
-        &self,
-        sess: &Session,
-        a: &[f32],
-        b: &[f32],
-        add_out: &mut [f32],
-        mult_out: &mut [f32],
-    ) -> Result<()> {
-        let (pa, pb, n) = (in_mut(a), in_mut(b), a.len());
-        let (add, mult) = (out_ptr(add_out), out_ptr(mult_out));
-        let op = OpType::FpgaParallel;
-        c_call!(self, sess, op, vaccel_fpga_parallel_fn, |s| (
-            s, pa, pb, add, mult, n
-        ))
-    }
-
-    fn fpga_vadd(&self, sess: &Session, a: &[f32], b: &[f32], c: &mut [f32]) -> Result<()> {
-        let (pa, pb, pc, (na, nb)) = (in_mut(a), in_mut(b), out_ptr(c), (a.len(), b.len()));
-        c_call!(
-            self,
-            sess,
-            OpType::FpgaVectoradd,
-            vaccel_fpga_vadd_fn,
-            |s| (s, pa, pb, pc, na, nb)
-        )
-    }
-
-    fn minmax(
-        &self,
-        sess: &Session,
-        indata: &[f64],
-        low_threshold: i32,
-        high_threshold: i32,
-        outdata: &mut [f64],
-    ) -> Result<(f64, f64)> {
-        let f = self.op_fn::<vaccel_minmax_fn>(OpType::Minmax)?;
-        let s = views::session_for_plugin(sess)?;
-        let ndata = c_len(indata.len(), "data points")?;
-        let (mut min, mut max) = (0f64, 0f64);
-        // SAFETY: `outdata` holds at least `indata.len()` elements (checked by the runtime);
-        // `min`/`max` are locals.
-        let ret = unsafe {
-            f(
-                s,
-                in_ptr(indata),
-                ndata,
-                low_threshold,
-                high_threshold,
-                out_ptr(outdata),
-                &raw mut min,
-                &raw mut max,
-            )
-        };
-        self.check(OpType::Minmax, ret)?;
-        Ok((min, max))
-    }
-
-    fn opencv(&self, sess: &Session, read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
-        let f = self.op_fn::<vaccel_opencv_fn>(OpType::Opencv)?;
-        let s = views::session_for_plugin(sess)?;
-        let mut args = CArgs::new(read, write)?;
-        let nr_read = c_len(args.read.len(), "read args")?;
-        let nr_write = c_len(args.write.len(), "write args")?;
-        // SAFETY: as for `exec`.
-        let ret = unsafe { f(s, args.read_ptr(), nr_read, args.write_ptr(), nr_write) };
-        self.check(OpType::Opencv, ret)
-    }
-
-    fn tf_model_load(&self, sess: &Session, model: &Resource) -> Result<TfStatus> {
-        self.tf_model(OpType::TfModelLoad, sess, model)
-    }
-
-    fn tf_model_unload(&self, sess: &Session, model: &Resource) -> Result<TfStatus> {
-        self.tf_model(OpType::TfModelUnload, sess, model)
-    }
-
-    fn tf_model_run(
-        &self,
-        sess: &Session,
-        model: &Resource,
-        run_options: Option<&[u8]>,
-        in_nodes: &[TfNode],
-        in_tensors: &[TfTensor<'_>],
-        out_nodes: &[TfNode],
-    ) -> Result<TfRunOutput> {
-        let f = self.op_fn::<vaccel_tf_model_run_fn>(OpType::TfModelRun)?;
-        let s = views::session_for_plugin(sess)?;
-        let m = self.resource(model, sess)?;
-        let options = run_options.map(|o| vaccel_tf_buffer {
-            data: in_ptr(o).cast_mut().cast::<c_void>(),
-            size: o.len(),
-        });
-        let c_in_nodes = CNodes::new(in_nodes)?;
-        let c_out_nodes = CNodes::new(out_nodes)?;
-        let mut inputs = t::CTensors::tf(in_tensors)?;
-        let mut outs = vec![ptr::null_mut::<vaccel_tf_tensor>(); out_nodes.len()];
-        let nr_in = c_len(in_tensors.len(), "input tensors")?;
-        let nr_out = c_len(out_nodes.len(), "output nodes")?;
-        let mut status = vaccel_tf_status {
-            code: 0,
-            message: ptr::null_mut(),
-        };
-        // SAFETY: `f` has the TF run signature; every pointer is null (empty) or points at
-        // locals that live for the call: the options over the caller's bytes, node arrays
-        // with NUL-terminated names, tensors over the input bytes (read-only for the plugin),
-        // `nr_out` null output slots the plugin fills with heap tensors, and a status.
-        let ret = unsafe {
-            f(
-                s,
-                m.ptr,
-                options.as_ref().map_or(ptr::null(), ptr::from_ref),
-                in_ptr(&c_in_nodes.nodes),
-                inputs.ptrs(),
-                nr_in,
-                in_ptr(&c_out_nodes.nodes),
-                out_ptr(&mut outs),
-                nr_out,
-                &raw mut status,
-            )
-        };
-        // SAFETY: the status was filled by the plugin (message null or heap, from strdup).
-        let status = unsafe { t::take_tf_status(&mut status) };
-        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
-        let outputs = unsafe { t::take_all(outs) };
-        self.check(OpType::TfModelRun, ret)?;
-        Ok(TfRunOutput {
-            outputs: outputs?,
-            status,
-        })
-    }
-
-    fn tflite_model_load(&self, sess: &Session, model: &Resource) -> Result<()> {
-        self.model_op(OpType::TfliteModelLoad, sess, model)
-    }
-
-    fn tflite_model_unload(&self, sess: &Session, model: &Resource) -> Result<()> {
-        self.model_op(OpType::TfliteModelUnload, sess, model)
-    }
-
-    fn tflite_model_run(
-        &self,
-        sess: &Session,
-        model: &Resource,
-        inputs: &[TfLiteTensor<'_>],
-        nr_outputs: usize,
-    ) -> Result<TfLiteRunOutput> {
-        let f = self.op_fn::<vaccel_tflite_model_run_fn>(OpType::TfliteModelRun)?;
-        let s = views::session_for_plugin(sess)?;
-        let m = self.resource(model, sess)?;
-        let mut c_inputs = t::CTensors::tflite(inputs)?;
-        let mut outs = vec![ptr::null_mut::<vaccel_tflite_tensor>(); nr_outputs];
-        let nr_in = c_len(inputs.len(), "input tensors")?;
-        let nr_out = c_len(nr_outputs, "output tensors")?;
-        let mut status = 0u8;
-        // SAFETY: as for `tf_model_run`.
-        let ret = unsafe {
-            f(
-                s,
-                m.ptr,
-                c_inputs.ptrs(),
-                nr_in,
-                out_ptr(&mut outs),
-                nr_out,
-                &raw mut status,
-            )
-        };
-        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
-        let outputs = unsafe { t::take_all(outs) };
-        self.check(OpType::TfliteModelRun, ret)?;
-        Ok(TfLiteRunOutput {
-            outputs: outputs?,
-            status,
-        })
-    }
-
-    fn torch_model_load(&self, sess: &Session, model: &Resource) -> Result<()> {
-        self.model_op(OpType::TorchModelLoad, sess, model)
-    }
-
-    fn torch_model_run(
-        &self,
-        sess: &Session,
-        model: &Resource,
-        run_options: Option<&[u8]>,
-        inputs: &[TorchTensor<'_>],
-        nr_outputs: usize,
-    ) -> Result<Vec<TorchTensor<'static>>> {
-        let f = self.op_fn::<vaccel_torch_model_run_fn>(OpType::TorchModelRun)?;
-        let s = views::session_for_plugin(sess)?;
-        let m = self.resource(model, sess)?;
-        let options = run_options.map(|o| vaccel_torch_buffer {
-            data: in_ptr(o).cast_mut().cast::<c_char>(),
-            size: o.len(),
-        });
-        let mut c_inputs = t::CTensors::torch(inputs)?;
-        let mut outs = vec![ptr::null_mut::<vaccel_torch_tensor>(); nr_outputs];
-        let nr_in = c_len(inputs.len(), "input tensors")?;
-        let nr_out = c_len(nr_outputs, "output tensors")?;
-        // SAFETY: as for `tf_model_run`.
-        let ret = unsafe {
-            f(
-                s,
-                m.ptr,
-                options.as_ref().map_or(ptr::null(), ptr::from_ref),
-                c_inputs.ptrs(),
-                nr_in,
-                out_ptr(&mut outs),
-                nr_out,
-            )
-        };
-        // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's contract).
-        let outputs = unsafe { t::take_all(outs) };
-        self.check(OpType::TorchModelRun, ret)?;
-        outputs
-    }
-
-    fn torch_sgemm(
-        &self,
-        sess: &Session,
-        a: &TorchTensor<'_>,
-        b: &TorchTensor<'_>,
-        c: &TorchTensor<'_>,
-        m: i32,
-        n: i32,
-        k: i32,
-    ) -> Result<Option<TorchTensor<'static>>> {
-        let f = self.op_fn::<vaccel_torch_sgemm_fn>(OpType::TorchSgemm)?;
-        let s = views::session_for_plugin(sess)?;
-        let mut inputs = t::CTensors::torch(&[a.borrowed(), b.borrowed(), c.borrowed()])?;
-        let mut ptrs = inputs.ptr_vec();
-        let mut out = ptr::null_mut::<vaccel_torch_tensor>();
-        let (pa, pb, pc) = match ptrs.as_mut_slice() {
-            [pa, pb, pc] => (ptr::from_mut(pa), ptr::from_mut(pb), ptr::from_mut(pc)),
-            _ => return Err(Error::invalid("torch_sgemm needs three tensors")),
-        };
-        // SAFETY: `f` has the torch sgemm signature; the three in-tensor slots point at C
-        // tensors over the inputs' bytes (live for the call), `out` is a null slot the plugin
-        // may fill with a heap tensor.
-        let ret = unsafe { f(s, pa, pb, pc, m, n, k, &raw mut out) };
-        // SAFETY: null or a heap tensor the plugin allocated.
-        let out = unsafe { t::take_torch_tensor_opt(out) };
-        self.check(OpType::TorchSgemm, ret)?;
-        out
-    }
+    // The op methods: one per op of the op table, each calling the function of its op through
+    // its signature (`plugin_methods!`).
+    vaccel_abi::op_table!(plugin_methods);
 }
 
 impl CPlugin {
