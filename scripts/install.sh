@@ -5,13 +5,22 @@
 # `cc app.c $(pkg-config --cflags --libs vaccel)` works.
 #
 #   scripts/install.sh [--prefix DIR] [--destdir DIR] [--profile release|debug]
-#                      [--target-dir DIR] [--no-build]
+#                      [--target-dir DIR] [--no-build] [--debug-symbols] [--no-strip]
 #
 #   --prefix DIR      where to install (default /usr/local); vaccel.pc points there
 #   --destdir DIR     stage under DIR (DIR/PREFIX/...), for packaging
 #   --profile NAME    the cargo profile to build and install (default release)
 #   --target-dir DIR  cargo's target directory (default $CARGO_TARGET_DIR, else ./target)
-#   --no-build        install what is already built
+#   --no-build        install what is already built (examples built as below, without the
+#                     `cpu` feature, or each one bundles every CPU backend: about 40 MB)
+#   --debug-symbols   also install each program's and library's debug info, split from it,
+#                     as .debug/<file>.debug beside it (where gdb looks, by its debuglink)
+#   --no-strip        install the files as built, debug info included
+#
+# Programs and libraries are installed stripped (libvaccel.a without its debug info). The CPU
+# backends are plugin libraries (libvaccel-onnx.so, ...) that `VACCEL_PLUGINS=cpu` loads, so
+# libvaccel.so and the example programs, built without the `cpu` feature, stay small; the agent
+# bundles the backends. A default install is about 250 MB (see BENCHMARKS.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -20,9 +29,11 @@ destdir=
 profile=release
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 build=1
+strip=1
+debug_symbols=0
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -37,6 +48,8 @@ while [ $# -gt 0 ]; do
         --target-dir) target_dir="${2:?--target-dir needs a directory}"; shift 2 ;;
         --target-dir=*) target_dir="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
+        --debug-symbols) debug_symbols=1; shift ;;
+        --no-strip) strip=0; shift ;;
         -h|--help) usage 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage 2 >&2 ;;
     esac
@@ -48,7 +61,14 @@ case "$prefix" in
 esac
 
 if [ "$build" = 1 ]; then
-    (cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo build --workspace --profile "$profile")
+    # The example programs without the CPU backends (they load the plugin libraries), in a
+    # build of their own: in one build with the agent, which bundles the backends, cargo would
+    # unify the `vaccel` crate's features and bundle them into every program.
+    (cd "$root" && CARGO_TARGET_DIR="$target_dir" \
+        cargo build --workspace --exclude vaccel-examples --profile "$profile")
+    (cd "$root" && CARGO_TARGET_DIR="$target_dir" \
+        cargo build -p vaccel-examples --no-default-features --features download \
+            --profile "$profile")
 fi
 
 # Cargo puts the `dev` profile's artifacts in `debug`.
@@ -63,6 +83,32 @@ fi
 
 dest="$destdir$prefix"
 install -d "$dest/bin" "$dest/lib/pkgconfig" "$dest/include"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+# An ELF file, stripped (`--strip-all` for programs, `--strip-unneeded` for libraries, which
+# keeps what the dynamic linker needs); with --debug-symbols its debug info goes to
+# .debug/<name>.debug beside it, linked by a debuglink (the file name and a CRC), where gdb
+# and other debuggers look for it.
+install_elf() { # <built file> <installed path> <mode> <--strip-all|--strip-unneeded>
+    local built="$1" to="$2" mode="$3" how="$4" name
+    if [ "$strip" = 0 ]; then
+        install -m "$mode" "$built" "$to"
+        return
+    fi
+    name="$(basename "$to")"
+    rm -rf "${scratch:?}"/*
+    if [ "$debug_symbols" = 1 ]; then
+        objcopy --only-keep-debug "$built" "$scratch/$name.debug"
+        objcopy "$how" --add-gnu-debuglink="$scratch/$name.debug" "$built" "$scratch/$name"
+        install -d "$(dirname "$to")/.debug"
+        install -m 0644 "$scratch/$name.debug" "$(dirname "$to")/.debug/$name.debug"
+    else
+        objcopy "$how" "$built" "$scratch/$name"
+    fi
+    install -m "$mode" "$scratch/$name" "$to"
+}
+
 version="$(sed -n 's/^#define VACCEL_VERSION "\(.*\)"$/\1/p' "$root/crates/vaccel-capi/include/vaccel.h")"
 major="${version%%.*}"
 
@@ -70,7 +116,7 @@ major="${version%%.*}"
 # lib<name>.so.<major> (the SONAME the build gave it, which programs ask the loader for) and the
 # link lib<name>.so (what `-l<name>` finds).
 install_versioned() { # <built file> <upstream stem, e.g. libvaccel-noop>
-    install -m 0755 "$1" "$dest/lib/$2.so.$version"
+    install_elf "$1" "$dest/lib/$2.so.$version" 0755 --strip-unneeded
     ln -sfn "$2.so.$version" "$dest/lib/$2.so.$major"
     ln -sfn "$2.so.$major" "$dest/lib/$2.so"
 }
@@ -78,7 +124,16 @@ install_versioned() { # <built file> <upstream stem, e.g. libvaccel-noop>
 # Libraries. Cargo names library artifacts with underscores; the plugins are installed under
 # upstream's names.
 install_versioned "$artifacts/libvaccel.so" libvaccel
-[ -f "$artifacts/libvaccel.a" ] && install -m 0644 "$artifacts/libvaccel.a" "$dest/lib/libvaccel.a"
+# The archive keeps its symbols (programs link against them), not its debug info.
+if [ -f "$artifacts/libvaccel.a" ]; then
+    if [ "$strip" = 1 ]; then
+        rm -rf "${scratch:?}"/*
+        objcopy --strip-debug "$artifacts/libvaccel.a" "$scratch/libvaccel.a"
+        install -m 0644 "$scratch/libvaccel.a" "$dest/lib/libvaccel.a"
+    else
+        install -m 0644 "$artifacts/libvaccel.a" "$dest/lib/libvaccel.a"
+    fi
+fi
 for lib in "$artifacts"/libvaccel_*.so; do
     [ -f "$lib" ] || continue
     name="$(basename "$lib" .so)"
@@ -89,15 +144,17 @@ for lib in "$artifacts"/libvaccel_*.so; do
     install_versioned "$lib" "${name//_/-}"
 done
 # The function library of the exec examples (no SONAME: upstream loads it by path).
-[ -f "$artifacts/libmytestlib.so" ] && install -m 0755 "$artifacts/libmytestlib.so" "$dest/lib/"
+if [ -f "$artifacts/libmytestlib.so" ]; then
+    install_elf "$artifacts/libmytestlib.so" "$dest/lib/libmytestlib.so" 0755 --strip-unneeded
+fi
 
-# Binaries: every executable cargo left at the top of the profile directory.
-for bin in "$artifacts"/*; do
-    [ -f "$bin" ] && [ -x "$bin" ] || continue
-    case "$bin" in
-        *.so|*.so.*|*.a|*.d|*.rlib|*.rmeta) continue ;;
-    esac
-    install -m 0755 "$bin" "$dest/bin/"
+# Programs: the agent and the example programs (each [[bin]] of examples/Cargo.toml), those
+# that were built; not the benchmark programs.
+programs="vaccel-rpc-agent $(sed -n '/^\[\[bin\]\]/,/^name/s/^name = "\(.*\)"$/\1/p' \
+    "$root/examples/Cargo.toml")"
+for name in $programs; do
+    [ -f "$artifacts/$name" ] || continue
+    install_elf "$artifacts/$name" "$dest/bin/$name" 0755 --strip-all
 done
 
 # Headers and pkg-config file.

@@ -173,27 +173,36 @@ pub(crate) fn bootstrap(config: Config) -> Res<()> {
     Ok(())
 }
 
-/// Every plugin compiled into the library, by the name `VACCEL_PLUGINS` uses (the `vaccel`
-/// facade offers the same list).
+/// Every plugin compiled into the library, by the name `VACCEL_PLUGINS` uses: the small ones.
+/// The CPU backends are plugin libraries (`libvaccel-onnx.so`, ...), which the `vaccel` facade
+/// bundles for Rust programs instead (its `cpu` feature).
 pub fn bundled_plugins() -> Vec<vaccel_core::BundledPlugin> {
     vec![
         vaccel_plugin_noop::bundled(),
         vaccel_plugin_exec::bundled(),
         vaccel_plugin_mbench::bundled(),
         vaccel_plugin_rpc::bundled(),
-        vaccel_plugin_blas::bundled(),
-        vaccel_plugin_tflite::bundled(),
-        vaccel_plugin_onnx::bundled(),
-        vaccel_plugin_tf::bundled(),
-        vaccel_plugin_torch::bundled(),
     ]
 }
 
-/// Names standing for several bundled plugins: `cpu` selects every CPU backend.
+/// The CPU backends, in priority order, by their plugin libraries' names.
+pub const CPU_BACKENDS: &[&str] = &[
+    "libvaccel-blas.so",
+    "libvaccel-tflite.so",
+    "libvaccel-onnx.so",
+    "libvaccel-tf.so",
+    "libvaccel-torch.so",
+];
+
+/// Names standing for several plugins: `cpu` selects every CPU backend that is available. Its
+/// members are library names: a program that bundles a backend (the `vaccel` facade with its
+/// `cpu` feature) uses the bundled one, others (`libvaccel.so`) load the library through the
+/// loader's search (beside `libvaccel.so`, `LD_LIBRARY_PATH`, the system's library path). A
+/// member that is not installed is skipped with a warning; none at all is an error.
 pub fn plugin_groups() -> Vec<vaccel_core::PluginGroup> {
     vec![vaccel_core::PluginGroup {
         name: "cpu",
-        members: &["blas", "tflite", "onnx", "tf", "torch"],
+        members: CPU_BACKENDS,
     }]
 }
 

@@ -3,6 +3,17 @@
 //! against the installed library (the acceptance check of the C API): laid out as upstream
 //! installs it (versioned libraries with their SONAME links, `slog.h`, the example data in
 //! `share/vaccel`), so that what was built against upstream finds what it asks for.
+//!
+//! Lean artifacts: everything installed is stripped, its debug info split into
+//! `.debug/<file>.debug` on request (`--debug-symbols`), and the install stays within its
+//! budget. What is checked where, and why: the tests install this build's libraries (the
+//! profile the tests run in) and check that every ELF file is stripped, the debug files and
+//! debuglinks, and `du -sh` of that install (≤ 300 MB). The 5 MB bound on `libvaccel.so` holds
+//! for a release build, so the test builds the release `libvaccel.so` (its package only: the
+//! core, the C API and the small plugins, a few minutes from nothing) and strips it. A full
+//! release install (the agent with every CPU backend, each plugin library, the example
+//! programs) takes longer to build than the rest of the test suite, so its `du -sh` (budget
+//! 300 MB) is measured by hand and recorded in BENCHMARKS.md, not here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -29,10 +40,15 @@ fn vaccel_version() -> String {
 
 /// `scripts/install.sh --prefix <work>/prefix --no-build` over this build's artifacts.
 fn install(work: &Path) -> PathBuf {
-    let prefix = work.join("prefix");
+    install_with(work, "prefix", &[])
+}
+
+/// `scripts/install.sh --prefix <work>/<name> --no-build <extra>` over this build's artifacts.
+fn install_with(work: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let prefix = work.join(name);
     // A target directory laid out as `cargo build` leaves it, over this build's artifacts
     // (`cargo test` keeps them in `deps/`).
-    let stage = work.join("target");
+    let stage = work.join(format!("{name}-target"));
     let release = stage.join("release");
     std::fs::create_dir_all(&release).unwrap();
     for lib in PLUGIN_LIBS.iter().chain(&["libvaccel.so", "libvaccel.a"]) {
@@ -51,9 +67,149 @@ fn install(work: &Path) -> PathBuf {
         .arg(&prefix)
         .arg("--no-build")
         .arg("--target-dir")
-        .arg(&stage);
+        .arg(&stage)
+        .args(extra);
     check(&mut cmd);
     prefix
+}
+
+/// The section headers of an ELF file or of each member of an archive (`readelf -S -W`).
+fn sections(file: &Path) -> String {
+    stdout_of(&check(Command::new("readelf").args(["-S", "-W"]).arg(file)))
+}
+
+/// Whether section headers list DWARF sections. `.debug_gdb_scripts` is no debug info: it is
+/// loaded with the program (it names rustc's pretty printers), and stripping keeps it.
+fn has_debug_info(headers: &str) -> bool {
+    headers
+        .lines()
+        .any(|l| l.contains(" .debug_") && !l.contains(" .debug_gdb_scripts "))
+}
+
+/// The regular files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            files.extend(files_under(&path));
+        } else if meta.is_file() {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Whether `file` is an ELF object or an archive (what install.sh strips).
+fn is_binary(file: &Path) -> bool {
+    let bytes = std::fs::read(file).unwrap();
+    bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"!<arch>\n")
+}
+
+/// `du -sk` of `dir`, in KiB.
+fn disk_usage_kib(dir: &Path) -> u64 {
+    let out = check(Command::new("du").arg("-sk").arg(dir));
+    stdout_of(&out)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("du -sk {}: {}", dir.display(), stdout_of(&out)))
+}
+
+#[test]
+fn install_strips_everything_and_splits_debug_info_on_request() {
+    let work = tempfile::tempdir().unwrap();
+    let prefix = install(work.path());
+    let installed: Vec<PathBuf> = files_under(&prefix)
+        .into_iter()
+        .filter(|f| is_binary(f))
+        .collect();
+    assert!(installed.len() >= 11, "{installed:?}");
+    for file in &installed {
+        let headers = sections(file);
+        assert!(
+            !has_debug_info(&headers),
+            "{} keeps debug info\n{headers}",
+            file.display()
+        );
+        if file.extension().is_none_or(|e| e != "a") {
+            assert!(
+                !headers.contains(" .symtab "),
+                "{} keeps its symbol table\n{headers}",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        !prefix.join("lib/.debug").exists(),
+        "debug info installed without --debug-symbols"
+    );
+    let kib = disk_usage_kib(&prefix);
+    assert!(
+        kib <= 300 * 1024,
+        "the install takes {kib} KiB, over 300 MB"
+    );
+
+    // On request, each library's debug info beside it, named by its debuglink.
+    let prefix = install_with(work.path(), "with-debug", &["--debug-symbols"]);
+    let version = vaccel_version();
+    let lib = prefix.join("lib");
+    for stem in std::iter::once("libvaccel".to_owned()).chain(
+        PLUGIN_LIBS
+            .iter()
+            .map(|l| l.trim_end_matches(".so").replace('_', "-")),
+    ) {
+        let name = format!("{stem}.so.{version}");
+        let link = check(
+            Command::new("readelf")
+                .arg("--string-dump=.gnu_debuglink")
+                .arg(lib.join(&name)),
+        );
+        assert!(
+            stdout_of(&link).contains(&format!("{name}.debug")),
+            "{name}: no debuglink to {name}.debug\n{}",
+            stdout_of(&link)
+        );
+        let debug = lib.join(".debug").join(format!("{name}.debug"));
+        assert!(
+            sections(&debug).contains(" .debug_line "),
+            "{} holds no line tables",
+            debug.display()
+        );
+        assert!(!has_debug_info(&sections(&lib.join(&name))), "{name}");
+    }
+}
+
+/// `libvaccel.so` is the core, the C API and the small plugins: at most 5 MB stripped in a
+/// release build (upstream's is about 170 KB; the CPU backends are plugin libraries).
+#[test]
+fn release_libvaccel_so_is_at_most_5_mb_stripped() {
+    let library = release_libvaccel();
+    let work = tempfile::tempdir().unwrap();
+    let stripped = work.path().join("libvaccel.so");
+    check(
+        Command::new("objcopy")
+            .arg("--strip-unneeded")
+            .arg(&library)
+            .arg(&stripped),
+    );
+    let size = std::fs::metadata(&stripped).unwrap().len();
+    assert!(
+        size <= 5 * 1024 * 1024,
+        "{} is {size} bytes stripped, over 5 MB",
+        library.display()
+    );
+    // No CPU backend inside: their plugins' names are nowhere in it.
+    let strings = std::fs::read(&stripped).unwrap();
+    for backend in ["tract-core", "tract-onnx", "faer-"] {
+        assert!(
+            !strings
+                .windows(backend.len())
+                .any(|w| w == backend.as_bytes()),
+            "libvaccel.so mentions {backend}"
+        );
+    }
 }
 
 /// The SONAME of an ELF library (`readelf -d`).

@@ -1,14 +1,16 @@
-//! The bundled plugins built as libraries (`libvaccel-noop.so`, `libvaccel-exec.so`,
+//! The plugins built as libraries (`libvaccel-noop.so`, `libvaccel-exec.so`,
 //! `libvaccel-mbench.so`, `libvaccel-rpc.so`, and the CPU backends `libvaccel-blas.so`,
 //! `libvaccel-tflite.so`, `libvaccel-onnx.so`, `libvaccel-tf.so`, `libvaccel-torch.so`, made
-//! with the plugin SDK) sit in the profile directory under their upstream names, load by path
-//! through `VACCEL_PLUGINS` and behave exactly like their built-in twins: the same program
-//! prints the same output and the same log lines (timestamps and run directories aside). The
-//! rpc library against an agent is in `rpc.rs`.
+//! with the plugin SDK) sit in the profile directory under their upstream names and load
+//! through `VACCEL_PLUGINS`. The small ones behave exactly like their twins bundled in
+//! `libvaccel.so`: the same program prints the same output and the same log lines (timestamps
+//! and run directories aside). `libvaccel.so` bundles no CPU backend: each loads by file name
+//! (found beside `libvaccel.so`, its RUNPATH `$ORIGIN`) and by path with the same output, and
+//! `cpu` loads those that are installed. The rpc library against an agent is in `rpc.rs`.
 //!
 //! The CPU backends' model runs need their runtimes (`scripts/runtimes.sh`): when the
-//! built-in twin reports one missing (`VACCEL_ENOTSUP`), the test says so and passes, unless
-//! `VACCEL_REQUIRE_BACKENDS` is set (CI), where it fails.
+//! library loaded by name reports one missing (`VACCEL_ENOTSUP`), the test says so and passes,
+//! unless `VACCEL_REQUIRE_BACKENDS` is set (CI), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -38,23 +40,25 @@ fn normalized(stdout: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// One plugin two ways: `builtin` is what `VACCEL_PLUGINS` names first (a bundled plugin, or
+/// a CPU backend's library by file name), `library` the library by path.
 struct Twin {
-    builtin: &'static str,
+    builtin: String,
     library: PathBuf,
 }
 
 fn twins() -> [Twin; 3] {
     [
         Twin {
-            builtin: "noop",
+            builtin: "noop".into(),
             library: artifact("libvaccel_noop.so"),
         },
         Twin {
-            builtin: "exec",
+            builtin: "exec".into(),
             library: artifact("libvaccel_exec.so"),
         },
         Twin {
-            builtin: "mbench",
+            builtin: "mbench".into(),
             library: artifact("libvaccel_mbench.so"),
         },
     ]
@@ -70,7 +74,10 @@ fn same_output(
     envs: &[(&str, &str)],
 ) -> String {
     let mut outputs = Vec::new();
-    for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+    for plugin in [
+        std::ffi::OsStr::new(&twin.builtin),
+        twin.library.as_os_str(),
+    ] {
         let mut cmd = program(exe, work);
         cmd.args(args).env("VACCEL_PLUGINS", plugin);
         for (k, v) in envs {
@@ -143,7 +150,10 @@ fn mbench_library_matches_the_built_in_mbench() {
     build_program(&[c_source("exec_app.c")], &exe);
     let twin = &twins()[2];
     // Timings differ from run to run: compare without the [prof] lines, then check them.
-    for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+    for plugin in [
+        std::ffi::OsStr::new(&twin.builtin),
+        twin.library.as_os_str(),
+    ] {
         let mut cmd = program(&exe, work.path());
         cmd.arg(&exe)
             .arg("mbench")
@@ -182,16 +192,17 @@ fn plugin_libraries_export_upstream_descriptors() {
     }
 }
 
-/// A CPU backend's library beside its built-in twin.
+/// A CPU backend's library by file name (`libvaccel-<name>.so`, which `libvaccel.so` finds
+/// beside itself) and by path.
 fn cpu_twin(name: &'static str) -> Twin {
     Twin {
-        builtin: name,
+        builtin: format!("libvaccel-{name}.so"),
         library: artifact(&format!("libvaccel_{name}.so")),
     }
 }
 
 /// [`same_output`] for a CPU backend with `VACCEL_LOG_LEVEL=4` (the plugins log what they
-/// found), or `None` when the built-in twin reports its runtime missing and backends are not
+/// found), or `None` when the library reports its runtime missing and backends are not
 /// required.
 fn cpu_same_output(
     work: &Path,
@@ -200,7 +211,7 @@ fn cpu_same_output(
     args: &[&std::ffi::OsStr],
 ) -> Option<String> {
     let mut cmd = program(exe, work);
-    cmd.args(args).env("VACCEL_PLUGINS", twin.builtin);
+    cmd.args(args).env("VACCEL_PLUGINS", &twin.builtin);
     let out = output(&mut cmd);
     if out.status.code() == Some(95) {
         assert!(
@@ -232,7 +243,7 @@ fn cpu_ops_program(work: &Path) -> PathBuf {
 }
 
 #[test]
-fn blas_library_matches_the_built_in_blas() {
+fn blas_library_by_name_matches_it_by_path() {
     let work = tempfile::tempdir().unwrap();
     let exe = cpu_ops_program(work.path());
     // Wide enough for the plugin's banded, multi-threaded path; exact in float32.
@@ -247,7 +258,7 @@ fn blas_library_matches_the_built_in_blas() {
 }
 
 #[test]
-fn tflite_library_detects_and_classifies_like_the_built_in_tflite() {
+fn tflite_library_detects_and_classifies_by_name_and_by_path() {
     let work = tempfile::tempdir().unwrap();
     let twin = cpu_twin("tflite");
     // Face detection on the bundled default model.
@@ -278,7 +289,7 @@ fn tflite_library_detects_and_classifies_like_the_built_in_tflite() {
 }
 
 #[test]
-fn onnx_library_detects_like_the_built_in_onnx() {
+fn onnx_library_detects_by_name_and_by_path() {
     let work = tempfile::tempdir().unwrap();
     let exe = cpu_ops_program(work.path());
     let image = workspace_root().join("fixtures/images/astronaut.jpg");
@@ -297,15 +308,18 @@ fn onnx_library_detects_like_the_built_in_onnx() {
 #[test]
 fn tf_and_torch_libraries_load_and_decline_what_they_do_not_implement() {
     // Their model ops have no upstream C program here; loading the library, registering the
-    // plugin and answering an image op with VACCEL_ENOTSUP, as the built-in twins do, shows
-    // the library is whole.
+    // plugin and answering an image op with VACCEL_ENOTSUP, by name and by path, shows the
+    // library is whole.
     let work = tempfile::tempdir().unwrap();
     let exe = cpu_ops_program(work.path());
     let image = workspace_root().join("fixtures/images/astronaut.jpg");
     for name in ["tf", "torch"] {
         let twin = cpu_twin(name);
         let mut codes = Vec::new();
-        for plugin in [std::ffi::OsStr::new(twin.builtin), twin.library.as_os_str()] {
+        for plugin in [
+            std::ffi::OsStr::new(&twin.builtin),
+            twin.library.as_os_str(),
+        ] {
             let mut cmd = program(&exe, work.path());
             cmd.arg("detect")
                 .arg(&image)
@@ -317,8 +331,91 @@ fn tf_and_torch_libraries_load_and_decline_what_they_do_not_implement() {
             assert!(stdout.contains(&registered), "{}", context(&cmd, &out));
             codes.push(out.status.code());
         }
-        assert_eq!(codes, [Some(95), Some(95)], "{name}: built-in, library");
+        assert_eq!(codes, [Some(95), Some(95)], "{name}: by name, by path");
     }
+}
+
+/// `cpu` in a C program on `libvaccel.so`: the CPU backends' libraries load by name from
+/// beside it, in priority order; with only some installed (a directory holding a copy of
+/// `libvaccel.so` and two backends, first on `LD_LIBRARY_PATH`), those load and each missing
+/// one is a warning naming it; with none, `cpu` fails naming every library it looked for.
+#[test]
+fn cpu_loads_the_backend_libraries_that_are_installed() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("classify");
+    build_program(&[c_source("classify.c")], &exe);
+    for name in ["blas", "tflite", "onnx", "tf", "torch"] {
+        artifact(&format!("libvaccel_{name}.so"));
+    }
+    let image = workspace_root().join("examples/data/example.jpg");
+    let run = |lib_dir: Option<&Path>| {
+        let mut cmd = program(&exe, work.path());
+        cmd.arg(&image)
+            .arg("1")
+            .env("VACCEL_PLUGINS", "noop:cpu")
+            .env("VACCEL_LOG_LEVEL", "4");
+        if let Some(dir) = lib_dir {
+            cmd.env("LD_LIBRARY_PATH", dir);
+        }
+        let out = output(&mut cmd);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            context(&cmd, &out),
+            out,
+        )
+    };
+
+    let (stdout, ctx, out) = run(None);
+    assert!(out.status.success(), "{ctx}");
+    let registered: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("Registered plugin ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert_eq!(
+        registered,
+        ["noop", "blas", "tflite", "onnx", "tf", "torch"],
+        "{ctx}"
+    );
+
+    // Some installed: a private directory found before the profile directory.
+    let partial = work.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(libvaccel(), partial.join("libvaccel.so.0")).unwrap();
+    for name in ["blas", "onnx"] {
+        std::fs::copy(
+            artifact(&format!("libvaccel_{name}.so")),
+            partial.join(format!("libvaccel-{name}.so")),
+        )
+        .unwrap();
+    }
+    let (stdout, ctx, out) = run(Some(&partial));
+    assert!(out.status.success(), "{ctx}");
+    for line in [
+        "Registered plugin blas ",
+        "Registered plugin onnx ",
+        "Plugin group cpu: libvaccel-tflite.so is not available, skipping it: ",
+        "Plugin group cpu: libvaccel-tf.so is not available, skipping it: ",
+        "Plugin group cpu: libvaccel-torch.so is not available, skipping it: ",
+        "Plugin group cpu: 2 of 5 plugins loaded",
+        "classification tags: This is a dummy classification tag!",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}\n{ctx}");
+    }
+    assert!(!stdout.contains("Registered plugin tflite "), "{ctx}");
+
+    // None installed: the group fails, as an unknown plugin does.
+    for name in ["blas", "onnx"] {
+        std::fs::remove_file(partial.join(format!("libvaccel-{name}.so"))).unwrap();
+    }
+    let (stdout, ctx, out) = run(Some(&partial));
+    assert!(!out.status.success(), "{ctx}");
+    assert!(
+        stdout.contains("could not load plugin 'cpu': none of the group's plugins")
+            && stdout.contains("libvaccel-blas.so: ")
+            && stdout.contains("libvaccel-torch.so: "),
+        "{ctx}"
+    );
 }
 
 /// The SONAME of an ELF library (`readelf -d`).

@@ -183,6 +183,7 @@ impl Blob {
     }
 
     /// A `FILE` blob the runtime owns (a downloaded file): deleted on release.
+    #[cfg(feature = "download")]
     pub(crate) fn owned_file(path: PathBuf, name: String) -> Blob {
         Blob {
             kind: BlobType::File,

@@ -32,7 +32,8 @@ impl std::fmt::Debug for BundledPlugin {
 pub struct PluginGroup {
     /// The group's name.
     pub name: &'static str,
-    /// What it stands for, in priority order (bundled names or library names).
+    /// What it stands for, in priority order (bundled names or library names; a library name
+    /// `libvaccel-<name>.so` is the bundled plugin `<name>` where the program bundles it).
     pub members: &'static [&'static str],
 }
 
@@ -217,36 +218,98 @@ impl Registry {
         loader: Option<&dyn PluginLoader>,
         config: &Config,
     ) -> Result<()> {
+        self.load_list_with_groups(list, &[], bundled, loader, config)
+    }
+
+    /// [`Registry::load_list`] where an entry may name a group (e.g. `cpu`). A group loads
+    /// what is installed of it: a member that cannot be found (its library is not installed,
+    /// or a library it needs is missing) is skipped with a warning naming it and why; a member
+    /// that is found but broken (not a plugin, refused) fails the list like any entry. A group
+    /// none of whose members could be found fails with `ENOENT`, listing each member's reason.
+    pub fn load_list_with_groups(
+        &mut self,
+        list: &str,
+        groups: &[PluginGroup],
+        bundled: &[BundledPlugin],
+        loader: Option<&dyn PluginLoader>,
+        config: &Config,
+    ) -> Result<()> {
         for entry in list.split(':').map(str::trim).filter(|e| !e.is_empty()) {
-            let plugin = match resolve(entry, bundled)? {
-                Resolution::Bundled(name) => {
-                    if self.plugins.iter().any(|p| p.info().name == name) {
-                        log::warn!("Plugin {name} is already loaded; ignoring '{entry}'");
-                        continue;
-                    }
-                    let b = bundled.iter().find(|b| b.name == name).ok_or_else(|| {
-                        Error::PluginNotFound {
-                            name: entry.to_owned(),
-                            reason: "bundled plugin vanished".into(),
-                        }
-                    })?;
-                    (b.create)(config)?
-                }
-                Resolution::Library => match loader {
-                    Some(loader) => loader.load(entry, config)?,
-                    None => {
-                        return Err(Error::PluginNotFound {
-                            name: entry.to_owned(),
-                            reason: "loading plugin libraries is not available in this program"
-                                .into(),
-                        });
-                    }
-                },
+            let Some(group) = groups.iter().find(|g| g.name == entry) else {
+                self.load_entry(entry, bundled, loader, config)?;
+                continue;
             };
-            log::debug!("Loaded plugin {} from {entry}", plugin.info().name);
-            self.register(plugin, config.version_ignore)?;
+            log::debug!("Plugin group {} = {}", group.name, group.members.join(":"));
+            let mut missing = Vec::new();
+            for member in group.members {
+                match self.load_entry(member, bundled, loader, config) {
+                    Ok(()) => {}
+                    Err(Error::PluginNotFound { reason, .. }) => {
+                        log::warn!(
+                            "Plugin group {}: {member} is not available, skipping it: {reason}",
+                            group.name
+                        );
+                        missing.push(format!("{member}: {reason}"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if missing.len() == group.members.len() {
+                return Err(Error::PluginNotFound {
+                    name: group.name.to_owned(),
+                    reason: format!(
+                        "none of the group's plugins could be loaded ({})",
+                        missing.join("; ")
+                    ),
+                });
+            }
+            if !missing.is_empty() {
+                log::info!(
+                    "Plugin group {}: {} of {} plugins loaded",
+                    group.name,
+                    group.members.len() - missing.len(),
+                    group.members.len()
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Loads and registers one entry (skipped with a warning when its bundled plugin is
+    /// already registered).
+    fn load_entry(
+        &mut self,
+        entry: &str,
+        bundled: &[BundledPlugin],
+        loader: Option<&dyn PluginLoader>,
+        config: &Config,
+    ) -> Result<()> {
+        let plugin = match resolve(entry, bundled)? {
+            Resolution::Bundled(name) => {
+                if self.plugins.iter().any(|p| p.info().name == name) {
+                    log::warn!("Plugin {name} is already loaded; ignoring '{entry}'");
+                    return Ok(());
+                }
+                let b = bundled.iter().find(|b| b.name == name).ok_or_else(|| {
+                    Error::PluginNotFound {
+                        name: entry.to_owned(),
+                        reason: "bundled plugin vanished".into(),
+                    }
+                })?;
+                (b.create)(config)?
+            }
+            Resolution::Library => match loader {
+                Some(loader) => loader.load(entry, config)?,
+                None => {
+                    return Err(Error::PluginNotFound {
+                        name: entry.to_owned(),
+                        reason: "loading plugin libraries is not available in this program".into(),
+                    });
+                }
+            },
+        };
+        log::debug!("Loaded plugin {} from {entry}", plugin.info().name);
+        self.register(plugin, config.version_ignore)
     }
 
     /// The plugins in load order.
@@ -416,6 +479,44 @@ mod tests {
         assert_eq!(expand_groups("cpu", &groups), "blas:onnx");
         assert_eq!(expand_groups("cpus:noop", &groups), "cpus:noop");
         assert_eq!(expand_groups("", &groups), "");
+    }
+
+    #[test]
+    fn a_group_loads_what_is_installed_and_fails_when_nothing_is() {
+        let b = bundled();
+        let cfg = Config::default();
+        let groups = [
+            PluginGroup {
+                name: "cpu",
+                members: &["libvaccel-noop.so", "libvaccel-absent.so"],
+            },
+            PluginGroup {
+                name: "none",
+                members: &["libvaccel-absent.so", "libvaccel-gone.so"],
+            },
+        ];
+        let mut r = Registry::new();
+        // No loader: the absent library cannot be found, the bundled twin can.
+        r.load_list_with_groups("cpu", &groups, &b, None, &cfg)
+            .unwrap();
+        let names: Vec<&str> = r.plugins().iter().map(|p| p.info().name.as_str()).collect();
+        assert_eq!(names, ["noop"]);
+        let e = r
+            .load_list_with_groups("none", &groups, &b, None, &cfg)
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ENOENT);
+        let text = e.to_string();
+        assert!(
+            text.contains("'none'")
+                && text.contains("libvaccel-absent.so")
+                && text.contains("libvaccel-gone.so"),
+            "{text}"
+        );
+        // A plain entry still fails on its own.
+        assert!(
+            r.load_list_with_groups("libvaccel-absent.so", &groups, &b, None, &cfg)
+                .is_err()
+        );
     }
 
     #[test]

@@ -582,6 +582,7 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>, depth: us
 
 /// Downloads `url` into `dir/<basename>` (redirects followed, HTTP errors fail, a partial
 /// file is removed).
+#[cfg(feature = "download")]
 fn download(url: &str, dir: &Path) -> Result<Blob> {
     let name = url
         .split(['?', '#'])
@@ -610,4 +611,16 @@ fn download(url: &str, dir: &Path) -> Result<Blob> {
     }
     log::debug!("Download completed successfully");
     Ok(Blob::owned_file(target, name))
+}
+
+/// Without the `download` feature (a thin client) a local session cannot fetch URLs.
+#[cfg(not(feature = "download"))]
+fn download(url: &str, _dir: &Path) -> Result<Blob> {
+    Err(Error::Download {
+        url: url.to_owned(),
+        source: Box::new(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this vAccel was built without downloads (the `download` feature)",
+        )),
+    })
 }

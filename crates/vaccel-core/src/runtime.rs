@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::id_pool::IdPool;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::prof::OpRegions;
-use crate::registry::{BundledPlugin, PluginGroup, PluginLoader, Registry, expand_groups};
+use crate::registry::{BundledPlugin, PluginGroup, PluginLoader, Registry};
 use crate::resource::Resource;
 use crate::session::Session;
 use crate::types::{Id, ResourceType};
@@ -91,7 +91,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Names that stand for several plugins in `VACCEL_PLUGINS` (e.g. `cpu`).
+    /// Names that stand for several plugins in `VACCEL_PLUGINS` (e.g. `cpu`); a group loads
+    /// those of its members that are available (see [`Registry::load_list_with_groups`]).
     pub fn groups(mut self, groups: impl IntoIterator<Item = PluginGroup>) -> Self {
         self.groups.extend(groups);
         self
@@ -139,8 +140,13 @@ impl RuntimeBuilder {
         log::debug!("Created top-level rundir: {}", rundir.path().display());
         let mut registry = Registry::new();
         if let Some(list) = &config.plugins {
-            let list = expand_groups(list, &self.groups);
-            registry.load_list(&list, &self.bundled, self.loader.as_deref(), &config)?;
+            registry.load_list_with_groups(
+                list,
+                &self.groups,
+                &self.bundled,
+                self.loader.as_deref(),
+                &config,
+            )?;
         }
         for plugin in self.plugins {
             registry.register(plugin, config.version_ignore)?;

@@ -13,10 +13,12 @@ use vaccel_core::{
     Runtime, Session,
 };
 
-/// Implements detection only; declines when `decline` is set.
+/// Implements detection only; declines when `decline` is set (with `ENOTSUP` as its code,
+/// as a plugin library's decline arrives, when `with_code` is).
 struct Detector {
     info: PluginInfo,
     decline: bool,
+    with_code: bool,
     calls: Mutex<Vec<String>>,
 }
 
@@ -25,6 +27,15 @@ impl Detector {
         Arc::new(Detector {
             info: PluginInfo::new(name, "1.0.0", PluginType::CPU),
             decline,
+            with_code: false,
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+    fn declining_with_code(name: &str) -> Arc<Detector> {
+        Arc::new(Detector {
+            info: PluginInfo::new(name, "1.0.0", PluginType::CPU),
+            decline: true,
+            with_code: true,
             calls: Mutex::new(Vec::new()),
         })
     }
@@ -66,6 +77,13 @@ impl Plugin for Detector {
         out: &mut [u8],
     ) -> Result<Vec<Detection>> {
         self.log("detect".into());
+        if self.decline && self.with_code {
+            return Err(Error::backend(
+                self.info.name.clone(),
+                ErrorCode::ENOTSUP,
+                "image_detect returned 95",
+            ));
+        }
         if self.decline {
             return Err(Error::declined(self.info.name.clone(), "not my model"));
         }
@@ -130,15 +148,26 @@ fn ops_the_bound_plugin_lacks_go_to_one_that_has_them() {
     assert!(first.calls().contains(&format!("session_release {sid}")));
 }
 
+/// Also a regression: a CPU backend loaded as a plugin library (`cpu` on libvaccel.so)
+/// declines with its code, `ENOTSUP`; the call must reach the next backend as a bundled
+/// decline does, and alone its error comes back unchanged.
 #[test]
 fn declined_calls_fall_through_in_load_order() {
-    let a = Detector::new("a", true);
-    let b = Detector::new("b", false);
-    let (rt, _base) = runtime(vec![a.clone(), b.clone()]);
-    let sess = Session::new(&rt, 0).unwrap();
-    let found = sess.image_detect_objects(b"img", &mut [1; 8]).unwrap();
-    assert_eq!(found[0].label, "b");
-    assert_eq!(a.calls().last().unwrap(), "detect");
+    for a in [Detector::new("a", true), Detector::declining_with_code("a")] {
+        let b = Detector::new("b", false);
+        let (rt, _base) = runtime(vec![a.clone(), b.clone()]);
+        let sess = Session::new(&rt, 0).unwrap();
+        let found = sess.image_detect_objects(b"img", &mut [1; 8]).unwrap();
+        assert_eq!(found[0].label, "b");
+        assert_eq!(a.calls().last().unwrap(), "detect");
+    }
+    let (rt, _base) = runtime(vec![Detector::declining_with_code("lib")]);
+    let e = Session::new(&rt, 0)
+        .unwrap()
+        .image_detect(b"img", &mut [1; 8])
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ENOTSUP);
+    assert!(e.to_string().contains("image_detect returned 95"), "{e}");
 
     // Everyone declines: the first reason is reported, as ENOTSUP.
     let c = Detector::new("c", true);

@@ -70,6 +70,10 @@ fn library() -> Result<(), String> {
     let out_dir = PathBuf::from(env("OUT_DIR")?);
     if package == "vaccel-capi-lib" {
         export_c_functions(&out_dir)?;
+        // The plugin libraries `cpu` names (`libvaccel-onnx.so`, ...) are found beside the
+        // library that loads them, as `scripts/install.sh` and cargo's profile directory lay
+        // them out, without LD_LIBRARY_PATH (`dlopen` searches the caller's RUNPATH).
+        println!("cargo::rustc-cdylib-link-arg=-Wl,-rpath,$ORIGIN");
     }
     let profile_dir = profile_dir(&out_dir, &package).ok_or_else(|| {
         format!(

@@ -121,6 +121,28 @@ pub const PLUGIN_LIBS: [&str; 9] = [
     "libvaccel_torch.so",
 ];
 
+/// `libvaccel.so` of a release build in the tests' target directory (built on first use: its
+/// package alone, which is what a workspace build makes of it too, see vaccel-capi's
+/// dependencies).
+pub fn release_libvaccel() -> PathBuf {
+    let dir = artifact_dir();
+    let target_dir = dir.parent().expect("target dir");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--release", "-p", "vaccel-capi-lib", "--offline"])
+        .env("CARGO_TARGET_DIR", target_dir);
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building the release libvaccel.so failed\n{}",
+        describe(&cmd, &out)
+    );
+    let library = target_dir.join("release/libvaccel.so");
+    assert!(library.is_file(), "{} is missing", library.display());
+    library
+}
+
 /// `libvaccel.so` of this build.
 pub fn libvaccel() -> PathBuf {
     artifact("libvaccel.so")
