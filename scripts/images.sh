@@ -26,8 +26,8 @@
 #   --tf            TensorFlow in the agent image too (the tf plugin; +610 MB)
 #   --mirror URL    the Debian mirror debootstrap uses (default: the one apt uses here)
 #
-# Needs root, podman (with runc, netavark and aardvark-dns), debootstrap and catatonit:
-# `apt-get install podman debootstrap runc catatonit`. Containers get runc and fixed ulimits
+# Needs root and Debian's podman (with netavark and aardvark-dns), runc, debootstrap and
+# catatonit: it installs the missing ones with apt-get. Containers get runc and fixed ulimits
 # from a private containers.conf (CONTAINERS_CONF): nothing under /etc is changed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -55,11 +55,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for tool in podman debootstrap catatonit python3; do
-    command -v "$tool" >/dev/null 2>&1 \
-        || { echo "images.sh: $tool not found (apt-get install podman debootstrap runc catatonit)" >&2; exit 1; }
-done
 [ "$(id -u)" = 0 ] || { echo "images.sh: debootstrap and podman need root here" >&2; exit 1; }
+# The Debian packages this needs, installed when missing.
+missing=()
+for tool in podman runc debootstrap catatonit; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 agent_image=vaccel-rs/vaccel-rpc-agent:latest
 client_image=vaccel-rs/vaccel:latest
