@@ -13,10 +13,11 @@
 #
 #   scripts/thin-client.sh [--target-dir DIR]
 #
-# A static glibc program cannot load plugin libraries reliably (`dlopen` needs the very glibc
-# it was linked with at run time), so these programs use their bundled plugins only: rpc
-# (`VACCEL_PLUGINS=rpc VACCEL_RPC_ADDRESS=vsock://2:2048`), noop, exec, mbench. Name the agent
-# by a numeric address or a vsock/unix socket: host names need glibc's NSS modules.
+# A static glibc program cannot load shared libraries reliably (`dlopen` there crashes on a
+# library that needs libc.so), so these programs refuse to: they use their bundled plugins
+# only, rpc (`VACCEL_PLUGINS=rpc VACCEL_RPC_ADDRESS=vsock://2:2048`), noop, mbench, and exec
+# through an agent. Name the agent by a numeric address or a vsock/unix socket: host names
+# need glibc's NSS modules.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --target-dir) target_dir="${2:?--target-dir needs a directory}"; shift 2 ;;
         --target-dir=*) target_dir="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "thin-client.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

@@ -160,6 +160,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A static program (the thin client, built with `+crt-static`) cannot load shared libraries:
+/// glibc's `dlopen` there crashes on any library that needs `libc.so`. Such a program refuses
+/// the call instead (an agent runs it: `VACCEL_PLUGINS=rpc`).
+fn refuse_in_static_programs(path: &str) -> Result<()> {
+    if cfg!(target_feature = "crt-static") {
+        log::error!("[exec] cannot dlopen {path}: this program is statically linked");
+        return Err(Error::backend(
+            ORIGIN,
+            ErrorCode::ENOTSUP,
+            "a statically linked program cannot load shared libraries (use an agent: rpc)",
+        ));
+    }
+    Ok(())
+}
+
 fn dlopen_error(path: &str, e: &libloading::Error) -> Error {
     log::error!("[exec] dlopen failed for {path}: {e}");
     Error::backend(ORIGIN, ErrorCode::EINVAL, format!("dlopen failed: {e}"))
@@ -245,6 +260,7 @@ impl ExecPlugin {
     /// The library `exec` calls into: cached when dlclose is disabled, fresh (and closed when
     /// dropped) otherwise.
     fn exec_library(&self, library: &str) -> Result<Arc<Handle>> {
+        refuse_in_static_programs(library)?;
         let flags = self.options.dlopen_mode.flag();
         if self.options.dlclose_after_exec() {
             return Handle::open(library, flags, true)
@@ -268,6 +284,7 @@ impl ExecPlugin {
     /// would then abort the whole process (agent included) at call time instead of failing
     /// this call with EINVAL. Users who want lazy binding set `VACCEL_EXEC_DLOPEN_MODE=lazy`.
     fn open_resource_library(&self, path: &str, extra: c_int, fallback: bool) -> Result<Handle> {
+        refuse_in_static_programs(path)?;
         let close = self.options.dlclose_on_unregister();
         let mode = self.options.dlopen_mode;
         match Handle::open(path, mode.flag() | extra, close) {

@@ -137,6 +137,17 @@ fn rejected(name: &str, reason: &str) -> Error {
 
 impl PluginLoader for DlLoader {
     fn load(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>> {
+        // A static program (the thin client, `+crt-static`) cannot load shared libraries:
+        // glibc's `dlopen` there crashes on a library that needs `libc.so`. Not found, so that
+        // `cpu` reports each backend missing rather than crashing.
+        if cfg!(target_feature = "crt-static") {
+            return Err(Error::PluginNotFound {
+                name: spec.to_owned(),
+                reason: "this program is statically linked and cannot load plugin libraries \
+                         (its bundled plugins: noop, exec, mbench, rpc)"
+                    .to_owned(),
+            });
+        }
         // A program without the C API (see `c_api_available`) binds every symbol now, so a C
         // plugin that needs the API fails here, with the symbol's name, instead of killing
         // the process at its first call.
