@@ -3,15 +3,17 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, int32, uint32};
 use vaccel::tensor::DataType;
 use vaccel::tensor::Tensor;
 use vaccel::{Arg, Error, Id, OpType, TfNode};
+use vaccel_rpc::message::GenopArgView;
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel::genop as pg;
 use vaccel_rpc::status;
 
 /// An argument whose `size` disagrees with its bytes (upstream: "Conversion failed").
-fn conversion_failed(which: &str, index: usize, arg: &pg::Arg) -> grpc::Status {
+fn conversion_failed(which: &str, index: usize, arg: &GenopArgView<'_>) -> grpc::Status {
     status::invalid_argument(format!(
         "Conversion failed: {which} argument {index} has size {} but {} bytes",
         arg.size,
@@ -19,7 +21,7 @@ fn conversion_failed(which: &str, index: usize, arg: &pg::Arg) -> grpc::Status {
     ))
 }
 
-fn check_size(which: &str, index: usize, arg: &pg::Arg) -> Result<(), grpc::Status> {
+fn check_size(which: &str, index: usize, arg: &GenopArgView<'_>) -> Result<(), grpc::Status> {
     if u64::from(arg.size) == arg.buf.len() as u64 {
         Ok(())
     } else {
@@ -27,68 +29,135 @@ fn check_size(which: &str, index: usize, arg: &pg::Arg) -> Result<(), grpc::Stat
     }
 }
 
-fn arg_type(arg: &pg::Arg) -> u32 {
+fn arg_type(arg: &GenopArgView<'_>) -> u32 {
     // A negative enum value is as unknown as 99: `Arg::from_parts` refuses it.
     u32::try_from(arg.arg_type).unwrap_or(u32::MAX)
 }
 
 /// Read arguments borrowing the request's bytes (no copy).
-pub(crate) fn read_args(args: &[pg::Arg]) -> Result<Vec<Arg<'_>>, grpc::Status> {
+pub(crate) fn read_args<'a>(args: &[GenopArgView<'a>]) -> Result<Vec<Arg<'a>>, grpc::Status> {
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
         check_size("read", i, a)?;
-        let arg = Arg::from_parts(arg_type(a), a.custom_type_id, &a.buf)
+        let arg = Arg::from_parts(arg_type(a), a.custom_type_id, a.buf)
             .map_err(|e| status::error_status(&Error::arg(i, e)))?;
         out.push(arg);
     }
     Ok(out)
 }
 
-/// The owned, writable buffers of the write arguments (their current contents copied: the
-/// client sends them and some ops read them).
-pub(crate) fn write_buffers(args: &[pg::Arg]) -> Result<Vec<Vec<u8>>, grpc::Status> {
-    args.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            check_size("write", i, a)?;
-            Ok(a.buf.to_vec())
-        })
-        .collect()
+/// The fields of a response write argument after its bytes (`size`, `arg_type`,
+/// `custom_type_id`; `parts` and `part_no` are 0, so absent), as prost encodes them.
+fn encode_arg_tail(a: &GenopArgView<'_>, out: &mut Vec<u8>) {
+    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
+    if size != 0 {
+        uint32::encode(2, &size, out);
+    }
+    if a.arg_type != 0 {
+        int32::encode(3, &a.arg_type, out);
+    }
+    if a.custom_type_id != 0 {
+        uint32::encode(4, &a.custom_type_id, out);
+    }
 }
 
-/// Writable arguments over `bufs` (typed as `meta`).
-pub(crate) fn write_args<'a>(
-    meta: &[pg::Arg],
-    bufs: &'a mut [Vec<u8>],
+fn arg_tail_len(a: &GenopArgView<'_>) -> usize {
+    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
+    let mut n = 0;
+    if size != 0 {
+        n += uint32::encoded_len(2, &size);
+    }
+    if a.arg_type != 0 {
+        n += int32::encoded_len(3, &a.arg_type);
+    }
+    if a.custom_type_id != 0 {
+        n += uint32::encoded_len(4, &a.custom_type_id);
+    }
+    n
+}
+
+/// Bytes of a response write argument's encoding before its bytes: the `write_args` key and
+/// length, and the `buf` key and length (absent for an empty buffer, as prost encodes it).
+fn arg_head_len(a: &GenopArgView<'_>) -> usize {
+    let n = a.buf.len();
+    let buf_key = if n == 0 {
+        0
+    } else {
+        1 + encoded_len_varint(n as u64)
+    };
+    let body = buf_key + n + arg_tail_len(a);
+    1 + encoded_len_varint(body as u64) + buf_key
+}
+
+/// Encodes `vaccel.genop.Response{write_args}` into `out` before the op runs, each write
+/// argument carrying the bytes the client sent (some ops read them), with its size, type and
+/// custom id. [`write_args_in`] then lends the op those bytes where they lie in `out`, so
+/// what the op writes is the answer: no buffer per argument, no copy after the op, no
+/// response encoded afterwards. The bytes are those prost encodes for the same message.
+pub(crate) fn encode_write_args(
+    args: &[GenopArgView<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), grpc::Status> {
+    let mut total = 0;
+    for (i, a) in args.iter().enumerate() {
+        check_size("write", i, a)?;
+        total += arg_head_len(a) + a.buf.len() + arg_tail_len(a);
+    }
+    out.reserve(total);
+    for a in args {
+        let n = a.buf.len();
+        let buf_key = if n == 0 {
+            0
+        } else {
+            1 + encoded_len_varint(n as u64)
+        };
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint((buf_key + n + arg_tail_len(a)) as u64, out);
+        if n != 0 {
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(n as u64, out);
+            out.extend_from_slice(a.buf);
+        }
+        encode_arg_tail(a, out);
+    }
+    Ok(())
+}
+
+/// Writable arguments (typed as `meta`) over their bytes in a response that
+/// [`encode_write_args`] wrote into `out`.
+pub(crate) fn write_args_in<'a>(
+    meta: &[GenopArgView<'_>],
+    out: &'a mut [u8],
 ) -> Result<Vec<Arg<'a>>, grpc::Status> {
-    meta.iter()
-        .zip(bufs.iter_mut())
-        .enumerate()
-        .map(|(i, (a, buf))| {
+    let layout = || {
+        status::status(
+            status::code::INTERNAL,
+            "the genop response does not fit its arguments",
+            vaccel::ErrorCode::EBACKEND,
+        )
+    };
+    let mut rest = out;
+    let mut args = Vec::with_capacity(meta.len());
+    for (i, a) in meta.iter().enumerate() {
+        let (_, tail) = rest
+            .split_at_mut_checked(arg_head_len(a))
+            .ok_or_else(layout)?;
+        let (buf, tail) = tail.split_at_mut_checked(a.buf.len()).ok_or_else(layout)?;
+        let (_, tail) = tail
+            .split_at_mut_checked(arg_tail_len(a))
+            .ok_or_else(layout)?;
+        rest = tail;
+        args.push(
             Arg::from_parts_mut(arg_type(a), a.custom_type_id, buf)
-                .map_err(|e| status::error_status(&Error::arg(i, e)))
-        })
-        .collect()
-}
-
-/// Every write argument back, with its bytes, size, type and custom id.
-pub(crate) fn response_args(meta: &[pg::Arg], bufs: Vec<Vec<u8>>) -> Vec<pg::Arg> {
-    meta.iter()
-        .zip(bufs)
-        .map(|(a, buf)| pg::Arg {
-            size: u32::try_from(buf.len()).unwrap_or(u32::MAX),
-            buf: Bytes::from(buf),
-            arg_type: a.arg_type,
-            custom_type_id: a.custom_type_id,
-            parts: 0,
-            part_no: 0,
-        })
-        .collect()
+                .map_err(|e| status::error_status(&Error::arg(i, e)))?,
+        );
+    }
+    Ok(args)
 }
 
 /// The resource a genop refers to by id (`EXEC_WITH_RESOURCE` and the model ops carry an
 /// `INT64` resource id right after the op type), so the agent can check the client owns it.
-pub(crate) fn genop_resource_id(read: &[pg::Arg]) -> Option<Id> {
+pub(crate) fn genop_resource_id(read: &[GenopArgView<'_>]) -> Option<Id> {
     let [op, id, ..] = read else {
         return None;
     };
@@ -108,7 +177,7 @@ pub(crate) fn genop_resource_id(read: &[pg::Arg]) -> Option<Id> {
     if !refers || id.arg_type != pg::ArgType::Int64 as i32 {
         return None;
     }
-    let bytes: [u8; 8] = id.buf.as_ref().try_into().ok()?;
+    let bytes: [u8; 8] = id.buf.try_into().ok()?;
     Some(i64::from_ne_bytes(bytes))
 }
 
@@ -192,4 +261,86 @@ pub(crate) fn out_parts<D: DataType>(t: Tensor<'static, D>) -> (Bytes, Vec<i64>,
         Cow::Borrowed(b) => Bytes::from_static(b),
     };
     (data, t.dims, ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    fn arg(buf: Vec<u8>, arg_type: i32, custom_type_id: u32) -> pg::Arg {
+        pg::Arg {
+            size: u32::try_from(buf.len()).unwrap(),
+            buf: Bytes::from(buf),
+            arg_type,
+            custom_type_id,
+            // Parts never come back.
+            parts: 3,
+            part_no: 1,
+        }
+    }
+
+    /// The response built in place is the one prost encodes, byte for byte, and the op's
+    /// writes land in it.
+    #[test]
+    fn write_args_in_place_encode_as_prost_does() {
+        let cases = vec![
+            vec![],
+            vec![arg(vec![1; 512], 26, 0), arg(vec![2; 512], 26, 0)],
+            vec![arg(vec![], 0, 0), arg(vec![7], 9, 0)],
+            vec![
+                arg(vec![3; 200], -1, 300),
+                arg(vec![4; 20_000], 29, 1 << 30),
+            ],
+            vec![arg(vec![5; 127], 28, 1), arg(vec![6; 128], 28, 127)],
+        ];
+        for meta in cases {
+            let mut out = vec![0xee; 3];
+            out.clear();
+            let views: Vec<_> = meta.iter().map(GenopArgView::of).collect();
+            encode_write_args(&views, &mut out).unwrap();
+            let expected = pg::Response {
+                write_args: meta
+                    .iter()
+                    .map(|a| pg::Arg {
+                        parts: 0,
+                        part_no: 0,
+                        ..a.clone()
+                    })
+                    .collect(),
+            };
+            assert_eq!(out, expected.encode_to_vec(), "{meta:?}");
+            let mut args = match write_args_in(&views, &mut out) {
+                Ok(args) => args,
+                // A negative type is refused when the op's arguments are made.
+                Err(_) => {
+                    assert!(meta.iter().any(|a| a.arg_type < 0));
+                    continue;
+                }
+            };
+            for (i, a) in args.iter_mut().enumerate() {
+                for b in a.bytes_mut().unwrap() {
+                    *b = 0x40 + i as u8;
+                }
+            }
+            drop(args);
+            let back = pg::Response::decode(&out[..]).unwrap();
+            for (i, (a, m)) in back.write_args.iter().zip(&meta).enumerate() {
+                assert_eq!(a.buf.len(), m.buf.len());
+                assert!(a.buf.iter().all(|&b| b == 0x40 + i as u8));
+                assert_eq!(
+                    (a.arg_type, a.custom_type_id),
+                    (m.arg_type, m.custom_type_id)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn write_args_whose_size_disagrees_are_refused() {
+        let mut bad = arg(vec![1; 4], 26, 0);
+        bad.size = 5;
+        assert!(encode_write_args(&[GenopArgView::of(&bad)], &mut Vec::new()).is_err());
+    }
 }

@@ -45,6 +45,7 @@ use vaccel::{
     TorchDataType, TorchTensor,
 };
 use vaccel::{TfDataType, TfTensor};
+use vaccel_rpc::message::{self, GenopArgView};
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel as pv;
 use vaccel_rpc::proto::vaccel::rs::ext;
@@ -592,17 +593,24 @@ impl Agent {
         Ok(encode(&pr::SyncResponse { blobs }))
     }
 
-    fn genop(c: &Client, req: pg::Request) -> Result<Vec<u8>, grpc::Status> {
-        let s = c.session(req.session_id)?;
+    /// Runs a genop; its response goes into `out`.
+    fn genop(
+        c: &Client,
+        session_id: i64,
+        read: &[GenopArgView<'_>],
+        write: &[GenopArgView<'_>],
+        out: &mut Vec<u8>,
+    ) -> Result<(), grpc::Status> {
+        let s = c.session(session_id)?;
         log::info!(target: T_GENOP, "session:{} Genop", s.sess.id());
         // Ids in the arguments are resource ids: only this client's exist for it.
-        if let Some(id) = convert::genop_resource_id(&req.read_args)
+        if let Some(id) = convert::genop_resource_id(read)
             && id > 0
             && c.resource_by_id(id).is_none()
         {
             return Err(status::not_found(format!("Unknown resource {id}")));
         }
-        run_genop(&s, &req.read_args, &req.write_args)
+        run_genop(&s, read, write, out)
     }
 
     fn genop_stream(
@@ -621,13 +629,13 @@ impl Agent {
             read.extend(part.read_args);
             write.extend(part.write_args);
         }
-        let req = pg::Request {
-            session_id,
-            read_args: convert::join_parts(read)?,
-            write_args: convert::join_parts(write)?,
-        };
-        *op = genop_op(&req.read_args);
-        Self::genop(c, req)
+        let (read, write) = (convert::join_parts(read)?, convert::join_parts(write)?);
+        let read: Vec<_> = read.iter().map(GenopArgView::of).collect();
+        let write: Vec<_> = write.iter().map(GenopArgView::of).collect();
+        *op = genop_op(&read);
+        let mut out = Vec::new();
+        Self::genop(c, session_id, &read, &write, &mut out)?;
+        Ok(out)
     }
 
     fn image_classification(c: &Client, req: image::Request) -> Result<Vec<u8>, grpc::Status> {
@@ -810,29 +818,31 @@ impl Agent {
 }
 
 /// The operation of a genop: the first byte of its first read argument.
-fn genop_op(read: &[pg::Arg]) -> Option<u8> {
+fn genop_op(read: &[GenopArgView<'_>]) -> Option<u8> {
     read.first().and_then(|a| a.buf.first().copied())
 }
 
-/// Runs a genop with the wire's arguments: read arguments borrow the request's bytes, write
-/// arguments are owned writable copies, and all of them come back.
+/// Runs a genop with the wire's arguments: read arguments borrow the request's bytes; the
+/// response (`vaccel.genop.Response`, every write argument back) is encoded into `out` first,
+/// with the write arguments' bytes as the client sent them, and the op writes its outputs
+/// into it where they lie (one copy of each output buffer in the agent, none after the op).
 fn run_genop(
     s: &AgentSession,
-    read_meta: &[pg::Arg],
-    write_meta: &[pg::Arg],
-) -> Result<Vec<u8>, grpc::Status> {
+    read_meta: &[GenopArgView<'_>],
+    write_meta: &[GenopArgView<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), grpc::Status> {
     let read = s.timed(GENOP_READ_ARGS, || convert::read_args(read_meta))?;
-    let mut bufs = s.timed(GENOP_WRITE_ARGS, || convert::write_buffers(write_meta))?;
-    {
-        let mut write = convert::write_args(write_meta, &mut bufs)?;
-        s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
-            .map_err(|e| failed(&e))?;
-    }
-    Ok(s.timed(GENOP_RESP_WRITE_ARGS, || {
-        encode(&pg::Response {
-            write_args: convert::response_args(write_meta, bufs),
-        })
-    }))
+    // The regions keep their meaning for profiles: copying the write arguments in, and
+    // building the response (now: lending the op its buffers in it).
+    s.timed(GENOP_WRITE_ARGS, || {
+        convert::encode_write_args(write_meta, out)
+    })?;
+    let mut write = s.timed(GENOP_RESP_WRITE_ARGS, || {
+        convert::write_args_in(write_meta, out)
+    })?;
+    s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
+        .map_err(|e| failed(&e))
 }
 
 impl Agent {
@@ -843,14 +853,14 @@ impl Agent {
         op: Option<u8>,
         bytes_in: usize,
         start: Option<Instant>,
-        result: &Result<Vec<u8>, grpc::Status>,
+        result: Result<usize, ()>,
     ) {
         if let (Some(m), Some(start)) = (&self.metrics, start) {
             m.record(&metrics::Call {
                 method: metrics::method_index(method),
                 op,
                 bytes_in,
-                bytes_out: result.as_ref().map_or(0, Vec::len),
+                bytes_out: result.unwrap_or(0),
                 error: result.is_err(),
                 elapsed: start.elapsed(),
             });
@@ -863,7 +873,8 @@ impl Agent {
         method: &str,
         payload: Bytes,
         op: &mut Option<u8>,
-    ) -> Result<Vec<u8>, grpc::Status> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), grpc::Status> {
         let Some(c) = ctx.connection_data::<Client>() else {
             return Err(status::status(
                 code::INTERNAL,
@@ -873,7 +884,7 @@ impl Agent {
         };
         let mut call = quota::Hold::none();
         self.take(&mut call, c, quota::QuotaKind::Calls, 1)?;
-        match method {
+        *out = match method {
             "CreateSession" => self.create_session(c, decode(payload)?),
             "UpdateSession" => Self::update_session(c, decode(payload)?),
             "DestroySession" => Self::destroy_session(c, decode(payload)?),
@@ -890,13 +901,21 @@ impl Agent {
             "TorchModelLoad" => Self::torch_model_load(c, decode(payload)?),
             "TorchModelRun" => Self::torch_model_run(c, decode(payload)?),
             "Genop" => {
+                // Clients' plain encoding is read in place; anything else goes to prost.
+                if let Some(req) = message::decode_genop_request(&payload) {
+                    *op = genop_op(req.read_args());
+                    return Self::genop(c, req.session_id, req.read_args(), req.write_args(), out);
+                }
                 let req: pg::Request = decode(payload)?;
-                *op = genop_op(&req.read_args);
-                Self::genop(c, req)
+                let read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
+                let write: Vec<_> = req.write_args.iter().map(GenopArgView::of).collect();
+                *op = genop_op(&read);
+                return Self::genop(c, req.session_id, &read, &write, out);
             }
             "GetProfiler" => Self::get_profiler(c, decode(payload)?),
             _ => Err(method_not_found(ctx.service(), method)),
-        }
+        }?;
+        Ok(())
     }
 }
 
@@ -907,11 +926,24 @@ impl Service for Agent {
         method: &str,
         payload: Bytes,
     ) -> Result<Vec<u8>, grpc::Status> {
+        let mut out = Vec::new();
+        self.call_into(ctx, method, payload, &mut out)?;
+        Ok(out)
+    }
+
+    fn call_into(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        payload: Bytes,
+        out: &mut Vec<u8>,
+    ) -> Result<(), grpc::Status> {
         let start = self.metrics.as_ref().map(|_| Instant::now());
         let bytes_in = payload.len();
         let mut op = None;
-        let result = self.dispatch(ctx, method, payload, &mut op);
-        self.record(method, op, bytes_in, start, &result);
+        let result = self.dispatch(ctx, method, payload, &mut op, out);
+        let sent = result.as_ref().map(|()| out.len()).map_err(|_| ());
+        self.record(method, op, bytes_in, start, sent);
         result
     }
 
@@ -933,7 +965,13 @@ impl Service for Agent {
             Ok(()) if method == "GenopStream" => Self::genop_stream(c, messages, &mut op),
             _ => Err(method_not_found(ctx.service(), method)),
         };
-        self.record(method, op, bytes_in, start, &result);
+        self.record(
+            method,
+            op,
+            bytes_in,
+            start,
+            result.as_ref().map(Vec::len).map_err(|_| ()),
+        );
         result
     }
 

@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 10;
@@ -104,6 +104,8 @@ pub enum FrameError {
 pub struct FrameReader<R> {
     inner: R,
     buf: Box<[u8]>,
+    /// Where small bodies are copied to ([`SMALL_ARENA`]).
+    small: BytesMut,
     start: usize,
     end: usize,
 }
@@ -111,12 +113,18 @@ pub struct FrameReader<R> {
 /// Read-ahead size: room for many small frames per `read`.
 const READ_AHEAD: usize = 64 * 1024;
 
+/// Size of the arena small bodies are cut from (bodies up to this size). A body a service
+/// keeps (a registered blob) keeps the arena it was cut from: at most this much beyond its
+/// own bytes.
+pub const SMALL_ARENA: usize = 16 << 10;
+
 impl<R: Read> FrameReader<R> {
     /// Wraps a reader.
     pub fn new(inner: R) -> Self {
         FrameReader {
             inner,
             buf: vec![0; READ_AHEAD].into_boxed_slice(),
+            small: BytesMut::new(),
             start: 0,
             end: 0,
         }
@@ -152,6 +160,27 @@ impl<R: Read> FrameReader<R> {
             }
         }
         Ok(true)
+    }
+
+    /// A body already buffered, copied out of the read-ahead buffer (the next frames are read
+    /// into it while this one's call runs). A small one goes into the arena: no allocation
+    /// while the bodies cut from it earlier are gone by the time it is used up.
+    fn small_body(&mut self, length: usize) -> Bytes {
+        let data = self
+            .buf
+            .get(self.start..self.start + length)
+            .unwrap_or_default();
+        self.start += length;
+        if length > SMALL_ARENA {
+            return Bytes::copy_from_slice(data);
+        }
+        if self.small.capacity() < length {
+            // Reclaims the whole arena in place when nothing refers to it any more, else
+            // starts a new one (the old one is freed with its last body).
+            self.small.reserve(SMALL_ARENA);
+        }
+        self.small.extend_from_slice(data);
+        self.small.split().freeze()
     }
 
     fn take(&mut self, n: usize) -> &[u8] {
@@ -253,7 +282,7 @@ impl<R: Read> FrameReader<R> {
                 Ok(false) => return Err(FrameError::Truncated.into()),
                 Err(e) => return Err(stalled(e, self.buffered())),
             }
-            Bytes::copy_from_slice(self.take(length))
+            self.small_body(length)
         } else {
             match spare.take() {
                 Some(v) if v.capacity() >= length => match self.read_into_spare(v, length, admit) {
@@ -444,7 +473,8 @@ pub fn reclaim(body: Bytes, spare: &mut Option<Vec<u8>>) {
 }
 
 /// Writes one frame whose payload is the concatenation of `parts`, without copying them
-/// (vectored writes, retried until everything is written).
+/// (vectored writes, retried until everything is written; no allocation for up to three
+/// parts).
 pub fn write_frame<W: Write>(
     w: &mut W,
     stream_id: u32,
@@ -466,48 +496,34 @@ pub fn write_frame<W: Write>(
         flags,
     }
     .encode();
-    let mut slices: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-    slices.push(&header);
-    slices.extend(parts.iter().filter(|p| !p.is_empty()));
-    write_all_vectored(w, &slices)
+    // The header and up to three parts go out from the stack.
+    const INLINE: usize = 4;
+    if parts.len() < INLINE {
+        let mut iov = [IoSlice::new(&[]); INLINE];
+        for (slot, part) in iov
+            .iter_mut()
+            .zip(std::iter::once(&header[..]).chain(parts.iter().copied()))
+        {
+            *slot = IoSlice::new(part);
+        }
+        return write_all_vectored(w, iov.get_mut(..=parts.len()).unwrap_or_default());
+    }
+    let mut iov: Vec<IoSlice<'_>> = std::iter::once(&header[..])
+        .chain(parts.iter().copied())
+        .map(IoSlice::new)
+        .collect();
+    write_all_vectored(w, &mut iov)
 }
 
-fn write_all_vectored<W: Write>(w: &mut W, slices: &[&[u8]]) -> io::Result<()> {
-    let mut index = 0;
-    let mut offset = 0;
-    while index < slices.len() {
-        let io: Vec<IoSlice<'_>> = slices
-            .iter()
-            .skip(index)
-            .enumerate()
-            .map(|(i, s)| {
-                IoSlice::new(if i == 0 {
-                    s.get(offset..).unwrap_or_default()
-                } else {
-                    s
-                })
-            })
-            .collect();
-        let mut n = match w.write_vectored(&io) {
+fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    // Drops leading empty slices, so an empty remainder means everything was written.
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        while n > 0 && index < slices.len() {
-            let left = slices.get(index).map_or(0, |s| s.len()) - offset;
-            if n >= left {
-                n -= left;
-                index += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
-            }
-        }
-        while slices.get(index).is_some_and(|s| s.len() == offset) && index < slices.len() {
-            index += 1;
-            offset = 0;
         }
     }
     Ok(())
@@ -646,6 +662,47 @@ mod tests {
         let f = r.read_frame_reusing(DEFAULT_MAX_FRAME, &mut spare).unwrap();
         assert_eq!(&f.body[..], &c[..]);
         assert!(spare.is_some());
+    }
+
+    #[test]
+    fn small_bodies_are_cut_from_an_arena_reclaimed_in_place() {
+        let mut wire = Vec::new();
+        let per_arena = SMALL_ARENA / 1000;
+        for i in 0..3 * per_arena {
+            write_frame(&mut wire, 1, kind::REQUEST, 0, &[&[i as u8; 1000]]).unwrap();
+        }
+        write_frame(&mut wire, 1, kind::REQUEST, 0, &[&[7; SMALL_ARENA + 1]]).unwrap();
+        let mut r = FrameReader::new(&wire[..]);
+        let mut bodies: Vec<Bytes> = (0..per_arena)
+            .map(|_| r.read_frame(DEFAULT_MAX_FRAME).unwrap().body)
+            .collect();
+        let base = bodies[0].as_ptr();
+        assert!(bodies.iter().all(|b| {
+            let off = b.as_ptr() as usize - base as usize;
+            off < SMALL_ARENA
+        }));
+        // One body of the first arena is still held: the next bodies come from a new arena.
+        let held = bodies.pop().unwrap();
+        drop(bodies);
+        let f = r.read_frame(DEFAULT_MAX_FRAME).unwrap();
+        assert_ne!(f.body.as_ptr(), base);
+        assert_eq!(&f.body[..], &[per_arena as u8; 1000][..]);
+        drop(held);
+        // Everything cut from an arena is gone when it is used up: it is reused.
+        let second = f.body.as_ptr();
+        drop(f);
+        for i in 1..per_arena {
+            let f = r.read_frame(DEFAULT_MAX_FRAME).unwrap();
+            assert_eq!(&f.body[..], &[(per_arena + i) as u8; 1000][..]);
+        }
+        let f = r.read_frame(DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(f.body.as_ptr(), second, "the arena was reclaimed in place");
+        for _ in 1..per_arena {
+            r.read_frame(DEFAULT_MAX_FRAME).unwrap();
+        }
+        // Larger bodies get buffers of their own.
+        let f = r.read_frame(DEFAULT_MAX_FRAME).unwrap();
+        assert_eq!(f.body.len(), SMALL_ARENA + 1);
     }
 
     /// A writer that accepts at most 3 bytes per call, to exercise partial vectored writes.

@@ -28,6 +28,23 @@ pub fn decode_all(data: &[u8]) {
 }
 
 fn decode_payload(body: Bytes) {
+    if let Some(view) = message::decode_request_view(&body) {
+        let req = decode_request(body.clone()).expect("prost refuses what the fast path decoded");
+        assert_eq!(
+            (view.service, view.method),
+            (&req.service[..], &req.method[..])
+        );
+        assert_eq!(
+            (view.payload, view.timeout_nano),
+            (&req.payload[..], req.timeout_nano)
+        );
+        let meta: Vec<_> = req
+            .metadata
+            .iter()
+            .map(|kv| (&kv.key[..], &kv.value[..]))
+            .collect();
+        assert_eq!(view.metadata, meta);
+    }
     if let Ok(req) = decode_request(body.clone()) {
         decode_messages(req.payload);
     }
@@ -41,6 +58,7 @@ fn decode_payload(body: Bytes) {
 }
 
 fn decode_messages(p: Bytes) {
+    genop_view_agrees_with_prost(&p);
     let _ = pv::session::CreateRequest::decode(p.clone());
     let _ = pv::resource::RegisterRequest::decode(p.clone());
     let _ = pv::resource::SyncResponse::decode(p.clone());
@@ -52,6 +70,28 @@ fn decode_messages(p: Bytes) {
     let _ = pv::torch::ModelRunRequest::decode(p.clone());
     let _ = pv::profiling::Response::decode(p.clone());
     let _ = pv::Error::decode(p);
+}
+
+/// Where [`message::decode_genop_request`] (the agent's fast path) decodes a message, prost
+/// decodes the same values.
+fn genop_view_agrees_with_prost(p: &[u8]) {
+    let Some(view) = message::decode_genop_request(p) else {
+        return;
+    };
+    let req = pv::genop::Request::decode(p).expect("prost refuses what the fast path decoded");
+    assert_eq!(view.session_id, req.session_id);
+    let read: Vec<_> = req
+        .read_args
+        .iter()
+        .map(message::GenopArgView::of)
+        .collect();
+    let write: Vec<_> = req
+        .write_args
+        .iter()
+        .map(message::GenopArgView::of)
+        .collect();
+    assert_eq!(view.read_args(), &read[..]);
+    assert_eq!(view.write_args(), &write[..]);
 }
 
 /// Feeds `data` to [`message::count_fields`], the allocation-free scan a server runs on a

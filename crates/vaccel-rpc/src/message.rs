@@ -6,6 +6,7 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::proto::grpc;
+use crate::proto::vaccel as pv;
 
 fn put_bytes_field(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
     if value.is_empty() {
@@ -59,6 +60,38 @@ pub fn encode_response_ok(msg: &impl Message) -> Vec<u8> {
     buf
 }
 
+/// The bytes of a successful `grpc.Response` that come before its payload: the explicit
+/// empty status (`0a 00`) and, for a non-empty payload, its key and length. Built on the
+/// stack, so the payload goes out after it without being copied or the head allocated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseHead {
+    bytes: [u8; 13],
+    len: usize,
+}
+
+impl ResponseHead {
+    /// The head of `grpc.Response{status: {}, payload: <payload_len bytes>}` (what
+    /// [`encode_response_ok`] writes before the message).
+    pub fn ok(payload_len: usize) -> ResponseHead {
+        let mut head = ResponseHead {
+            bytes: [0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            len: 2,
+        };
+        if payload_len > 0 {
+            let mut rest = head.bytes.get_mut(2..).unwrap_or_default();
+            encode_key(2, WireType::LengthDelimited, &mut rest);
+            encode_varint(payload_len as u64, &mut rest);
+            head.len = 13 - rest.len();
+        }
+        head
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// Encodes a failed `grpc.Response`: the status, no payload.
 pub fn encode_response_err(status: &grpc::Status) -> Vec<u8> {
     let mut buf = Vec::with_capacity(status.encoded_len() + 8);
@@ -74,6 +107,204 @@ pub fn decode_request(body: Bytes) -> Result<grpc::Request, prost::DecodeError> 
 /// Decodes a response envelope; its payload is a zero-copy slice of `body`.
 pub fn decode_response(body: Bytes) -> Result<grpc::Response, prost::DecodeError> {
     grpc::Response::decode(body)
+}
+
+/// A `grpc.Request` envelope whose strings and payload borrow the frame's bytes
+/// ([`decode_request_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestView<'a> {
+    /// `service`.
+    pub service: &'a str,
+    /// `method`.
+    pub method: &'a str,
+    /// `payload`.
+    pub payload: &'a [u8],
+    /// `timeout_nano`.
+    pub timeout_nano: i64,
+    /// `metadata`, as (key, value) pairs.
+    pub metadata: Vec<(&'a str, &'a str)>,
+}
+
+/// Decodes a `grpc.Request` envelope as clients encode it (known fields only) without
+/// copying or allocating (but for metadata entries): the strings and the payload borrow
+/// `buf`. `None` for anything else, valid or not: the caller then decodes with
+/// [`decode_request`], which accepts every valid encoding and says what is wrong with an
+/// invalid one. Where this returns a view, prost decodes the same values (the `decode` fuzz
+/// target checks it).
+pub fn decode_request_view(mut buf: &[u8]) -> Option<RequestView<'_>> {
+    let mut view = RequestView::default();
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        if key == 0x20 {
+            view.timeout_nano = varint(&mut buf)? as i64;
+            continue;
+        }
+        if !matches!(key, 0x0a | 0x12 | 0x1a | 0x2a) {
+            return None;
+        }
+        let len = usize::try_from(varint(&mut buf)?).ok()?;
+        let (field, rest) = buf.split_at_checked(len)?;
+        buf = rest;
+        match key {
+            0x0a => view.service = std::str::from_utf8(field).ok()?,
+            0x12 => view.method = std::str::from_utf8(field).ok()?,
+            0x1a => view.payload = field,
+            _ => view.metadata.push(decode_key_value(field)?),
+        }
+    }
+    Some(view)
+}
+
+fn decode_key_value(mut buf: &[u8]) -> Option<(&str, &str)> {
+    let (mut key, mut value) = ("", "");
+    while !buf.is_empty() {
+        let tag = varint(&mut buf)?;
+        let len = usize::try_from(varint(&mut buf)?).ok()?;
+        let (field, rest) = buf.split_at_checked(len)?;
+        buf = rest;
+        match tag {
+            0x0a => key = std::str::from_utf8(field).ok()?,
+            0x12 => value = std::str::from_utf8(field).ok()?,
+            _ => return None,
+        }
+    }
+    Some((key, value))
+}
+
+/// A `vaccel.genop.Arg` as the wire carries it, its bytes borrowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GenopArgView<'a> {
+    /// `buf`.
+    pub buf: &'a [u8],
+    /// `size`.
+    pub size: u32,
+    /// `arg_type`.
+    pub arg_type: i32,
+    /// `custom_type_id`.
+    pub custom_type_id: u32,
+    /// `parts`.
+    pub parts: u32,
+    /// `part_no`.
+    pub part_no: u32,
+}
+
+impl<'a> GenopArgView<'a> {
+    /// The view of a decoded argument.
+    pub fn of(a: &'a pv::genop::Arg) -> Self {
+        GenopArgView {
+            buf: &a.buf,
+            size: a.size,
+            arg_type: a.arg_type,
+            custom_type_id: a.custom_type_id,
+            parts: a.parts,
+            part_no: a.part_no,
+        }
+    }
+}
+
+/// A `vaccel.genop.Request` whose arguments borrow the message's bytes
+/// ([`decode_genop_request`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenopRequestView<'a> {
+    /// `session_id`.
+    pub session_id: i64,
+    /// The read arguments, then the write arguments.
+    args: Vec<GenopArgView<'a>>,
+    /// How many of `args` are read arguments.
+    reads: usize,
+}
+
+impl<'a> GenopRequestView<'a> {
+    /// `read_args`.
+    pub fn read_args(&self) -> &[GenopArgView<'a>] {
+        self.args.get(..self.reads).unwrap_or_default()
+    }
+
+    /// `write_args`.
+    pub fn write_args(&self) -> &[GenopArgView<'a>] {
+        self.args.get(self.reads..).unwrap_or_default()
+    }
+}
+
+/// Decodes a `vaccel.genop.Request` as clients encode it (fields in order, read arguments
+/// before write arguments, no unknown fields) with one allocation and no copy: the arguments
+/// borrow `buf`. `None` for anything else, valid or not: the caller then decodes with prost,
+/// which accepts every valid encoding and says what is wrong with an invalid one. Where this
+/// returns a view, prost decodes the same values (the `decode` fuzz target checks it).
+pub fn decode_genop_request(mut buf: &[u8]) -> Option<GenopRequestView<'_>> {
+    let mut view = GenopRequestView {
+        session_id: 0,
+        args: Vec::with_capacity(8),
+        reads: 0,
+    };
+    let mut writes = false;
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        match key {
+            0x08 => view.session_id = varint(&mut buf)? as i64,
+            0x12 | 0x1a => {
+                let len = usize::try_from(varint(&mut buf)?).ok()?;
+                let (arg, rest) = buf.split_at_checked(len)?;
+                buf = rest;
+                if key == 0x12 {
+                    if writes {
+                        return None;
+                    }
+                    view.reads += 1;
+                } else {
+                    writes = true;
+                }
+                view.args.push(decode_genop_arg(arg)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(view)
+}
+
+fn decode_genop_arg(mut buf: &[u8]) -> Option<GenopArgView<'_>> {
+    let mut arg = GenopArgView::default();
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        if key == 0x0a {
+            let len = usize::try_from(varint(&mut buf)?).ok()?;
+            let (bytes, rest) = buf.split_at_checked(len)?;
+            arg.buf = bytes;
+            buf = rest;
+            continue;
+        }
+        // Varint fields; prost truncates to 32 bits as `as` does.
+        let field = match key {
+            0x10 => &mut arg.size,
+            0x20 => &mut arg.custom_type_id,
+            0x28 => &mut arg.parts,
+            0x30 => &mut arg.part_no,
+            0x18 => {
+                arg.arg_type = varint(&mut buf)? as i32;
+                continue;
+            }
+            _ => return None,
+        };
+        *field = varint(&mut buf)? as u32;
+    }
+    Some(arg)
+}
+
+/// A varint as prost reads it (at most 10 bytes, the last one 0 or 1).
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// Why [`count_fields`] could not walk a message.
@@ -115,14 +346,24 @@ fn skip(buf: &mut &[u8], n: u64) -> Result<(), ScanError> {
 /// `tags` is empty), without decoding it or allocating: what a server checks before handing a
 /// peer's message to a decoder that allocates per field (a message of `n` empty repeated
 /// submessages takes 2 bytes per element on the wire and some 50 decoded).
-pub fn count_fields(mut buf: &[u8], tags: &[u32]) -> Result<usize, ScanError> {
+pub fn count_fields(buf: &[u8], tags: &[u32]) -> Result<usize, ScanError> {
+    let (all, tagged) = count_fields_of(buf, tags)?;
+    Ok(if tags.is_empty() { all } else { tagged })
+}
+
+/// [`count_fields`] for all the top-level fields and for those in `tags` at once (one walk).
+pub fn count_fields_of(mut buf: &[u8], tags: &[u32]) -> Result<(usize, usize), ScanError> {
+    let mut all = 0usize;
     let mut count = 0usize;
     let mut depth = 0u32;
     while !buf.is_empty() {
         let key = read_varint(&mut buf)?;
         let tag = key >> 3;
-        if depth == 0 && (tags.is_empty() || tags.iter().any(|&t| u64::from(t) == tag)) {
-            count += 1;
+        if depth == 0 {
+            all += 1;
+            if tags.iter().any(|&t| u64::from(t) == tag) {
+                count += 1;
+            }
         }
         match key & 7 {
             0 => {
@@ -149,7 +390,7 @@ pub fn count_fields(mut buf: &[u8], tags: &[u32]) -> Result<usize, ScanError> {
     if depth != 0 {
         return Err(ScanError::Malformed);
     }
-    Ok(count)
+    Ok((all, count))
 }
 
 #[cfg(test)]
@@ -225,6 +466,40 @@ mod tests {
     }
 
     #[test]
+    fn response_heads_match_the_encoder() {
+        for len in [
+            0usize,
+            1,
+            127,
+            128,
+            1050,
+            16383,
+            16384,
+            1 << 21,
+            1 << 30,
+            u32::MAX as usize,
+        ] {
+            let msg = crate::proto::vaccel::genop::Arg {
+                buf: Bytes::from(vec![7u8; len.min(1 << 21)]),
+                ..Default::default()
+            };
+            if len <= 1 << 21 {
+                let whole = encode_response_ok(&msg);
+                let head = ResponseHead::ok(msg.encoded_len());
+                assert!(whole.starts_with(head.as_bytes()), "{len}");
+                assert_eq!(whole.len(), head.as_bytes().len() + msg.encoded_len());
+            }
+            let head = ResponseHead::ok(len);
+            let mut expected = vec![0x0a, 0x00];
+            if len > 0 {
+                expected.push(0x12);
+                encode_varint(len as u64, &mut expected);
+            }
+            assert_eq!(head.as_bytes(), &expected[..], "{len}");
+        }
+    }
+
+    #[test]
     fn ffi_error_response_matches_upstream_shape() {
         // Upstream: INTERNAL, "FFI error: 22", details = [ProtoError{ffi_error: 22}].
         let st = status::ffi_status(vaccel_core::ErrorCode::EINVAL, None);
@@ -251,6 +526,89 @@ mod tests {
             (req.metadata[0].key.as_str(), req.metadata[0].value.as_str()),
             ("k", "v")
         );
+    }
+
+    #[test]
+    fn envelopes_are_read_in_place_or_left_to_prost() {
+        let body = encode_request(
+            crate::SERVICE,
+            "Genop",
+            &genop::Request {
+                session_id: 1,
+                ..Default::default()
+            },
+            &[("k", "v"), ("", "x")],
+        );
+        let view = decode_request_view(&body).unwrap();
+        let req = decode_request(Bytes::from(body.clone())).unwrap();
+        assert_eq!((view.service, view.method), (crate::SERVICE, "Genop"));
+        assert_eq!(view.payload, &req.payload[..]);
+        assert_eq!(view.metadata, [("k", "v"), ("", "x")]);
+        let mut timed = body.clone();
+        timed.extend(hex("20 05"));
+        assert_eq!(decode_request_view(&timed).unwrap().timeout_nano, 5);
+        for odd in [
+            // An unknown field, a metadata entry with one, bad UTF-8, a truncated field.
+            [body.clone(), hex("30 01")].concat(),
+            [body.clone(), hex("2a 02 18 01")].concat(),
+            hex("0a 02 c3 28"),
+            hex("12 05 47"),
+        ] {
+            assert!(decode_request_view(&odd).is_none(), "{odd:02x?}");
+        }
+    }
+
+    #[test]
+    fn genop_requests_are_read_in_place_or_left_to_prost() {
+        let arg = |buf: &'static [u8], ty: i32, custom: u32| genop::Arg {
+            buf: Bytes::from_static(buf),
+            size: buf.len() as u32,
+            arg_type: ty,
+            custom_type_id: custom,
+            parts: 2,
+            part_no: 1,
+        };
+        let req = genop::Request {
+            session_id: -3,
+            read_args: vec![arg(&[3], 9, 0), arg(&[1; 300], 28, 7)],
+            write_args: vec![arg(&[0; 512], 26, 0), arg(&[], -1, u32::MAX)],
+        };
+        let wire = req.encode_to_vec();
+        let view = decode_genop_request(&wire).unwrap();
+        assert_eq!(view.session_id, -3);
+        let read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
+        let write: Vec<_> = req.write_args.iter().map(GenopArgView::of).collect();
+        assert_eq!(
+            (view.read_args(), view.write_args()),
+            (&read[..], &write[..])
+        );
+        assert_eq!(
+            decode_genop_request(&[]).map(|v| v.args.len()),
+            Some(0),
+            "an empty message is all defaults"
+        );
+        // Valid but not the plain encoding, and invalid: prost's to decode or refuse.
+        let mut interleaved = genop::Request {
+            write_args: vec![arg(&[1], 9, 0)],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        interleaved.extend(hex("12 00"));
+        assert!(genop::Request::decode(&interleaved[..]).is_ok());
+        for odd in [
+            interleaved,
+            hex("28 01"),
+            hex("12 02 38 01"),
+            hex("08 ffffffffffffffffff02"),
+            hex("08 ff"),
+            hex("12 05 0a 01"),
+            hex("12 03 0a 05 01"),
+        ] {
+            assert!(decode_genop_request(&odd).is_none(), "{odd:02x?}");
+        }
+        // The largest 10-byte varint prost takes.
+        let max = hex("08 ffffffffffffffffff01");
+        assert_eq!(decode_genop_request(&max).unwrap().session_id, -1);
     }
 
     #[test]

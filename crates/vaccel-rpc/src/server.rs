@@ -62,7 +62,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
-use prost::encoding::encode_varint;
 use vaccel_core::ErrorCode;
 
 use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
@@ -279,7 +278,7 @@ pub struct CallContext<'a> {
     connection: &'a ConnectionInfo,
     stream_id: u32,
     service: &'a str,
-    metadata: &'a [grpc::KeyValue],
+    metadata: &'a [(&'a str, &'a str)],
     data: Option<&'a (dyn Any + Send + Sync)>,
 }
 
@@ -310,8 +309,8 @@ impl<'a> CallContext<'a> {
         self.service
     }
 
-    /// The request's metadata.
-    pub fn metadata(&self) -> &'a [grpc::KeyValue] {
+    /// The request's metadata, as (key, value) pairs.
+    pub fn metadata(&self) -> &'a [(&'a str, &'a str)] {
         self.metadata
     }
 
@@ -319,8 +318,8 @@ impl<'a> CallContext<'a> {
     pub fn metadata_value(&self, key: &str) -> Option<&'a str> {
         self.metadata
             .iter()
-            .find(|kv| kv.key == key)
-            .map(|kv| kv.value.as_str())
+            .find(|(k, _)| *k == key)
+            .map(|&(_, v)| v)
     }
 
     /// What the service returned from [`Service::connection_opened`] for this connection, if
@@ -340,6 +339,21 @@ pub trait Service: Send + Sync {
         method: &str,
         payload: Bytes,
     ) -> Result<Vec<u8>, grpc::Status>;
+
+    /// Like [`Service::call`], with the encoded response message appended to `out` instead of
+    /// returned: `out` comes empty, with the capacity earlier calls on the thread left, so a
+    /// service that encodes into it costs no allocation per call. The server calls this one;
+    /// by default it runs [`Service::call`] and takes its `Vec` as it is.
+    fn call_into(
+        &self,
+        ctx: &CallContext<'_>,
+        method: &str,
+        payload: Bytes,
+        out: &mut Vec<u8>,
+    ) -> Result<(), grpc::Status> {
+        *out = self.call(ctx, method, payload)?;
+        Ok(())
+    }
 
     /// Runs a client-streaming `method` (e.g. upstream's `GenopStream`) with every message the
     /// client sent. By default no method streams.
@@ -841,6 +855,9 @@ struct Conn {
     budget: Option<Arc<dyn RequestBudget>>,
 }
 
+/// A reply buffer larger than this is not kept for the thread's next call.
+const MAX_KEPT_REPLY: usize = 64 << 10;
+
 impl Shared {
     /// Milliseconds since the server was built: connections' activity times.
     fn now(&self) -> u64 {
@@ -1006,6 +1023,8 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
 /// per call doubled the latency of a small call on a 2-vCPU VM), while a long call never
 /// blocks the calls behind it for more than the delay.
 fn serve_connection(shared: &Arc<Shared>, conn: &Arc<Conn>, mut duty: bool) {
+    // The thread's reply buffer: a small answer is encoded into what earlier calls left.
+    let mut reply = Vec::new();
     loop {
         if !duty {
             if !wait_for_duty(conn) {
@@ -1037,11 +1056,16 @@ fn serve_connection(shared: &Arc<Shared>, conn: &Arc<Conn>, mut duty: bool) {
         // request may arrive at any moment, and the watchdog must not take it for a call
         // waiting behind this one.
         let mut kept = duty;
-        run(shared, conn, work, || {
+        run(shared, conn, work, &mut reply, || {
             if duty {
                 kept = lock(&conn.pool).deferred.take().is_some();
             }
         });
+        if reply.capacity() > MAX_KEPT_REPLY {
+            reply = Vec::new();
+        } else {
+            reply.clear();
+        }
         if duty && !kept {
             // The watchdog gave the duty to another thread meanwhile.
             duty = false;
@@ -1487,12 +1511,12 @@ fn check_fields(
     let genop = matches!(method, "Genop" | "GenopStream");
     let mut args = 0usize;
     let mut most = 0usize;
+    let tags: &[u32] = if genop { &[2, 3] } else { &[] };
     for m in messages {
         // Malformed messages are left to the service's decoder, which says why.
-        most = most.max(message::count_fields(m, &[]).unwrap_or(0));
-        if genop {
-            args = args.saturating_add(message::count_fields(m, &[2, 3]).unwrap_or(0));
-        }
+        let (all, of_args) = message::count_fields_of(m, tags).unwrap_or((0, 0));
+        most = most.max(all);
+        args = args.saturating_add(of_args);
     }
     if args > config.max_genop_args {
         return Err(status::status(
@@ -1515,6 +1539,47 @@ fn check_fields(
         ));
     }
     Ok(())
+}
+
+/// A request envelope as a call sees it: borrowed from the frame or from a decoded
+/// `grpc.Request`.
+struct Request<'a> {
+    service: &'a str,
+    method: &'a str,
+    payload: Bytes,
+    metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Request<'a> {
+    fn of(req: &'a grpc::Request) -> Request<'a> {
+        Request {
+            service: &req.service,
+            method: &req.method,
+            payload: req.payload.clone(),
+            metadata: req
+                .metadata
+                .iter()
+                .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+                .collect(),
+        }
+    }
+
+    /// `view` borrows `body`.
+    fn of_view(view: message::RequestView<'a>, body: &Bytes) -> Request<'a> {
+        Request {
+            service: view.service,
+            method: view.method,
+            payload: body.slice_ref(view.payload),
+            metadata: view.metadata,
+        }
+    }
+
+    fn metadata_value(&self, key: &str) -> Option<&'a str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, v)| v)
+    }
 }
 
 fn metadata<'m>(req: &'m grpc::Request, key: &str) -> Option<&'m str> {
@@ -1758,12 +1823,18 @@ fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work
 /// Runs one request and writes its answer (on the thread that read it).
 /// Runs one request and answers it; `before_answer` runs once, just before the answer is
 /// written.
-fn run(shared: &Shared, conn: &Conn, work: Work, before_answer: impl FnOnce()) {
+fn run(
+    shared: &Shared,
+    conn: &Conn,
+    work: Work,
+    reply: &mut Vec<u8>,
+    before_answer: impl FnOnce(),
+) {
     // A large request body goes back to the connection for its next large frame once every
     // slice of it is dropped (after the response is written).
     let mut keep = None;
     conn.in_flight.fetch_add(1, Ordering::SeqCst);
-    run_counted(shared, conn, work, &mut keep, before_answer);
+    run_counted(shared, conn, work, &mut keep, reply, before_answer);
     conn.last_active.store(shared.now(), Ordering::Relaxed);
     conn.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
@@ -1773,6 +1844,7 @@ fn run_counted(
     conn: &Conn,
     work: Work,
     keep: &mut Option<Bytes>,
+    reply: &mut Vec<u8>,
     before_answer: impl FnOnce(),
 ) {
     if let Work::Unary {
@@ -1784,7 +1856,10 @@ fn run_counted(
         send_status(conn, *stream_id, &st);
         return;
     }
-    let (stream_id, req, messages) = match work {
+    // A unary request's envelope is read in place when it is plainly encoded (no copies of
+    // its strings); anything else is decoded by prost into `decoded`.
+    let mut decoded = None;
+    let (stream_id, body, owned, messages) = match work {
         Work::Unary {
             stream_id,
             body,
@@ -1792,38 +1867,40 @@ fn run_counted(
         } => {
             // The call starts: from here the service counts what it keeps.
             drop(charge);
-            match message::decode_request({
-                *keep = Some(body.clone());
-                body
-            }) {
-                Ok(req) => (stream_id, req, None),
+            *keep = Some(body.clone());
+            (stream_id, body, None, None)
+        }
+        Work::Assembled { stream_id, req } => (stream_id, Bytes::new(), Some(req), None),
+        Work::Stream {
+            stream_id,
+            req,
+            messages,
+        } => (stream_id, Bytes::new(), Some(req), Some(messages)),
+    };
+    let req = match &owned {
+        Some(req) => Request::of(req),
+        None => match message::decode_request_view(&body) {
+            Some(view) => Request::of_view(view, &body),
+            None => match message::decode_request(body.clone()) {
+                Ok(req) => Request::of(decoded.insert(req)),
                 Err(e) => {
                     before_answer();
                     send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
                     return;
                 }
-            }
-        }
-        Work::Assembled { stream_id, req } => (stream_id, req, None),
-        Work::Stream {
-            stream_id,
-            req,
-            messages,
-        } => (stream_id, req, Some(messages)),
+            },
+        },
     };
-    let accept_chunks = metadata(&req, META_ACCEPT_CHUNKS)
+    let accept_chunks = req
+        .metadata_value(META_ACCEPT_CHUNKS)
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .map(|n| n.max(MIN_ACCEPT_CHUNKS).min(shared.config.max_frame_size));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        dispatch(shared, conn, stream_id, &req, messages)
+        dispatch(shared, conn, stream_id, &req, messages, reply)
     }))
     .unwrap_or_else(|_| {
-        log::error!(
-            "/{}/{}: the handler panicked",
-            req.service.as_str(),
-            req.method.as_str()
-        );
+        log::error!("/{}/{}: the handler panicked", req.service, req.method);
         Err(status::status(
             code::INTERNAL,
             "the agent failed while running the request",
@@ -1833,6 +1910,7 @@ fn run_counted(
     // The answer is encoded in its own buffer: the request's bytes can go back before it is
     // written, so a follower reading the client's next large request can already reuse them.
     drop(req);
+    drop((body, owned, decoded));
     if let Some(body) = keep.take() {
         frame::reclaim(body, &mut lock(&conn.spare));
     }
@@ -1840,21 +1918,22 @@ fn run_counted(
         conn.served.store(true, Ordering::Relaxed);
     }
     before_answer();
-    respond(shared, conn, stream_id, result, accept_chunks);
+    respond(shared, conn, stream_id, result, reply, accept_chunks);
 }
 
 fn dispatch(
     shared: &Shared,
     conn: &Conn,
     stream_id: u32,
-    req: &grpc::Request,
+    req: &Request<'_>,
     messages: Option<Vec<Bytes>>,
-) -> Result<Vec<u8>, grpc::Status> {
-    let service = req.service.as_str();
-    let method = req.method.as_str();
+    reply: &mut Vec<u8>,
+) -> Result<(), grpc::Status> {
+    let (service, method) = (req.service, req.method);
     let Some(&index) = shared.routes.get(service) else {
         if service == crate::SERVICE_EXT {
-            return extensions(shared, method, messages.is_some());
+            *reply = extensions(shared, method, messages.is_some())?;
+            return Ok(());
         }
         return Err(method_not_found(service, method));
     };
@@ -1876,8 +1955,11 @@ fn dispatch(
         data: conn.data.get(index).and_then(|d| d.as_deref()),
     };
     match messages {
-        None => svc.call(&ctx, method, req.payload.clone()),
-        Some(messages) => svc.call_client_stream(&ctx, method, messages),
+        None => svc.call_into(&ctx, method, req.payload.clone(), reply),
+        Some(messages) => {
+            *reply = svc.call_client_stream(&ctx, method, messages)?;
+            Ok(())
+        }
     }
 }
 
@@ -1895,26 +1977,24 @@ fn respond(
     shared: &Shared,
     conn: &Conn,
     stream_id: u32,
-    result: Result<Vec<u8>, grpc::Status>,
+    result: Result<(), grpc::Status>,
+    msg: &[u8],
     accept_chunks: Option<usize>,
 ) {
-    let mut head = Vec::with_capacity(16);
-    let body = match result {
-        Ok(msg) => {
-            // grpc.Response{status: {} (always present, as upstream), payload: msg}, encoded
-            // around the message without copying it.
-            head.extend_from_slice(&[0x0a, 0x00]);
-            if !msg.is_empty() {
-                head.push(0x12);
-                encode_varint(msg.len() as u64, &mut head);
-            }
-            msg
+    let failed;
+    let (head, body) = match result {
+        // grpc.Response{status: {} (always present, as upstream), payload: msg}, encoded
+        // around the message without copying it.
+        Ok(()) => (message::ResponseHead::ok(msg.len()), msg),
+        Err(st) => {
+            failed = message::encode_response_err(&st);
+            (message::ResponseHead::default(), &failed[..])
         }
-        Err(st) => message::encode_response_err(&st),
     };
+    let head = head.as_bytes();
     let total = head.len() + body.len();
     if let Some(chunk) = accept_chunks.filter(|&c| total > c) {
-        write_chunked(conn, stream_id, &[&head, &body], chunk);
+        write_chunked(conn, stream_id, &[head, body], chunk);
         return;
     }
     let max = shared.config.max_frame_size;
@@ -1925,7 +2005,7 @@ fn respond(
         send_status(conn, stream_id, &st);
         return;
     }
-    write(conn, stream_id, kind::RESPONSE, 0, &[&head, &body]);
+    write(conn, stream_id, kind::RESPONSE, 0, &[head, body]);
 }
 
 /// Sends `parts` (one encoded `grpc.Response`) as DATA frames of at most `chunk` bytes, the last
