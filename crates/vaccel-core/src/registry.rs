@@ -58,6 +58,13 @@ pub fn expand_groups(list: &str, groups: &[PluginGroup]) -> String {
 pub trait PluginLoader: Send + Sync {
     /// Loads the library named or found at `spec` and returns its plugin.
     fn load(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>>;
+
+    /// [`PluginLoader::load`] for a member of a group, which may well not be installed: a
+    /// library that cannot be found is returned as `PluginNotFound` without being logged as an
+    /// error (the group logs the skip).
+    fn load_optional(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>> {
+        self.load(spec, config)
+    }
 }
 
 /// Where a `VACCEL_PLUGINS` entry resolves to.
@@ -236,13 +243,13 @@ impl Registry {
     ) -> Result<()> {
         for entry in list.split(':').map(str::trim).filter(|e| !e.is_empty()) {
             let Some(group) = groups.iter().find(|g| g.name == entry) else {
-                self.load_entry(entry, bundled, loader, config)?;
+                self.load_entry(entry, false, bundled, loader, config)?;
                 continue;
             };
             log::debug!("Plugin group {} = {}", group.name, group.members.join(":"));
             let mut missing = Vec::new();
             for member in group.members {
-                match self.load_entry(member, bundled, loader, config) {
+                match self.load_entry(member, true, bundled, loader, config) {
                     Ok(()) => {}
                     Err(Error::PluginNotFound { reason, .. }) => {
                         log::warn!(
@@ -276,10 +283,11 @@ impl Registry {
     }
 
     /// Loads and registers one entry (skipped with a warning when its bundled plugin is
-    /// already registered).
+    /// already registered); `optional` for a group's member.
     fn load_entry(
         &mut self,
         entry: &str,
+        optional: bool,
         bundled: &[BundledPlugin],
         loader: Option<&dyn PluginLoader>,
         config: &Config,
@@ -299,6 +307,7 @@ impl Registry {
                 (b.create)(config)?
             }
             Resolution::Library => match loader {
+                Some(loader) if optional => loader.load_optional(entry, config)?,
                 Some(loader) => loader.load(entry, config)?,
                 None => {
                     return Err(Error::PluginNotFound {

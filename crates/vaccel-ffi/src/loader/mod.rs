@@ -137,6 +137,18 @@ fn rejected(name: &str, reason: &str) -> Error {
 
 impl PluginLoader for DlLoader {
     fn load(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>> {
+        self.open(spec, config, false)
+    }
+
+    fn load_optional(&self, spec: &str, config: &Config) -> Result<Arc<dyn Plugin>> {
+        self.open(spec, config, true)
+    }
+}
+
+impl DlLoader {
+    /// Loads `spec`; a library that cannot be found is logged as an error unless `optional`
+    /// (a group's member: the group logs the skip).
+    fn open(&self, spec: &str, config: &Config, optional: bool) -> Result<Arc<dyn Plugin>> {
         // A static program (the thin client, `+crt-static`) cannot load shared libraries:
         // glibc's `dlopen` there crashes on a library that needs `libc.so`. Not found, so that
         // `cpu` reports each backend missing rather than crashing.
@@ -176,7 +188,11 @@ impl PluginLoader for DlLoader {
                     // There is such a file, but it is no loadable library.
                     not_a_plugin(spec, reason)
                 } else {
-                    log::error!("Could not dlopen plugin {spec}: {e}");
+                    if optional {
+                        log::debug!("Could not dlopen plugin {spec}: {e}");
+                    } else {
+                        log::error!("Could not dlopen plugin {spec}: {e}");
+                    }
                     Error::PluginNotFound {
                         name: spec.to_owned(),
                         reason,
