@@ -6,7 +6,11 @@
 //! The tflite plugin needs LiteRT (`./scripts/runtimes.sh`). Without it, the tests that need it
 //! print why and pass, unless `VACCEL_REQUIRE_BACKENDS=1` (CI sets it) makes that a failure.
 //! Detection works without LiteRT too: the onnx plugin serves it with its bundled model.
-
+//!
+//! With the backends bundled (the `cpu` feature, the default) only: the programs' `detection:`
+//! lines come from structured results (`Session::image_detect_objects`), which a backend loaded
+//! as a plugin library cannot return yet (see docs/backends.md).
+#![cfg(feature = "cpu")]
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
