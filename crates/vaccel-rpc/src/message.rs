@@ -292,6 +292,12 @@ fn decode_genop_arg(mut buf: &[u8]) -> Option<GenopArgView<'_>> {
 
 /// A varint as prost reads it (at most 10 bytes, the last one 0 or 1).
 fn varint(buf: &mut &[u8]) -> Option<u64> {
+    if let Some((&b, rest)) = buf.split_first()
+        && b < 0x80
+    {
+        *buf = rest;
+        return Some(u64::from(b));
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let (&b, rest) = buf.split_first()?;
@@ -324,6 +330,13 @@ pub enum ScanError {
 const MAX_GROUP_DEPTH: u32 = 100;
 
 fn read_varint(buf: &mut &[u8]) -> Result<u64, ScanError> {
+    // Keys and small lengths: one byte.
+    if let Some((&b, rest)) = buf.split_first()
+        && b < 0x80
+    {
+        *buf = rest;
+        return Ok(u64::from(b));
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let (&b, rest) = buf.split_first().ok_or(ScanError::Malformed)?;
