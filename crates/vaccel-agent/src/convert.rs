@@ -103,7 +103,15 @@ pub(crate) fn encode_write_args(
         check_size("write", i, a)?;
         total += arg_head_len(a) + a.buf.len() + arg_tail_len(a);
     }
-    out.reserve(total);
+    // The client sent these bytes, so this is at most the request's size again; still, an
+    // allocation that fails is the call's error, not an abort.
+    out.try_reserve(total).map_err(|_| {
+        status::status(
+            status::code::RESOURCE_EXHAUSTED,
+            format!("no memory for a genop response of {total} bytes"),
+            vaccel::ErrorCode::ENOMEM,
+        )
+    })?;
     for a in args {
         let n = a.buf.len();
         let buf_key = if n == 0 {
