@@ -377,11 +377,17 @@ impl Session {
 
     /// The first registered resource of a type.
     pub fn resource_by_type(&self, kind: ResourceType) -> Result<Arc<Resource>> {
+        self.first_resource_of(kind)
+            .ok_or_else(|| Error::not_found(format!("{kind} resource in session {}", self.id)))
+    }
+
+    /// The first registered resource of a type, if any (no error to build when there is none:
+    /// for callers that only look).
+    pub fn first_resource_of(&self, kind: ResourceType) -> Option<Arc<Resource>> {
         self.lock_resources()
             .iter()
             .find(|r| r.kind() == kind)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("{kind} resource in session {}", self.id)))
     }
 
     /// Every registered resource of a type, in registration order.

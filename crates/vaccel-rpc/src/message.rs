@@ -364,6 +364,13 @@ pub fn count_fields(buf: &[u8], tags: &[u32]) -> Result<usize, ScanError> {
     Ok(if tags.is_empty() { all } else { tagged })
 }
 
+/// The most top-level fields `len` bytes can hold: every field takes at least two bytes (a
+/// key and at least one byte of value; a group its start and end keys), so a message this
+/// bound keeps under a limit need not be walked.
+pub fn max_fields(len: usize) -> usize {
+    len / 2
+}
+
 /// [`count_fields`] for all the top-level fields and for those in `tags` at once (one walk).
 pub fn count_fields_of(mut buf: &[u8], tags: &[u32]) -> Result<(usize, usize), ScanError> {
     let mut all = 0usize;
@@ -411,6 +418,24 @@ mod tests {
     use super::*;
     use crate::proto::vaccel::{genop, session};
     use crate::status;
+
+    #[test]
+    fn no_message_holds_more_fields_than_max_fields_says() {
+        // The smallest field of each wire type, repeated, and a top-level group.
+        for field in [
+            "08 00",
+            "0d 00000000",
+            "09 0000000000000000",
+            "12 00",
+            "1b 1c",
+        ] {
+            let one = hex(field);
+            let many: Vec<u8> = one.iter().copied().cycle().take(one.len() * 7).collect();
+            let n = count_fields(&many, &[]).unwrap();
+            assert_eq!(n, 7, "{field}");
+            assert!(n <= max_fields(many.len()), "{field}");
+        }
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();

@@ -1491,6 +1491,10 @@ fn out_of_memory(bytes: u64) -> grpc::Status {
 /// Refuses envelopes that would cost far more decoded than their size: many metadata
 /// entries.
 fn check_envelope(body: &[u8]) -> Result<(), grpc::Status> {
+    // Small envelopes (every call's) cannot hold more entries than accepted: not walked.
+    if message::max_fields(body.len()) <= MAX_METADATA {
+        return Ok(());
+    }
     match message::count_fields(body, &[5]) {
         Ok(n) if n > MAX_METADATA => Err(status::invalid_argument(format!(
             "{n} metadata entries, more than the {MAX_METADATA} accepted"
@@ -1508,6 +1512,14 @@ fn check_fields(
     method: &str,
     messages: &[&[u8]],
 ) -> Result<(), grpc::Status> {
+    // Small requests (nearly every call) cannot hold more fields than accepted: not walked.
+    let bytes = messages
+        .iter()
+        .map(|m| m.len())
+        .fold(0usize, usize::saturating_add);
+    if message::max_fields(bytes) <= config.max_genop_args.min(config.max_message_fields) {
+        return Ok(());
+    }
     let genop = matches!(method, "Genop" | "GenopStream");
     let mut args = 0usize;
     let mut most = 0usize;
