@@ -201,17 +201,22 @@ fn out_ptr<T>(s: &mut [T]) -> *mut T {
 /// called.
 macro_rules! c_invoke {
     ($self:ident, $sess:expr, $op:expr, $sig:ty, |$s:ident| ($($arg:expr),* $(,)?)) => {
-        match ($self.op_fn::<$sig>($op), views::session_for_plugin($sess)) {
-            (Ok(f), Ok($s)) => {
-                // SAFETY: `f` has the op's C signature (`op_fn`) and `$s` is a live view.
-                // Every pointer argument is null with a zero length or borrows that many
-                // elements of a Rust slice or local for the call: inputs shared (cast to `*mut`
-                // only for the C prototypes), outputs exclusive and disjoint from everything
-                // else, as Rust borrows guarantee; lengths, dimensions and strides are what the
-                // runtime validated for the op (each method says what else it passes).
-                Ok(unsafe { f($($arg),*) })
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
+        'call: {
+            let f = match $self.op_fn::<$sig>($op) {
+                Ok(f) => f,
+                Err(e) => break 'call Err(e),
+            };
+            let $s = match views::session_for_plugin($sess) {
+                Ok(s) => s,
+                Err(e) => break 'call Err(e),
+            };
+            // SAFETY: `f` has the op's C signature (`op_fn`) and `$s` is a live view. Every
+            // pointer argument is null with a zero length or borrows that many elements of a
+            // Rust slice or local for the call: inputs shared (cast to `*mut` only for the C
+            // prototypes), outputs exclusive and disjoint from everything else, as Rust
+            // borrows guarantee; lengths, dimensions and strides are what the runtime
+            // validated for the op (each method says what else it passes).
+            Ok(unsafe { f($($arg),*) })
         }
     };
 }
