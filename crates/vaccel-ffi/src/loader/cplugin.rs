@@ -241,6 +241,37 @@ fn in_ptr<T>(s: &[T]) -> *const T {
     }
 }
 
+/// The output slots of a model run: null pointers the plugin fills with heap tensors, and
+/// their count as the C prototypes take it.
+struct OutSlots<C> {
+    slots: Vec<*mut C>,
+    count: c_int,
+}
+
+impl<C: t::CTensor> OutSlots<C> {
+    fn new(n: usize) -> Result<OutSlots<C>> {
+        Ok(OutSlots {
+            slots: vec![ptr::null_mut(); n],
+            count: c_len(n, "output tensors")?,
+        })
+    }
+
+    fn ptr(&mut self) -> *mut *mut C {
+        out_ptr(&mut self.slots)
+    }
+
+    /// The tensors the plugin left in the slots (taken whatever its return code, so that none
+    /// leaks).
+    ///
+    /// # Safety
+    ///
+    /// Each slot is null or a heap tensor the plugin allocated (the op's contract).
+    unsafe fn take(self) -> Result<Vec<vaccel_core::tensor::Tensor<'static, C::Data>>> {
+        // SAFETY: caller guarantee.
+        unsafe { t::take_all(self.slots) }
+    }
+}
+
 /// C nodes over Rust nodes (the names are NUL-terminated copies kept in `_names`).
 struct CNodes {
     _names: Vec<CString>,
@@ -670,15 +701,14 @@ macro_rules! plugin_methods {
             let c_in_nodes = CNodes::new(in_nodes)?;
             let c_out_nodes = CNodes::new(out_nodes)?;
             let mut inputs = t::CTensors::tf(in_tensors)?;
-            let mut outs = vec![ptr::null_mut::<vaccel_tf_tensor>(); out_nodes.len()];
+            let mut outs = OutSlots::<vaccel_tf_tensor>::new(out_nodes.len())?;
             let nr_in = c_len(in_tensors.len(), "input tensors")?;
-            let nr_out = c_len(out_nodes.len(), "output nodes")?;
             let mut status = vaccel_tf_status {
                 code: 0,
                 message: ptr::null_mut(),
             };
             let opts = options.as_ref().map_or(ptr::null(), ptr::from_ref);
-            let (ins, outputs) = (inputs.ptrs(), out_ptr(&mut outs));
+            let (ins, outputs, nr_out) = (inputs.ptrs(), outs.ptr(), outs.count);
             // Every pointer is null (empty) or points at locals that live for the call: the
             // options over the caller's bytes, node arrays with NUL-terminated names, tensors
             // over the input bytes (read-only for the plugin), `nr_out` null output slots the
@@ -695,11 +725,9 @@ macro_rules! plugin_methods {
                 nr_out,
                 &raw mut status
             ))?;
-            // SAFETY: the status was filled by the plugin (message null or heap, from strdup).
-            let status = unsafe { t::take_tf_status(&mut status) };
-            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
-            // contract).
-            let outputs = unsafe { t::take_all(outs) };
+            // SAFETY: the status was filled by the plugin (message null or heap, from strdup);
+            // the slots as the op's contract says.
+            let (status, outputs) = unsafe { (t::take_tf_status(&mut status), outs.take()) };
             self.check(OpType::$op, ret)?;
             Ok(TfRunOutput {
                 outputs: outputs?,
@@ -717,11 +745,10 @@ macro_rules! plugin_methods {
         ) -> Result<TfLiteRunOutput> {
             let m = self.resource(model, sess)?;
             let mut c_inputs = t::CTensors::tflite(inputs)?;
-            let mut outs = vec![ptr::null_mut::<vaccel_tflite_tensor>(); nr_outputs];
+            let mut outs = OutSlots::<vaccel_tflite_tensor>::new(nr_outputs)?;
             let nr_in = c_len(inputs.len(), "input tensors")?;
-            let nr_out = c_len(nr_outputs, "output tensors")?;
             let mut status = 0u8;
-            let (ins, outputs) = (c_inputs.ptrs(), out_ptr(&mut outs));
+            let (ins, outputs, nr_out) = (c_inputs.ptrs(), outs.ptr(), outs.count);
             // As for `tf_model_run`.
             let ret = c_invoke!(self, sess, OpType::$op, vaccel_tflite_model_run_fn, |s| (
                 s,
@@ -732,9 +759,8 @@ macro_rules! plugin_methods {
                 nr_out,
                 &raw mut status
             ))?;
-            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
-            // contract).
-            let outputs = unsafe { t::take_all(outs) };
+            // SAFETY: the slots as the op's contract says.
+            let outputs = unsafe { outs.take() };
             self.check(OpType::$op, ret)?;
             Ok(TfLiteRunOutput {
                 outputs: outputs?,
@@ -757,18 +783,16 @@ macro_rules! plugin_methods {
                 size: o.len(),
             });
             let mut c_inputs = t::CTensors::torch(inputs)?;
-            let mut outs = vec![ptr::null_mut::<vaccel_torch_tensor>(); nr_outputs];
+            let mut outs = OutSlots::<vaccel_torch_tensor>::new(nr_outputs)?;
             let nr_in = c_len(inputs.len(), "input tensors")?;
-            let nr_out = c_len(nr_outputs, "output tensors")?;
             let opts = options.as_ref().map_or(ptr::null(), ptr::from_ref);
-            let (ins, outputs) = (c_inputs.ptrs(), out_ptr(&mut outs));
+            let (ins, outputs, nr_out) = (c_inputs.ptrs(), outs.ptr(), outs.count);
             // As for `tf_model_run`.
             let ret = c_invoke!(self, sess, OpType::$op, vaccel_torch_model_run_fn, |s| (
                 s, m.ptr, opts, ins, nr_in, outputs, nr_out
             ))?;
-            // SAFETY: each slot is null or a heap tensor the plugin allocated (the op's
-            // contract).
-            let outputs = unsafe { t::take_all(outs) };
+            // SAFETY: the slots as the op's contract says.
+            let outputs = unsafe { outs.take() };
             self.check(OpType::$op, ret)?;
             outputs
         }
