@@ -37,23 +37,6 @@ pub struct PluginGroup {
     pub members: &'static [&'static str],
 }
 
-/// Replaces every entry of a `:`-separated list that names a group by the group's members.
-pub fn expand_groups(list: &str, groups: &[PluginGroup]) -> String {
-    list.split(':')
-        .map(|entry| {
-            let entry = entry.trim();
-            match groups.iter().find(|g| g.name == entry) {
-                Some(g) => {
-                    log::debug!("Plugin group {} = {}", g.name, g.members.join(":"));
-                    g.members.join(":")
-                }
-                None => entry.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// Loads plugin shared libraries at run time (the C API crate provides one).
 pub trait PluginLoader: Send + Sync {
     /// Loads the library named or found at `spec` and returns its plugin.
@@ -480,14 +463,39 @@ mod tests {
 
     #[test]
     fn groups_expand_in_place() {
+        let bundled = vec![
+            BundledPlugin {
+                name: "noop",
+                create: |_| Ok(plugin("noop", PluginType::DEBUG, false)),
+            },
+            BundledPlugin {
+                name: "blas",
+                create: |_| Ok(plugin("blas", PluginType::CPU, false)),
+            },
+            BundledPlugin {
+                name: "onnx",
+                create: |_| Ok(plugin("onnx", PluginType::CPU, false)),
+            },
+        ];
         let groups = [PluginGroup {
             name: "cpu",
             members: &["blas", "onnx"],
         }];
-        assert_eq!(expand_groups("noop:cpu", &groups), "noop:blas:onnx");
-        assert_eq!(expand_groups("cpu", &groups), "blas:onnx");
-        assert_eq!(expand_groups("cpus:noop", &groups), "cpus:noop");
-        assert_eq!(expand_groups("", &groups), "");
+        let loaded = |list: &str| {
+            let mut r = Registry::new();
+            r.load_list_with_groups(list, &groups, &bundled, None, &Config::default())
+                .map(|()| {
+                    r.plugins()
+                        .iter()
+                        .map(|p| p.info().name.clone())
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(loaded("noop:cpu").unwrap(), ["noop", "blas", "onnx"]);
+        assert_eq!(loaded("cpu").unwrap(), ["blas", "onnx"]);
+        // Only a whole entry names a group.
+        assert!(loaded("cpus:noop").is_err());
+        assert!(loaded("").unwrap().is_empty());
     }
 
     #[test]
