@@ -48,8 +48,13 @@ fn a_peer_whose_uid_is_not_allowed_is_disconnected_at_accept() {
         ],
     );
     let mut c = agent.connect();
-    c.send("CreateSession", &ps::CreateRequest { flags: 0 });
-    assert!(c.is_closed(), "refused before any answer");
+    // The agent may close before our request is written (EPIPE) or after
+    // (end of stream): either way no answer comes.
+    let written = c.try_send("CreateSession", &ps::CreateRequest { flags: 0 });
+    assert!(
+        written.is_err() || c.is_closed(),
+        "refused before any answer"
+    );
     assert!(agent.find_log("Refused a connection from pid").is_some());
     assert_eq!(
         metric(&agent, "vaccel_agent_connections_refused_total"),

@@ -307,6 +307,15 @@ impl RawClient {
         id
     }
 
+    /// Like `send`, returning the write's error instead of panicking (for
+    /// peers the agent may already have dropped).
+    pub fn try_send(&mut self, method: &str, msg: &impl Message) -> std::io::Result<u32> {
+        let id = self.next_id();
+        let body = message::encode_request(vaccel_rpc::SERVICE, method, msg, &[]);
+        frame::write_frame(&mut self.w, id, kind::REQUEST, 0, &[&body])?;
+        Ok(id)
+    }
+
     pub fn send_frame(&mut self, stream_id: u32, kind: u8, flags: u8, body: &[u8]) {
         frame::write_frame(&mut self.w, stream_id, kind, flags, &[body]).unwrap();
     }
