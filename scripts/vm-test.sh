@@ -337,7 +337,7 @@ output hold | grep -q "Initialized session" ||
     fail "the guest's open session never started (hold agent on ${uds}_$PORT_HOLD)" "$console" "$tmp/agent-hold.log"
 wait_for "$tmp/agent-hold.log" "releasing 1 session(s)" 15 ||
     fail "the agent did not release the session the guest left open at power-off" "$tmp/agent-hold.log" "$tmp/vhost-device-vsock.log"
-grep -q "Destroyed session 1" "$tmp/agent-hold.log" ||
+wait_for "$tmp/agent-hold.log" "Destroyed session 1" 5 ||
     fail "the agent did not destroy the guest's session 1" "$tmp/agent-hold.log"
 say "ok: the session the guest left open at power-off was released by the agent"
 

@@ -155,7 +155,10 @@ impl AgentProc {
             .cloned()
     }
 
+    /// How many log lines contain `needle`, after letting pending lines arrive (the agent
+    /// writes info lines in batches, at most 20 ms late).
     pub fn count_log(&self, needle: &str) -> usize {
+        std::thread::sleep(Duration::from_millis(200));
         self.log
             .lock()
             .unwrap()
