@@ -16,10 +16,15 @@ use vaccel::LogLevel;
 /// Whether a log target belongs to the vAccel runtime or a plugin (not to the agent or its
 /// RPC layer).
 pub fn is_runtime_target(target: &str) -> bool {
-    // Crate names hold no ':': the first one starts the path separator (a char search, cheaper
-    // than splitting at "::" on every record).
-    let crate_name = target.split(':').next().unwrap_or(target);
-    crate_name == "vaccel" || crate_name == "vaccel_core" || crate_name.starts_with("vaccel_plugin")
+    // The crate name ends at the first ':' (checked on bytes: this runs for every record).
+    let Some(rest) = target.strip_prefix("vaccel") else {
+        return false;
+    };
+    let rest = rest.as_bytes();
+    let ends_crate = |tail: &[u8]| tail.first().is_none_or(|&b| b == b':');
+    ends_crate(rest)
+        || rest.strip_prefix(b"_core").is_some_and(ends_crate)
+        || rest.starts_with(b"_plugin")
 }
 
 /// A line buffer larger than this (a long message) is not kept for the thread's next line.
@@ -183,7 +188,7 @@ fn write_line(line: &mut Vec<u8>, stamp: &str, record: &Record<'_>) {
         Some(text) => line.extend_from_slice(text.as_bytes()),
         // Writing into a Vec cannot fail.
         None => {
-            let _ = write!(line, "{}", record.args());
+            let _ = line.write_fmt(*record.args());
         }
     }
     if line.get(start..).is_some_and(|m| m.contains(&b'\n')) {
@@ -442,7 +447,9 @@ mod tests {
             "vaccel_core",
             "vaccel_plugin_noop",
             "vaccel_plugin_rpc::client",
+            "vaccel_plugins",
             "vaccel",
+            "vaccel::logging",
         ] {
             assert!(is_runtime_target(t), "{t}");
         }
@@ -452,6 +459,9 @@ mod tests {
             "vaccel_rpc::server",
             "vaccel_rpc::transport",
             "vaccel_agent",
+            "vaccel_core_extra",
+            "vaccelx",
+            "",
         ] {
             assert!(!is_runtime_target(t), "{t}");
         }

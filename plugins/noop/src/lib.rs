@@ -130,6 +130,10 @@ fn exec_dummy_output(read: &[Arg<'_>], write: &mut [Arg<'_>]) -> Result<()> {
 /// Logs a model resource's first blob for image ops (`model: <path>`), as upstream looks up
 /// the session's first MODEL resource even though it never uses it.
 fn log_image_model(sess: &Session) {
+    // The look-up only feeds the line: none when the line is off.
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
     let model = sess.first_resource_of(ResourceType::Model);
     let path = model.map_or_else(|| "(null)".to_owned(), |m| first_blob_path(&m));
     noop_debug!("model: {path}");
