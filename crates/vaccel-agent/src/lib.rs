@@ -221,6 +221,17 @@ impl Agent {
         &self.quotas
     }
 
+    /// What `client`'s bytes in flight (streams, shared memory) are held against: its byte
+    /// quota and the agent's budget.
+    fn stream_budget(&self, client: &Client) -> quota::StreamBudget {
+        quota::StreamBudget {
+            client: Arc::clone(&client.usage),
+            agent: Arc::clone(&self.agent_usage),
+            quotas: self.quotas,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Counts and answers a quota refusal.
     fn refuse(&self, e: &quota::Exceeded) -> grpc::Status {
         log::debug!(target: T_CLIENT, "Refused: {e}");
@@ -1017,12 +1028,20 @@ impl Service for Agent {
         data: Option<&ConnectionData>,
     ) -> Option<Arc<dyn RequestBudget>> {
         let client = data?.downcast_ref::<Client>()?;
-        Some(Arc::new(quota::StreamBudget {
-            client: Arc::clone(&client.usage),
-            agent: Arc::clone(&self.agent_usage),
-            quotas: self.quotas,
-            metrics: self.metrics.clone(),
-        }))
+        Some(Arc::new(self.stream_budget(client)))
+    }
+
+    /// Shared memory a connection attaches counts like the bytes of its streams, and shows in
+    /// the metrics.
+    fn shared_memory_budget(
+        &self,
+        _conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<Arc<dyn RequestBudget>> {
+        let client = data?.downcast_ref::<Client>()?;
+        Some(Arc::new(quota::SharedMemoryBudget(
+            self.stream_budget(client),
+        )))
     }
 
     fn connection_closed(&self, conn: &ConnectionInfo, _data: Option<ConnectionData>) {

@@ -80,6 +80,9 @@ pub struct Metrics {
     connections_total: AtomicU64,
     /// Requests refused by each quota, by [`crate::quota::QuotaKind::index`].
     quota_refusals: [AtomicU64; crate::quota::QuotaKind::ALL.len()],
+    /// Bytes of shared memory attached by clients now, and attachments so far.
+    shared_memory_bytes: AtomicU64,
+    shared_memory_attached: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -90,6 +93,8 @@ impl Default for Metrics {
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             quota_refusals: std::array::from_fn(|_| AtomicU64::new(0)),
+            shared_memory_bytes: AtomicU64::new(0),
+            shared_memory_attached: AtomicU64::new(0),
         }
     }
 }
@@ -203,6 +208,19 @@ impl Metrics {
         if let Some(c) = self.quota_refusals.get(kind.index()) {
             c.fetch_add(1, Relaxed);
         }
+    }
+
+    /// A connection attached `bytes` of shared memory.
+    pub fn shared_memory_attached(&self, bytes: u64) {
+        self.shared_memory_bytes.fetch_add(bytes, Relaxed);
+        self.shared_memory_attached.fetch_add(1, Relaxed);
+    }
+
+    /// Shared memory of `bytes` was released (replaced, or its connection closed).
+    pub fn shared_memory_released(&self, bytes: u64) {
+        let _ = self
+            .shared_memory_bytes
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(bytes)));
     }
 
     /// A connection closed.
@@ -339,6 +357,18 @@ impl Metrics {
             "gauge",
             "Live vAccel resources.",
             count(gauges.resources),
+        );
+        gauge(
+            "vaccel_agent_shared_memory_bytes",
+            "gauge",
+            "Bytes of shared memory clients have attached (held against their byte quota).",
+            i128::from(self.shared_memory_bytes.load(Relaxed)),
+        );
+        gauge(
+            "vaccel_agent_shared_memory_attached_total",
+            "counter",
+            "Shared memory attachments accepted.",
+            i128::from(self.shared_memory_attached.load(Relaxed)),
         );
         self.render_quotas(&mut out, gauges);
         out

@@ -344,6 +344,27 @@ impl vaccel_rpc::server::RequestBudget for StreamBudget {
     }
 }
 
+/// The shared memory a client's connection attaches: held like stream bytes (its byte quota
+/// and the agent's budget), and shown in the metrics while attached.
+pub(crate) struct SharedMemoryBudget(pub(crate) StreamBudget);
+
+impl vaccel_rpc::server::RequestBudget for SharedMemoryBudget {
+    fn take(&self, bytes: u64) -> Result<(), grpc::Status> {
+        self.0.take(bytes)?;
+        if let Some(m) = &self.0.metrics {
+            m.shared_memory_attached(bytes);
+        }
+        Ok(())
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.0.give_back(bytes);
+        if let Some(m) = &self.0.metrics {
+            m.shared_memory_released(bytes);
+        }
+    }
+}
+
 /// Something a client holds against its quotas: given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Hold {

@@ -564,6 +564,8 @@ fn capabilities() {
             // NOOP, the TensorFlow, TensorFlow Lite and Torch ops.
             genop_ops: vec![0, 8, 9, 10, 11, 12, 13, 14, 15, 16],
             detection_records: true,
+            // A unix socket: shared memory offered (--max-shared-memory, 1 GiB).
+            shared_memory_max: 1 << 30,
         }
     );
 }

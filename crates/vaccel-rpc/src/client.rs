@@ -54,10 +54,22 @@
 //! Large byte fields (genop arguments, resource blobs) are not copied into the request: the
 //! message is encoded as small encoded parts interleaved with the caller's buffers, and each
 //! frame goes out in one `writev`.
+//!
+//! # Shared memory
+//!
+//! On a unix socket to an agent that offers shared memory (`shared_memory_max`, extension 6
+//! in `docs/wire.md`), a `Genop` whose message is at least [`SHARED_MEMORY_MIN`] bytes is
+//! written into a memfd attached once to the connection (created at the first such call,
+//! pre-faulted, re-attached larger when a larger message comes, reused otherwise) and the
+//! request names its region instead of carrying the bytes: one copy of the payload in all,
+//! the agent reads it where it lies. One call at a time uses the memory; a call that finds it
+//! busy, and every call when the agent refused an attach, goes through the socket as usual.
+//! `VACCEL_RPC_SHM=0` turns it off.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -70,7 +82,9 @@ use crate::addr::Address;
 use crate::frame::{DEFAULT_MAX_FRAME, Frame, FrameError, FrameReader, flags, kind, write_frame};
 use crate::message::{decode_response, encode_request};
 use crate::proto::vaccel as pv;
-use crate::proto::vaccel::rs::ext::{Capabilities, CapabilitiesRequest};
+use crate::proto::vaccel::rs::ext::{AttachSharedMemoryRequest, Capabilities, CapabilitiesRequest};
+use crate::server::{META_SHARED_MEMORY, SHARED_MEMORY_METHODS};
+use crate::shm::SharedMemory;
 use crate::status::{code, status_to_error};
 use crate::transport::Stream;
 use crate::{SERVICE, SERVICE_EXT};
@@ -93,6 +107,13 @@ const ACCEPT_CHUNKS_VALUE: &str = "1073741824";
 pub const META_DIRECTORY: &str = "vaccel-rs-directory";
 /// Largest chunked response reassembled (a bound against a misbehaving agent).
 const MAX_CHUNKED_RESPONSE: u64 = 1 << 36;
+/// Messages at least this long go through shared memory when the agent offers it; smaller
+/// ones keep the socket (a copy of a small message costs less than naming a region).
+pub const SHARED_MEMORY_MIN: usize = 256 << 10;
+/// `VACCEL_RPC_SHM=0` turns shared memory off.
+pub const ENV_SHARED_MEMORY: &str = "VACCEL_RPC_SHM";
+/// Shared memory is attached in multiples of this.
+const SHARED_MEMORY_GRANULE: usize = 1 << 20;
 
 /// An error of the transport or of the peer's framing: `EIO`, as upstream's client reports.
 fn transport_error(message: String) -> Error {
@@ -619,6 +640,18 @@ pub struct Client {
     control: Stream,
     mode: Mode,
     capabilities: Option<Capabilities>,
+    /// Shared memory, when the connection may use it (unix socket, offered, not turned off).
+    shm: Option<Mutex<ClientShm>>,
+}
+
+/// The connection's shared memory.
+struct ClientShm {
+    /// The most the agent lets the connection attach.
+    max: u64,
+    /// What is attached.
+    map: Option<SharedMemory>,
+    /// The agent refused an attach: the socket only from then on.
+    refused: bool,
 }
 
 impl fmt::Debug for Client {
@@ -627,6 +660,7 @@ impl fmt::Debug for Client {
             .field("peer", &self.peer)
             .field("mode", &self.mode)
             .field("capabilities", &self.capabilities)
+            .field("shared_memory", &self.shm.is_some())
             .field("broken", &self.is_broken())
             .finish()
     }
@@ -668,8 +702,21 @@ impl Client {
                 max_frame: UPSTREAM_MAX_MESSAGE,
             },
             capabilities: None,
+            shm: None,
         };
         client.capabilities = client.query_capabilities()?;
+        let shm_max = client
+            .capabilities
+            .as_ref()
+            .map_or(0, |c| c.shared_memory_max);
+        let shm_off = std::env::var(ENV_SHARED_MEMORY).is_ok_and(|v| v.trim() == "0");
+        if shm_max > 0 && !shm_off && matches!(client.control, Stream::Unix(_)) {
+            client.shm = Some(Mutex::new(ClientShm {
+                max: shm_max,
+                map: None,
+                refused: false,
+            }));
+        }
         client.mode = match &client.capabilities {
             Some(caps) => {
                 let max_frame = match usize::try_from(caps.max_frame_size) {
@@ -835,6 +882,15 @@ impl Client {
         metadata: &[(&str, &str)],
     ) -> Result<Bytes> {
         let msg_len = req.encoded_len();
+        if msg_len >= SHARED_MEMORY_MIN
+            && service == SERVICE
+            && SHARED_MEMORY_METHODS.contains(&method)
+            && let Some(shm) = &self.shm
+            && let Ok(mut shm) = shm.try_lock()
+            && let Some(result) = self.call_shared(&mut shm, service, method, req, metadata)
+        {
+            return result;
+        }
         let mut meta: Vec<(&str, &str)> = metadata.to_vec();
         if matches!(self.mode, Mode::Chunked { .. }) {
             meta.push((META_ACCEPT_CHUNKS, ACCEPT_CHUNKS_VALUE));
@@ -872,6 +928,11 @@ impl Client {
                 self.send_chunked(service, method, req, &meta, chunk)?
             }
         };
+        self.response(sid)
+    }
+
+    /// The payload of the response to `sid`, or the error its status carries.
+    fn response(&self, sid: u32) -> Result<Bytes> {
         let body = self.wait(sid)?;
         let resp = decode_response(body).map_err(|e| {
             transport_error(format!(
@@ -883,6 +944,95 @@ impl Client {
             Some(st) if st.code != code::OK => Err(status_to_error(st)),
             _ => Ok(resp.payload),
         }
+    }
+
+    /// A call whose message goes through the connection's shared memory, attached (or grown)
+    /// first if need be. `None`: it cannot (too large, the agent refused memory): send it on
+    /// the socket.
+    fn call_shared(
+        &self,
+        shm: &mut ClientShm,
+        service: &str,
+        method: &str,
+        req: &impl Encode,
+        metadata: &[(&str, &str)],
+    ) -> Option<Result<Bytes>> {
+        let msg_len = req.encoded_len();
+        if shm.refused || msg_len as u64 > shm.max {
+            return None;
+        }
+        if shm.map.as_ref().is_none_or(|m| m.len() < msg_len) {
+            // Some room to grow, so that slightly larger messages reuse it.
+            let want = msg_len.saturating_add(msg_len / 8);
+            let size = want
+                .div_ceil(SHARED_MEMORY_GRANULE)
+                .saturating_mul(SHARED_MEMORY_GRANULE)
+                .min(usize::try_from(shm.max).unwrap_or(usize::MAX))
+                .max(msg_len);
+            // The old memory goes first: the agent holds one attachment per connection.
+            shm.map = None;
+            match self.attach_shared_memory(size) {
+                Ok(map) => shm.map = Some(map),
+                Err(e) if self.is_broken() => return Some(Err(e)),
+                Err(e) => {
+                    log::debug!(
+                        "[rpc] no shared memory with {} ({e}); using the socket",
+                        self.peer
+                    );
+                    shm.refused = true;
+                    return None;
+                }
+            }
+        }
+        let map = shm.map.as_mut()?;
+        let mut pieces = Pieces::new();
+        req.encode(&mut pieces);
+        let written = map.write_parts(&pieces.slices())?;
+        let region = format!("0:{written}");
+        let mut meta: Vec<(&str, &str)> = metadata.to_vec();
+        meta.push((META_SHARED_MEMORY, &region));
+        if matches!(self.mode, Mode::Chunked { .. }) {
+            meta.push((META_ACCEPT_CHUNKS, ACCEPT_CHUNKS_VALUE));
+        }
+        Some(
+            self.send_plain(service, method, &Whole(&pv::empty::Empty {}), &meta)
+                .and_then(|sid| self.response(sid)),
+        )
+    }
+
+    /// Creates a memfd of `size` bytes and attaches it to the connection
+    /// (`AttachSharedMemory`, the descriptor passed with `SCM_RIGHTS`).
+    fn attach_shared_memory(&self, size: usize) -> Result<SharedMemory> {
+        let (map, fd) = SharedMemory::create(size)
+            .map_err(|e| Error::backend("rpc", e.code(), e.to_string()))?;
+        let body = encode_request(
+            SERVICE_EXT,
+            "AttachSharedMemory",
+            &AttachSharedMemoryRequest { size: size as u64 },
+            &[],
+        );
+        let length = u32::try_from(body.len())
+            .map_err(|_| Error::invalid("attach request too large".to_owned()))?;
+        let sid = self.start_call(|stream, sid| {
+            let Stream::Unix(socket) = stream.0 else {
+                return Err(io::Error::other("shared memory needs a unix socket"));
+            };
+            let head = crate::frame::Header {
+                length,
+                stream_id: sid,
+                kind: kind::REQUEST,
+                flags: 0,
+            }
+            .encode();
+            log::trace!("[rpc] stream {sid}: AttachSharedMemory of {size} bytes");
+            crate::shm::send_with_fd(socket.as_fd(), &[&head, &body], fd.as_fd())
+        })?;
+        self.response(sid)?;
+        log::debug!(
+            "[rpc] attached {size} bytes of shared memory to the connection to {}",
+            self.peer
+        );
+        Ok(map)
     }
 
     /// Registers a call and writes its first frame with `write`, under the write lock.

@@ -8,7 +8,8 @@
 //! let h = Header { length: 47, stream_id: 1, kind: kind::REQUEST, flags: 0 };
 //! assert_eq!(h.encode(), [0, 0, 0, 47, 0, 0, 0, 1, 1, 0]);
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` only in `shm` (mappings and received descriptors), which allows it.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
     test,
@@ -21,6 +22,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod message;
 pub mod server;
+pub mod shm;
 pub mod status;
 pub mod transport;
 

@@ -54,6 +54,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -68,6 +69,7 @@ use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
 use crate::message;
 use crate::proto::grpc;
 use crate::proto::vaccel::rs::ext;
+use crate::shm::SharedMemory;
 use crate::status::{self, code};
 use crate::transport::{Listener, Peer, PeerFilter, Stream};
 
@@ -77,6 +79,16 @@ pub const META_CHUNKED: &str = "vaccel-rs-chunked";
 pub const META_ACCEPT_CHUNKS: &str = "vaccel-rs-accept-chunks";
 /// `RegisterResource` metadata: the blobs are one directory tree (extension 3).
 pub const META_DIRECTORY: &str = "vaccel-rs-directory";
+/// Request metadata: the method's message lies in the connection's shared memory, at
+/// `<offset>:<length>` (extension 6); the request's own payload is empty.
+pub const META_SHARED_MEMORY: &str = "vaccel-rs-shm";
+/// The methods whose message may come in shared memory: their services read it during the
+/// call and keep none of it (a kept slice would pin the mapping and see the client's later
+/// writes).
+pub const SHARED_MEMORY_METHODS: &[&str] = &["Genop"];
+/// A sensible [`ServerConfig::max_shared_memory`] for servers that offer it (the agent's
+/// default): 1 GiB per connection.
+pub const DEFAULT_MAX_SHARED_MEMORY: u64 = 1 << 30;
 /// Default largest message reassembled from chunks or stream messages: 4 GiB.
 pub const DEFAULT_MAX_MESSAGE: u64 = 4 << 30;
 /// Default cap of threads serving one connection.
@@ -155,6 +167,10 @@ pub struct ServerConfig {
     /// Top-level fields any request message may carry (default 65536), counted the same way:
     /// what bounds the memory a decoded message takes against its size on the wire.
     pub max_message_fields: usize,
+    /// The most bytes of shared memory one unix connection may attach (extension 6), held
+    /// against the connection's [`Service::shared_memory_budget`] while attached. Zero (the
+    /// default): not offered. TCP and vsock connections never get it.
+    pub max_shared_memory: u64,
 }
 
 impl Default for ServerConfig {
@@ -172,6 +188,7 @@ impl Default for ServerConfig {
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_genop_args: DEFAULT_MAX_GENOP_ARGS,
             max_message_fields: DEFAULT_MAX_MESSAGE_FIELDS,
+            max_shared_memory: 0,
         }
     }
 }
@@ -397,6 +414,16 @@ pub trait Service: Send + Sync {
         None
     }
 
+    /// The budget the shared memory a connection attaches (extension 6) is held against
+    /// while attached. By default the [`Service::request_budget`].
+    fn shared_memory_budget(
+        &self,
+        conn: &ConnectionInfo,
+        data: Option<&ConnectionData>,
+    ) -> Option<Arc<dyn RequestBudget>> {
+        self.request_budget(conn, data)
+    }
+
     /// A connection closed and every call it carried has finished.
     fn connection_closed(&self, conn: &ConnectionInfo, data: Option<ConnectionData>) {
         let _ = (conn, data);
@@ -500,13 +527,20 @@ impl ServerBuilder {
             max_frame_size: config.max_frame_size as u64,
             max_message_size: config.max_message_size,
             chunked: true,
+            shared_memory_max: 0,
             ..self.capabilities
+        };
+        let capabilities_unix = ext::Capabilities {
+            shared_memory_max: config.max_shared_memory,
+            ..capabilities.clone()
         }
         .encode_to_vec();
+        let capabilities = capabilities.encode_to_vec();
         Server {
             shared: Arc::new(Shared {
                 config,
                 capabilities,
+                capabilities_unix,
                 routes,
                 services,
                 stop: AtomicBool::new(false),
@@ -532,6 +566,8 @@ struct Shared {
     config: ServerConfig,
     /// The encoded `GetCapabilities` answer.
     capabilities: Vec<u8>,
+    /// The same, on unix connections (shared memory offered when configured).
+    capabilities_unix: Vec<u8>,
     routes: HashMap<String, usize>,
     services: Vec<Arc<dyn Service>>,
     stop: AtomicBool,
@@ -853,6 +889,78 @@ struct Conn {
     served: AtomicBool,
     /// What its open streams are held against besides `max_stream_bytes`.
     budget: Option<Arc<dyn RequestBudget>>,
+    /// Descriptors received with its bytes, when it may attach shared memory (a unix
+    /// connection of a server offering it); `None` elsewhere.
+    fds: Option<Arc<Mutex<FdQueue>>>,
+    /// The shared memory attached (extension 6).
+    shm: Mutex<Option<Attached>>,
+    /// What attached shared memory is held against.
+    shm_budget: Option<Arc<dyn RequestBudget>>,
+}
+
+/// Shared memory a connection attached, and its charge against the budget (given back when
+/// it is replaced or the connection closes; the mapping itself goes with the last call that
+/// reads it).
+struct Attached {
+    map: Arc<SharedMemory>,
+    _charge: Charge,
+}
+
+/// Descriptors received on a connection and not yet taken by an `AttachSharedMemory`. At most
+/// one may wait: more are closed at once, and the next attach is refused.
+#[derive(Default)]
+struct FdQueue {
+    fds: Vec<OwnedFd>,
+    overflow: bool,
+}
+
+impl FdQueue {
+    fn push(&mut self, mut got: Vec<OwnedFd>) {
+        if got.is_empty() {
+            return;
+        }
+        if self.fds.len() + got.len() > 1 {
+            // Closes them all.
+            self.fds.clear();
+            self.overflow = true;
+        } else {
+            self.fds.append(&mut got);
+        }
+    }
+
+    /// The one descriptor that came for an attach, or why there is none.
+    fn take(&mut self) -> Result<OwnedFd, &'static str> {
+        if std::mem::take(&mut self.overflow) {
+            self.fds.clear();
+            return Err("more than one descriptor was passed");
+        }
+        self.fds
+            .pop()
+            .ok_or("no descriptor came with the request (SCM_RIGHTS)")
+    }
+}
+
+/// The read half of a connection: plain reads, or on connections that may attach shared
+/// memory `recvmsg`, keeping the descriptors that arrive (closing them when more than one
+/// waits).
+struct ConnReader {
+    stream: Stream,
+    fds: Option<Arc<Mutex<FdQueue>>>,
+    cmsg: Vec<u8>,
+}
+
+impl io::Read for ConnReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (&mut self.stream, &self.fds) {
+            (Stream::Unix(s), Some(queue)) => {
+                let mut got = Vec::new();
+                let n = crate::shm::recv(s.as_fd(), buf, &mut got, &mut self.cmsg)?;
+                lock(queue).push(got);
+                Ok(n)
+            }
+            (stream, _) => stream.read(buf),
+        }
+    }
 }
 
 /// A reply buffer larger than this is not kept for the thread's next call.
@@ -896,7 +1004,7 @@ impl Conn {
 }
 
 struct ReadSide {
-    reader: FrameReader<Stream>,
+    reader: FrameReader<ConnReader>,
     streams: HashMap<u32, Pending>,
     /// Bytes the open streams hold ([`ServerConfig::max_stream_bytes`]).
     stream_bytes: u64,
@@ -973,10 +1081,25 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
         .iter()
         .zip(&data)
         .find_map(|(s, d)| s.request_budget(&info, d.as_ref()));
+    let offers_shm = matches!(stream, Stream::Unix(_)) && shared.config.max_shared_memory > 0;
+    let fds = offers_shm.then(|| Arc::new(Mutex::new(FdQueue::default())));
+    let shm_budget = if offers_shm {
+        shared
+            .services
+            .iter()
+            .zip(&data)
+            .find_map(|(s, d)| s.shared_memory_budget(&info, d.as_ref()))
+    } else {
+        None
+    };
     let conn = Arc::new(Conn {
         info,
         read: Mutex::new(ReadSide {
-            reader: FrameReader::new(read_half),
+            reader: FrameReader::new(ConnReader {
+                stream: read_half,
+                fds: fds.clone(),
+                cmsg: Vec::new(),
+            }),
             streams: HashMap::new(),
             stream_bytes: 0,
         }),
@@ -996,6 +1119,9 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
         last_active: AtomicU64::new(shared.now()),
         served: AtomicBool::new(false),
         budget,
+        fds,
+        shm: Mutex::new(None),
+        shm_budget,
     });
     lock(&shared.conns).insert(id, Arc::clone(&conn));
     let spawned = {
@@ -1305,6 +1431,15 @@ fn input_waiting(stream: &Stream) -> bool {
 /// The last thread of a closed connection: tell the services and forget it.
 fn finish_connection(shared: &Shared, conn: &Conn) {
     conn.shutdown(Shutdown::Both);
+    // Every call has finished: the mapping goes now, and its bytes back to the budget
+    // (before the services hear of the close, so what they report is consistent).
+    if let Some(attached) = lock(&conn.shm).take() {
+        log::debug!(
+            "connection {}: released {} bytes of shared memory",
+            conn.info.id,
+            attached.map.len()
+        );
+    }
     for (svc, data) in shared.services.iter().zip(&conn.data) {
         let data = data.clone();
         if catch_unwind(AssertUnwindSafe(|| svc.connection_closed(&conn.info, data))).is_err() {
@@ -1903,6 +2038,17 @@ fn run_counted(
             },
         },
     };
+    let mut req = req;
+    if let Some(region) = req.metadata_value(META_SHARED_MEMORY) {
+        match shared_memory_payload(conn, &req, region) {
+            Ok(payload) => req.payload = payload,
+            Err(st) => {
+                before_answer();
+                send_status(conn, stream_id, &st);
+                return;
+            }
+        }
+    }
     let accept_chunks = req
         .metadata_value(META_ACCEPT_CHUNKS)
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -1944,7 +2090,7 @@ fn dispatch(
     let (service, method) = (req.service, req.method);
     let Some(&index) = shared.routes.get(service) else {
         if service == crate::SERVICE_EXT {
-            *reply = extensions(shared, method, messages.is_some())?;
+            *reply = extensions(shared, conn, method, &req.payload, messages.is_some())?;
             return Ok(());
         }
         return Err(method_not_found(service, method));
@@ -1975,12 +2121,106 @@ fn dispatch(
     }
 }
 
-/// `vaccel.rs.ext.Extensions` (extension 1).
-fn extensions(shared: &Shared, method: &str, streaming: bool) -> Result<Vec<u8>, grpc::Status> {
+/// `vaccel.rs.ext.Extensions` (extensions 1 and 6).
+fn extensions(
+    shared: &Shared,
+    conn: &Conn,
+    method: &str,
+    payload: &Bytes,
+    streaming: bool,
+) -> Result<Vec<u8>, grpc::Status> {
     match method {
-        "GetCapabilities" if !streaming => Ok(shared.capabilities.clone()),
+        "GetCapabilities" if !streaming => Ok(if conn.fds.is_some() {
+            shared.capabilities_unix.clone()
+        } else {
+            shared.capabilities.clone()
+        }),
+        "AttachSharedMemory" if !streaming && conn.fds.is_some() => {
+            attach_shared_memory(shared, conn, payload)
+        }
         _ => Err(method_not_found(crate::SERVICE_EXT, method)),
     }
+}
+
+/// `AttachSharedMemory`: maps the one memfd that came with the request, after
+/// [`SharedMemory::attach`]'s checks, holds its size against the budget and replaces what the
+/// connection had attached.
+fn attach_shared_memory(
+    shared: &Shared,
+    conn: &Conn,
+    payload: &Bytes,
+) -> Result<Vec<u8>, grpc::Status> {
+    let refused = |why: String| {
+        log::debug!("connection {}: shared memory refused: {why}", conn.info.id);
+        status::status(
+            code::INVALID_ARGUMENT,
+            format!("shared memory refused: {why}"),
+            ErrorCode::EINVAL,
+        )
+    };
+    // Taken first, whatever happens next: a refused attach leaves no descriptor behind.
+    let fd = match &conn.fds {
+        Some(queue) => lock(queue).take().map_err(|why| refused(why.to_owned()))?,
+        None => return Err(refused("not offered on this connection".to_owned())),
+    };
+    let req = ext::AttachSharedMemoryRequest::decode(payload.clone())
+        .map_err(|e| status::invalid_argument(e.to_string()))?;
+    let map =
+        SharedMemory::attach(&fd, req.size, shared.config.max_shared_memory).map_err(|e| {
+            log::debug!("connection {}: shared memory refused: {e}", conn.info.id);
+            status::status(
+                code::INVALID_ARGUMENT,
+                format!("shared memory refused: {e}"),
+                e.code(),
+            )
+        })?;
+    drop(fd);
+    // The old attachment goes back before the new one is charged: a client growing its
+    // memory needs room for the new size only.
+    let old = lock(&conn.shm).take();
+    drop(old);
+    let mut charge = Charge::new(conn.shm_budget.as_ref());
+    charge.add(req.size)?;
+    log::info!(
+        "Attached {} bytes of shared memory (connection {})",
+        req.size,
+        conn.info.id
+    );
+    *lock(&conn.shm) = Some(Attached {
+        map: Arc::new(map),
+        _charge: charge,
+    });
+    Ok(ext::AttachSharedMemoryResponse {}.encode_to_vec())
+}
+
+/// The method message of a request naming a region of the connection's shared memory
+/// ([`META_SHARED_MEMORY`] = `<offset>:<length>`): the region's bytes, where they lie.
+fn shared_memory_payload(
+    conn: &Conn,
+    req: &Request<'_>,
+    region: &str,
+) -> Result<Bytes, grpc::Status> {
+    let invalid = |why: String| status::invalid_argument(format!("{META_SHARED_MEMORY}: {why}"));
+    if req.service == crate::SERVICE_EXT || !SHARED_MEMORY_METHODS.contains(&req.method) {
+        return Err(invalid(format!(
+            "method {} cannot take its message from shared memory",
+            req.method
+        )));
+    }
+    if !req.payload.is_empty() {
+        return Err(invalid(
+            "the request carries a payload besides the shared memory region".to_owned(),
+        ));
+    }
+    let (offset, len) = region
+        .split_once(':')
+        .and_then(|(o, l)| Some((o.trim().parse::<u64>().ok()?, l.trim().parse::<u64>().ok()?)))
+        .ok_or_else(|| invalid(format!("'{region}' is not <offset>:<length>")))?;
+    let map = match &*lock(&conn.shm) {
+        Some(attached) => Arc::clone(&attached.map),
+        None => return Err(invalid("no shared memory is attached".to_owned())),
+    };
+    SharedMemory::region(&map, offset, len).map_err(|e| invalid(e.to_string()))
 }
 
 /// Writes the answer: one RESPONSE frame, or DATA chunks when the client accepts them and the

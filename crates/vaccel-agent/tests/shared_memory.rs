@@ -1,0 +1,505 @@
+//! Shared memory for large payloads (extension 6, docs/wire.md): the real agent binary, our
+//! client and the rpc plugin using it, and hostile clients (descriptors that are not sealed
+//! memfds, memfds smaller than announced, lying regions, over-budget attachments, clients that
+//! die with memory attached). The agent must answer each with a clear error, stay up, and give
+//! the memory back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use vaccel::ErrorCode;
+use vaccel_rpc::client::{Client, GenopArg};
+use vaccel_rpc::frame::{Header, kind};
+use vaccel_rpc::message;
+use vaccel_rpc::proto::vaccel::genop as pg;
+use vaccel_rpc::proto::vaccel::rs::ext;
+use vaccel_rpc::server::META_SHARED_MEMORY;
+use vaccel_rpc::shm::{SharedMemory, send_with_fd};
+use vaccel_rpc::status::{code, status_to_error};
+use vaccel_rpc::transport::Stream;
+
+const MIB: usize = 1 << 20;
+
+fn agent(args: &[&str]) -> AgentProc {
+    let mut all = vec!["--metrics-address", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    AgentProc::unix(&all)
+}
+
+/// A metric's value from the agent's `/metrics`.
+fn metric(agent: &AgentProc, name: &str) -> u64 {
+    let (_, _, body) = http_get(&agent.metrics_address(), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `name` reads `value`.
+fn wait_metric(agent: &AgentProc, name: &str, value: u64) {
+    let end = Instant::now() + DEADLINE;
+    while metric(agent, name) != value {
+        assert!(
+            Instant::now() < end,
+            "{name} stayed at {}",
+            metric(agent, name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A classify genop through `client`: the agent's write arguments.
+fn classify(client: &Client, session: i64, image: &[u8]) -> Vec<pg::Arg> {
+    let out = [0u8; 256];
+    client
+        .genop(
+            session,
+            &[
+                GenopArg::new(vaccel::ArgType::Uint8, &[3]),
+                GenopArg::new(vaccel::ArgType::Buffer, image),
+            ],
+            &[
+                GenopArg::new(vaccel::ArgType::UcharArray, &out),
+                GenopArg::new(vaccel::ArgType::UcharArray, &out),
+            ],
+        )
+        .unwrap()
+}
+
+/// Sends `AttachSharedMemory{size}` with `fds` attached (none: a plain frame).
+fn send_attach(c: &mut RawClient, size: u64, fds: &[BorrowedFd<'_>]) -> u32 {
+    let id = c.next_id();
+    let body = message::encode_request(
+        vaccel_rpc::SERVICE_EXT,
+        "AttachSharedMemory",
+        &ext::AttachSharedMemoryRequest { size },
+        &[],
+    );
+    let head = Header {
+        length: body.len() as u32,
+        stream_id: id,
+        kind: kind::REQUEST,
+        flags: 0,
+    }
+    .encode();
+    let Stream::Unix(s) = &c.w else {
+        panic!("unix only")
+    };
+    match fds {
+        [] => c.write_raw(&[&head[..], &body].concat()),
+        [fd] => send_with_fd(s.as_fd(), &[&head, &body], *fd).unwrap(),
+        [a, b, ..] => {
+            use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+            use std::os::fd::AsRawFd;
+            let raw = [a.as_raw_fd(), b.as_raw_fd()];
+            let data = [&head[..], &body].concat();
+            let n = sendmsg::<UnixAddr>(
+                s.as_raw_fd(),
+                &[std::io::IoSlice::new(&data)],
+                &[ControlMessage::ScmRights(&raw)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(n, data.len());
+        }
+    }
+    id
+}
+
+fn attach(
+    c: &mut RawClient,
+    size: u64,
+    fds: &[BorrowedFd<'_>],
+) -> CallResult<ext::AttachSharedMemoryResponse> {
+    let id = send_attach(c, size, fds);
+    let (got, r) = c.recv_result();
+    assert_eq!(got, id);
+    r
+}
+
+/// A memfd of `len` bytes, sealed with `seals`.
+fn memfd(len: usize, seals: SealFlag) -> OwnedFd {
+    let fd = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
+    nix::unistd::ftruncate(&fd, len as i64).unwrap();
+    if !seals.is_empty() {
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).unwrap();
+    }
+    fd
+}
+
+/// A genop request whose message lies in shared memory at `region`.
+fn shm_call<R: prost::Message + Default>(
+    c: &mut RawClient,
+    method: &str,
+    region: &str,
+) -> CallResult<R> {
+    c.call_with(
+        vaccel_rpc::SERVICE,
+        method,
+        &pg::Request::default(),
+        &[(META_SHARED_MEMORY, region)],
+    )
+}
+
+fn refused_with(r: CallResult<impl std::fmt::Debug>, grpc: i32, code: ErrorCode, text: &str) {
+    let st = r.expect_err("refused");
+    assert_eq!(st.code, grpc, "{st:?}");
+    assert_eq!(status_to_error(&st).code(), code, "{st:?}");
+    assert!(st.message.contains(text), "`{text}` not in {st:?}");
+}
+
+#[test]
+fn a_large_genop_goes_through_shared_memory_and_gives_the_socket_result() {
+    let agent = agent(&["--vaccel-config", "plugins=noop,log_level=4"]);
+    let client = Client::connect(&agent.address).unwrap();
+    let caps = client.capabilities().unwrap();
+    assert_eq!(
+        caps.shared_memory_max,
+        1 << 30,
+        "offered on unix, default 1 GiB"
+    );
+    let session = client.create_session(0).unwrap();
+    let image: Vec<u8> = (0..4 * MIB).map(|i| (i % 251) as u8).collect();
+    let via_shm = classify(&client, session, &image);
+    assert!(
+        agent.find_log("Attached").is_some(),
+        "{}",
+        agent.log_tail(20)
+    );
+    assert!(
+        agent
+            .find_log(&format!("len_img: {}", image.len()))
+            .is_some()
+    );
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        1
+    );
+    // The same call on the socket (a raw client: plain frames).
+    let mut raw = agent.connect();
+    let s2 = raw.create_session(0);
+    let via_socket: pg::Response = raw.call("Genop", &classify_genop(s2, image, 256)).unwrap();
+    assert_eq!(via_shm, via_socket.write_args);
+    assert_eq!(c_text(&via_shm[0].buf), "This is a dummy imgname!");
+    // Small calls keep the socket: nothing more attached.
+    classify(&client, session, &[1; 1024]);
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        1
+    );
+}
+
+#[test]
+fn memory_is_attached_once_reused_grown_and_released_with_the_connection() {
+    let agent = agent(&[]);
+    let client = Client::connect(&agent.address).unwrap();
+    let session = client.create_session(0).unwrap();
+    let image = vec![0x5a; MIB];
+    for _ in 0..20 {
+        classify(&client, session, &image);
+    }
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        1
+    );
+    assert_eq!(agent.count_log("Attached"), 1);
+    let first = metric(&agent, "vaccel_agent_shared_memory_bytes");
+    assert!(first >= MIB as u64 && first <= 2 * MIB as u64, "{first}");
+    // A larger message: attached again, larger; the first one given back.
+    classify(&client, session, &vec![1; 8 * MIB]);
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        2
+    );
+    let second = metric(&agent, "vaccel_agent_shared_memory_bytes");
+    assert!(
+        second >= 8 * MIB as u64 && second <= 10 * MIB as u64,
+        "{second}"
+    );
+    // Concurrent calls on one connection: each gets its answer (one uses the memory, the
+    // others the socket).
+    let client = Arc::new(client);
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let client = Arc::clone(&client);
+            std::thread::spawn(move || {
+                let image = vec![i as u8; 2 * MIB];
+                for _ in 0..5 {
+                    let out = classify(&client, session, &image);
+                    assert_eq!(c_text(&out[1].buf), "This is a dummy classification tag!");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(client);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    served(&agent);
+}
+
+#[test]
+fn the_rpc_plugin_uses_shared_memory_for_large_images() {
+    let agent = agent(&[]);
+    let rt = vaccel::builder()
+        .skip_logging()
+        .config(vaccel::Config::default().with_log_level(None))
+        .plugin(Arc::new(vaccel_plugin_rpc::RpcPlugin::with_address(
+            agent.address.clone(),
+        )))
+        .build()
+        .unwrap();
+    let sess = vaccel::Session::new(&rt, 0).unwrap();
+    let (mut text, mut name) = (vec![0u8; 512], vec![0u8; 512]);
+    for _ in 0..3 {
+        sess.image_classify(&vec![7; 3 * MIB], &mut text, &mut name)
+            .unwrap();
+    }
+    assert_eq!(c_text(&text), "This is a dummy classification tag!");
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        1
+    );
+    drop(sess);
+    drop(rt);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+}
+
+#[test]
+fn descriptors_that_are_not_sealed_memfds_of_the_size_announced_are_refused() {
+    let mut agent = agent(&[]);
+    let mut c = agent.connect();
+    let bad = ErrorCode::EINVAL;
+    let inval = code::INVALID_ARGUMENT;
+    // Not sealed against shrinking: it could be truncated under the mapping (SIGBUS).
+    let unsealed = memfd(MIB, SealFlag::empty());
+    refused_with(
+        attach(&mut c, MIB as u64, &[unsealed.as_fd()]),
+        inval,
+        bad,
+        "F_SEAL_SHRINK",
+    );
+    // Sealed, but truncated below the size announced.
+    let small = memfd(4096, SealFlag::F_SEAL_SHRINK);
+    refused_with(
+        attach(&mut c, MIB as u64, &[small.as_fd()]),
+        inval,
+        bad,
+        "fewer than",
+    );
+    // Not a regular file; a file on disk (or an unsealable tmpfs file).
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    refused_with(
+        attach(&mut c, 4096, &[a.as_fd()]),
+        inval,
+        bad,
+        "not a regular file",
+    );
+    let path = agent.dir.path().join("plain-file");
+    let file = std::fs::File::create_new(&path).unwrap();
+    file.set_len(MIB as u64).unwrap();
+    let st = attach(&mut c, 4096, &[file.as_fd()]).expect_err("refused");
+    assert!(
+        st.message.contains("not a memfd") || st.message.contains("F_SEAL_SHRINK"),
+        "{st:?}"
+    );
+    // No descriptor, two descriptors, a size of zero or over the agent's maximum.
+    refused_with(attach(&mut c, 4096, &[]), inval, bad, "no descriptor");
+    let good = memfd(MIB, SealFlag::F_SEAL_SHRINK);
+    refused_with(
+        attach(&mut c, 4096, &[good.as_fd(), good.as_fd()]),
+        inval,
+        bad,
+        "more than one descriptor",
+    );
+    refused_with(attach(&mut c, 0, &[good.as_fd()]), inval, bad, "at least 1");
+    refused_with(
+        attach(&mut c, 2 << 30, &[good.as_fd()]),
+        inval,
+        bad,
+        "at most",
+    );
+    // Nothing was attached, and the connection still serves.
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        0
+    );
+    let id = c.create_session(0);
+    c.destroy_session(id).unwrap();
+    assert!(attach(&mut c, MIB as u64, &[good.as_fd()]).is_ok());
+    still_running(&mut agent);
+}
+
+#[test]
+fn lying_regions_get_clear_errors_and_the_agent_stays_up() {
+    let mut agent = agent(&[]);
+    let mut c = agent.connect();
+    let inval = code::INVALID_ARGUMENT;
+    let bad = ErrorCode::EINVAL;
+    // Before any attach.
+    refused_with(
+        shm_call::<pg::Response>(&mut c, "Genop", "0:16"),
+        inval,
+        bad,
+        "no shared memory",
+    );
+    let (mut mine, fd) = SharedMemory::create(MIB).unwrap();
+    attach(&mut c, MIB as u64, &[fd.as_fd()]).unwrap();
+    for region in [
+        "1048000:1000",
+        "0:1048577",
+        "18446744073709551615:2",
+        "1:18446744073709551615",
+    ] {
+        refused_with(
+            shm_call::<pg::Response>(&mut c, "Genop", region),
+            inval,
+            bad,
+            "outside",
+        );
+    }
+    for region in ["", "12", "a:b", "-1:4", "1:2:3"] {
+        refused_with(
+            shm_call::<pg::Response>(&mut c, "Genop", region),
+            inval,
+            bad,
+            "is not",
+        );
+    }
+    // Garbage where a message should be: the decoder refuses it.
+    mine.write_parts(&[&[0xff; 4096]]).unwrap();
+    let st = shm_call::<pg::Response>(&mut c, "Genop", "0:4096").expect_err("refused");
+    assert_eq!(st.code, inval, "{st:?}");
+    // Only Genop takes its message from shared memory.
+    refused_with(
+        shm_call::<vaccel_rpc::proto::vaccel::session::CreateResponse>(
+            &mut c,
+            "CreateSession",
+            "0:0",
+        ),
+        inval,
+        bad,
+        "cannot take",
+    );
+    // A payload besides the region.
+    let st = c
+        .call_with::<pg::Response>(
+            vaccel_rpc::SERVICE,
+            "Genop",
+            &classify_genop(1, vec![1; 16], 8),
+            &[(META_SHARED_MEMORY, "0:16")],
+        )
+        .expect_err("refused");
+    assert!(st.message.contains("payload besides"), "{st:?}");
+    // A valid region works on the same connection.
+    let session = c.create_session(0);
+    let msg = prost::Message::encode_to_vec(&classify_genop(session, vec![3; 64 << 10], 64));
+    mine.write_parts(&[&msg]).unwrap();
+    let r: pg::Response = shm_call(&mut c, "Genop", &format!("0:{}", msg.len())).unwrap();
+    assert_eq!(r.write_args.len(), 2);
+    still_running(&mut agent);
+}
+
+#[test]
+fn memory_over_the_clients_budget_is_refused() {
+    let mut agent = agent(&["--max-bytes-per-client", &(8 * MIB).to_string()]);
+    let mut c = agent.connect();
+    let (_map, fd) = SharedMemory::create(16 * MIB).unwrap();
+    refused_with(
+        attach(&mut c, 16 * MIB as u64, &[fd.as_fd()]),
+        code::RESOURCE_EXHAUSTED,
+        ErrorCode::ENOMEM,
+        "--max-bytes-per-client",
+    );
+    assert!(attach(&mut c, 6 * MIB as u64, &[fd.as_fd()]).is_ok());
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_bytes"),
+        6 * MIB as u64
+    );
+    // Our client (the same process: the same client to the agent) falls back to the socket
+    // when the agent refuses its memory (3 MiB for this image: 6 + 3 > 8), and the socket
+    // call fits (6 + 1.9 < 8).
+    let client = Client::connect(&agent.address).unwrap();
+    let session = client.create_session(0).unwrap();
+    let image = vec![1; 1_990_000];
+    classify(&client, session, &image);
+    classify(&client, session, &image);
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        1
+    );
+    assert_eq!(
+        metric(
+            &agent,
+            "vaccel_agent_quota_refusals_total{quota=\"bytes per client\"}"
+        ),
+        2
+    );
+    still_running(&mut agent);
+}
+
+#[test]
+fn a_client_dying_with_memory_attached_leaves_the_agent_up_and_the_memory_released() {
+    let mut agent = agent(&[]);
+    for _ in 0..3 {
+        let mut c = agent.connect();
+        let session = c.create_session(0);
+        let (mut mine, fd) = SharedMemory::create(4 * MIB).unwrap();
+        attach(&mut c, 4 * MIB as u64, &[fd.as_fd()]).unwrap();
+        let msg = prost::Message::encode_to_vec(&classify_genop(session, vec![3; 3 * MIB], 64));
+        mine.write_parts(&[&msg]).unwrap();
+        // The call is sent, and the client goes away without reading the answer, its
+        // memory unmapped on its side.
+        c.send_to(
+            vaccel_rpc::SERVICE,
+            "Genop",
+            &pg::Request::default(),
+            &[(META_SHARED_MEMORY, &format!("0:{}", msg.len()))],
+        );
+        drop(mine);
+        drop(fd);
+        drop(c);
+    }
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        3
+    );
+    still_running(&mut agent);
+    served(&agent);
+}
+
+#[test]
+fn tcp_never_offers_shared_memory() {
+    let agent = AgentProc::tcp(&[]);
+    let client = Client::connect(&agent.address).unwrap();
+    assert_eq!(client.capabilities().unwrap().shared_memory_max, 0);
+    let session = client.create_session(0).unwrap();
+    classify(&client, session, &vec![1; 2 * MIB]);
+    assert!(agent.lacks_log("Attached"));
+    let mut c = agent.connect();
+    let st = c
+        .call_with::<ext::AttachSharedMemoryResponse>(
+            vaccel_rpc::SERVICE_EXT,
+            "AttachSharedMemory",
+            &ext::AttachSharedMemoryRequest { size: 4096 },
+            &[],
+        )
+        .expect_err("refused");
+    assert!(st.message.contains("does not exist"), "{st:?}");
+    // And a unix agent started with it off does not offer it either.
+    let off = AgentProc::unix(&["--max-shared-memory", "0"]);
+    let client = Client::connect(&off.address).unwrap();
+    assert_eq!(client.capabilities().unwrap().shared_memory_max, 0);
+}

@@ -1,0 +1,496 @@
+//! Shared memory for large payloads (extension 6, `docs/wire.md`): a `memfd` the client
+//! creates, seals against shrinking and passes once per connection with `SCM_RIGHTS`; both
+//! sides map it, the client writes a request's encoded message into it and the agent reads the
+//! message where it lies, so a large image or tensor is copied once end to end.
+//!
+//! This is the crate's only module with `unsafe` code: the mappings, the slices over them and
+//! the descriptors received from a peer. Everything a peer controls is checked here before it
+//! is mapped: the descriptor must be a regular file on tmpfs (a `memfd`, not hugetlbfs, whose
+//! faults may raise `SIGBUS`) sealed with `F_SEAL_SHRINK` (so no page of the mapping can
+//! disappear: no `SIGBUS` on access), at least as large as the size announced; regions are
+//! checked against the mapping's length with checked arithmetic.
+//!
+//! ```
+//! use vaccel_rpc::shm::SharedMemory;
+//! let (mut mine, fd) = SharedMemory::create(1 << 20)?;
+//! mine.write_parts(&[b"hello ", b"world"]).expect("fits");
+//! let theirs = std::sync::Arc::new(SharedMemory::attach(&fd, 1 << 20, 1 << 30)?);
+//! assert_eq!(&SharedMemory::region(&theirs, 0, 11)?[..], b"hello world");
+//! # Ok::<(), vaccel_rpc::shm::ShmError>(())
+//! ```
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+use nix::sys::stat::{SFlag, fstat};
+use nix::sys::statfs::{TMPFS_MAGIC, fstatfs};
+use vaccel_core::ErrorCode;
+
+/// The most descriptors one `sendmsg` can pass (`SCM_MAX_FD`): the control buffer of
+/// [`recv`] has room for them all, so the kernel never truncates it (a truncated buffer would
+/// leave descriptors installed that nobody could close).
+const SCM_MAX_FD: usize = 253;
+
+/// Why shared memory could not be set up or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ShmError {
+    /// The size asked for is zero, or above the most the agent accepts per connection.
+    #[error("shared memory of {size} bytes refused: at most {max} bytes, and at least 1")]
+    BadSize {
+        /// Bytes asked for.
+        size: u64,
+        /// The most accepted.
+        max: u64,
+    },
+    /// The descriptor passed is not a regular file (a socket, a pipe, a directory...).
+    #[error("the descriptor passed for shared memory is not a regular file")]
+    NotRegular,
+    /// The descriptor is a file elsewhere than tmpfs (a disk file, hugetlbfs): only a
+    /// `memfd` is accepted.
+    #[error("the descriptor passed for shared memory is not a memfd (filesystem {0:#x})")]
+    NotMemfd(i64),
+    /// The memfd lacks `F_SEAL_SHRINK`: it could be truncated under the mapping.
+    #[error("the memfd is not sealed against shrinking (F_SEAL_SHRINK is required)")]
+    NotSealed,
+    /// The memfd is smaller than the size announced.
+    #[error("the memfd holds {file} bytes, fewer than the {size} announced")]
+    TooSmall {
+        /// Bytes announced.
+        size: u64,
+        /// Bytes the file holds.
+        file: u64,
+    },
+    /// A region outside the mapping.
+    #[error("region of {len} bytes at offset {offset} is outside the {mapped} bytes attached")]
+    OutOfBounds {
+        /// Offset asked for.
+        offset: u64,
+        /// Length asked for.
+        len: u64,
+        /// Bytes attached.
+        mapped: u64,
+    },
+    /// A system call failed.
+    #[error("{op} failed: {source}")]
+    Sys {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: Errno,
+    },
+}
+
+impl ShmError {
+    /// The vAccel code: `ENOMEM` when memory could not be had, `EINVAL` for what the peer
+    /// got wrong.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ShmError::Sys {
+                source: Errno::ENOMEM,
+                ..
+            } => ErrorCode::ENOMEM,
+            ShmError::Sys { .. } => ErrorCode::EIO,
+            ShmError::BadSize { .. }
+            | ShmError::NotRegular
+            | ShmError::NotMemfd(_)
+            | ShmError::NotSealed
+            | ShmError::TooSmall { .. }
+            | ShmError::OutOfBounds { .. } => ErrorCode::EINVAL,
+        }
+    }
+}
+
+fn sys(op: &'static str) -> impl FnOnce(Errno) -> ShmError {
+    move |source| ShmError::Sys { op, source }
+}
+
+/// A shared mapping of a memfd, unmapped when dropped.
+pub struct SharedMemory {
+    ptr: NonNull<u8>,
+    len: usize,
+    /// Mapped writable (the client's own memfd); a peer's is mapped read-only.
+    writable: bool,
+}
+
+impl fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMemory")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the mapping is plain memory owned by this value (no thread-local state); sharing it
+// between threads is what it is for. Its bytes may change under a reader (the peer writes
+// them): see `region`.
+unsafe impl Send for SharedMemory {}
+// SAFETY: as above; `&SharedMemory` only reads (writing takes `&mut`).
+unsafe impl Sync for SharedMemory {}
+
+impl SharedMemory {
+    /// A new memfd of `size` bytes sealed against shrinking and growing, mapped read-write and
+    /// pre-faulted (the client's side): the mapping and the descriptor to pass to the agent.
+    pub fn create(size: usize) -> Result<(SharedMemory, OwnedFd), ShmError> {
+        let bad = || ShmError::BadSize {
+            size: size as u64,
+            max: i64::MAX as u64,
+        };
+        let len = NonZeroUsize::new(size).ok_or_else(bad)?;
+        let file_len = i64::try_from(size).map_err(|_| bad())?;
+        let fd = memfd_create(
+            c"vaccel-rpc-shm",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(sys("memfd_create"))?;
+        nix::unistd::ftruncate(&fd, file_len).map_err(sys("ftruncate"))?;
+        fcntl(
+            &fd,
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
+            ),
+        )
+        .map_err(sys("sealing the memfd"))?;
+        let map = Self::map(&fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
+        Ok((map, fd))
+    }
+
+    /// Maps `size` bytes of `fd`, a peer's memfd (the agent's side), read-only, after checking
+    /// that it is a regular tmpfs file sealed against shrinking and at least `size` bytes long,
+    /// and that `size` is between 1 and `max`.
+    pub fn attach(fd: &OwnedFd, size: u64, max: u64) -> Result<SharedMemory, ShmError> {
+        let bad = || ShmError::BadSize { size, max };
+        if size == 0 || size > max {
+            return Err(bad());
+        }
+        let len = usize::try_from(size)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(bad)?;
+        let st = fstat(fd).map_err(sys("fstat"))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(ShmError::NotRegular);
+        }
+        let fs = fstatfs(fd).map_err(sys("fstatfs"))?;
+        if fs.filesystem_type() != TMPFS_MAGIC {
+            // hugetlbfs among others: a fault on a page the pool cannot supply is a SIGBUS.
+            #[allow(clippy::unnecessary_cast)]
+            return Err(ShmError::NotMemfd(fs.filesystem_type().0 as i64));
+        }
+        let seals = match fcntl(fd, FcntlArg::F_GET_SEALS) {
+            Ok(bits) => SealFlag::from_bits_truncate(bits),
+            // Files that cannot carry seals at all.
+            Err(Errno::EINVAL) => SealFlag::empty(),
+            Err(e) => return Err(sys("F_GET_SEALS")(e)),
+        };
+        if !seals.contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(ShmError::NotSealed);
+        }
+        let file = u64::try_from(st.st_size).unwrap_or(0);
+        if file < size {
+            return Err(ShmError::TooSmall { size, file });
+        }
+        Self::map(fd, len, ProtFlags::PROT_READ)
+    }
+
+    fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
+        // SAFETY: a fresh mapping chosen by the kernel (no address given), so it overlaps no
+        // memory of ours; `fd` is a live descriptor of a file at least `len` bytes long, sealed
+        // against shrinking (checked by `attach`; `create` sealed it itself), so every page
+        // of the mapping stays backed and no access faults with SIGBUS.
+        let ptr = unsafe {
+            mmap(
+                None,
+                len,
+                prot,
+                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+                fd,
+                0,
+            )
+        }
+        .map_err(sys("mmap"))?;
+        Ok(SharedMemory {
+            ptr: ptr.cast(),
+            len: len.get(),
+            writable: prot.contains(ProtFlags::PROT_WRITE),
+        })
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: a mapping holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `parts`, one after the other, to the start of the mapping; `None` (nothing
+    /// written) when they do not fit or the mapping is a peer's (read-only). Returns the
+    /// bytes written.
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> Option<usize> {
+        let total = parts
+            .iter()
+            .try_fold(0usize, |n, p| n.checked_add(p.len()))?;
+        if total > self.len || !self.writable {
+            return None;
+        }
+        let mut at = 0usize;
+        for part in parts {
+            // SAFETY: `at + part.len() <= total <= self.len` (checked above), so the
+            // destination lies inside the mapping, which is writable (`self.writable`,
+            // checked above); `part` is caller memory, not the mapping, so they do not overlap. The
+            // peer may read the bytes while they are written: it sees them torn, which is
+            // the protocol's business (the client writes a region before naming it).
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), self.ptr.as_ptr().add(at), part.len());
+            }
+            at += part.len();
+        }
+        Some(total)
+    }
+
+    /// The bytes `[offset, offset + len)` of the mapping as a [`Bytes`] that keeps the mapping
+    /// alive, or why not (outside the mapping, checked without overflow).
+    ///
+    /// The peer can write these bytes at any time, also while they are read: whoever decodes
+    /// them must treat them as untrusted and possibly changing (every length read from them is
+    /// checked where it is used); a client that writes a region it handed over garbles only
+    /// its own request.
+    pub fn region(map: &Arc<SharedMemory>, offset: u64, len: u64) -> Result<Bytes, ShmError> {
+        let out = || ShmError::OutOfBounds {
+            offset,
+            len,
+            mapped: map.len as u64,
+        };
+        let end = offset.checked_add(len).ok_or_else(out)?;
+        if end > map.len as u64 {
+            return Err(out());
+        }
+        let (offset, len) = (
+            usize::try_from(offset).map_err(|_| out())?,
+            usize::try_from(len).map_err(|_| out())?,
+        );
+        Ok(Bytes::from_owner(Region {
+            map: Arc::clone(map),
+            offset,
+            len,
+        }))
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr + len` is the mapping made in `map` and owned by this value; every
+        // slice of it (`Region`) holds an `Arc` of it, so none outlives this drop.
+        if let Err(e) = unsafe { munmap(self.ptr.cast::<c_void>(), self.len) } {
+            log::error!("munmap of {} bytes of shared memory: {e}", self.len);
+        }
+    }
+}
+
+/// A checked range of a mapping, the owner behind a [`Bytes`].
+struct Region {
+    map: Arc<SharedMemory>,
+    offset: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Region {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `offset + len <= map.len` (checked in `SharedMemory::region`), and the
+        // mapping lives as long as `self.map`. The pages stay backed (the file cannot shrink:
+        // F_SEAL_SHRINK). The peer may write them concurrently: the bytes are then those of
+        // some moment of its writing, which is all a shared mapping can promise; readers
+        // check every length they take from them.
+        unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr().add(self.offset), self.len) }
+    }
+}
+
+/// Reads from a unix socket with `recvmsg`, keeping the descriptors that come with the bytes
+/// (`MSG_CMSG_CLOEXEC`) in `fds`; `cmsg` is a buffer kept between calls.
+pub fn recv(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    cmsg: &mut Vec<u8>,
+) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    if cmsg.is_empty() {
+        *cmsg = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    }
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let bytes = msg.bytes;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: the kernel installed `fd` in this process for this message just
+                    // now; nothing else knows it, so this is its one owner (closed on drop).
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+    } else {
+        // Truncated control data (only possible beyond SCM_MAX_FD): refuse the connection.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "truncated control message",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Writes `parts` (one frame) on a unix socket with `fd` attached to its first byte
+/// (`SCM_RIGHTS`), completing short writes without it.
+pub fn send_with_fd(socket: BorrowedFd<'_>, parts: &[&[u8]], fd: BorrowedFd<'_>) -> io::Result<()> {
+    let data: Vec<u8> = parts.concat();
+    let fds = [fd.as_raw_fd()];
+    let mut sent = loop {
+        match sendmsg::<UnixAddr>(
+            socket.as_raw_fd(),
+            &[io::IoSlice::new(&data)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    };
+    while let Some(rest) = data.get(sent..).filter(|r| !r.is_empty()) {
+        match sendmsg::<UnixAddr>(
+            socket.as_raw_fd(),
+            &[io::IoSlice::new(rest)],
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a unix socket's (shared memory is offered on those only).
+pub fn is_unix_socket(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::socket::getsockname::<UnixAddr>(fd.as_fd().as_raw_fd()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_region_reads_what_the_other_side_wrote_and_bounds_are_checked() {
+        let (mut mine, fd) = SharedMemory::create(4096).unwrap();
+        let theirs = Arc::new(SharedMemory::attach(&fd, 4096, 1 << 20).unwrap());
+        assert_eq!(mine.write_parts(&[b"ab", b"cd"]), Some(4));
+        assert_eq!(&SharedMemory::region(&theirs, 1, 3).unwrap()[..], b"bcd");
+        // Reused: later writes show through the same mapping.
+        mine.write_parts(&[b"xy"]).unwrap();
+        assert_eq!(&SharedMemory::region(&theirs, 0, 2).unwrap()[..], b"xy");
+        assert_eq!(mine.write_parts(&[&[0; 4097]]), None);
+        for (offset, len) in [(0, 4097), (4096, 1), (u64::MAX, 2), (1, u64::MAX)] {
+            let e = SharedMemory::region(&theirs, offset, len).unwrap_err();
+            assert!(matches!(e, ShmError::OutOfBounds { .. }), "{e}");
+            assert_eq!(e.code(), ErrorCode::EINVAL);
+        }
+        assert!(SharedMemory::region(&theirs, 4096, 0).unwrap().is_empty());
+        // A region keeps the mapping alive after the attachment is gone.
+        let kept = SharedMemory::region(&theirs, 0, 4).unwrap();
+        drop(theirs);
+        drop(mine);
+        assert_eq!(&kept[..2], b"xy");
+    }
+
+    #[test]
+    fn unsealed_small_or_foreign_descriptors_are_refused() {
+        // Not sealed.
+        let fd = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
+        nix::unistd::ftruncate(&fd, 8192).unwrap();
+        assert!(matches!(
+            SharedMemory::attach(&fd, 4096, 1 << 20),
+            Err(ShmError::NotSealed)
+        ));
+        // Sealed, but smaller than announced.
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).unwrap();
+        assert!(matches!(
+            SharedMemory::attach(&fd, 16384, 1 << 20),
+            Err(ShmError::TooSmall {
+                size: 16384,
+                file: 8192
+            })
+        ));
+        // Sizes out of range.
+        for size in [0, (1 << 20) + 1] {
+            assert!(matches!(
+                SharedMemory::attach(&fd, size, 1 << 20),
+                Err(ShmError::BadSize { .. })
+            ));
+        }
+        assert!(SharedMemory::attach(&fd, 8192, 1 << 20).is_ok());
+        // A socket, a disk file.
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(matches!(
+            SharedMemory::attach(&OwnedFd::from(a), 1, 1 << 20),
+            Err(ShmError::NotRegular)
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create_new(dir.path().join("f")).unwrap();
+        file.set_len(4096).unwrap();
+        let e = SharedMemory::attach(&OwnedFd::from(file), 4096, 1 << 20).unwrap_err();
+        // The temp dir may itself be on tmpfs: then the missing seal refuses it.
+        assert!(
+            matches!(e, ShmError::NotMemfd(_) | ShmError::NotSealed),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn descriptors_travel_with_their_bytes_and_are_owned() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_map, memfd) = SharedMemory::create(4096).unwrap();
+        send_with_fd(a.as_fd(), &[b"one", b"two"], memfd.as_fd()).unwrap();
+        let mut buf = [0u8; 16];
+        let (mut fds, mut cmsg) = (Vec::new(), Vec::new());
+        let n = recv(b.as_fd(), &mut buf, &mut fds, &mut cmsg).unwrap();
+        assert_eq!(&buf[..n], b"onetwo");
+        assert_eq!(fds.len(), 1);
+        let got = fds.pop().unwrap();
+        assert!(SharedMemory::attach(&got, 4096, 4096).is_ok());
+        // Plain bytes bring none.
+        use std::io::Write;
+        (&a).write_all(b"x").unwrap();
+        assert_eq!(recv(b.as_fd(), &mut buf, &mut fds, &mut cmsg).unwrap(), 1);
+        assert!(fds.is_empty());
+        assert!(is_unix_socket(a.as_fd()));
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(!is_unix_socket(tcp.as_fd()));
+    }
+}
