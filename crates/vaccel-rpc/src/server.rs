@@ -3038,4 +3038,116 @@ mod tests {
         assert_eq!(connections_for_fds(0), 1);
         assert!(default_max_connections() >= 1);
     }
+
+    #[test]
+    fn at_most_one_descriptor_waits_for_an_attach() {
+        let fd = || OwnedFd::from(std::os::unix::net::UnixStream::pair().unwrap().0);
+        let mut q = FdQueue::default();
+        assert!(q.take().unwrap_err().contains("no descriptor"));
+        q.push(vec![fd()]);
+        assert!(q.take().is_ok());
+        q.push(vec![fd()]);
+        q.push(vec![fd()]);
+        assert!(q.fds.is_empty(), "closed at once");
+        assert!(q.take().unwrap_err().contains("more than one"));
+        q.push(vec![fd(), fd()]);
+        assert!(q.take().is_err());
+        q.push(vec![fd()]);
+        assert!(q.take().is_ok(), "usable again after a refusal");
+    }
+
+    #[test]
+    fn genop_messages_come_from_the_attached_memory_on_unix_only() {
+        use crate::shm::{SharedMemory, send_with_fd};
+        /// Answers every method with its payload.
+        struct Mirror;
+        impl Service for Mirror {
+            fn call(
+                &self,
+                _ctx: &CallContext<'_>,
+                _method: &str,
+                payload: Bytes,
+            ) -> Result<Vec<u8>, grpc::Status> {
+                Ok(payload.to_vec())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let addr = Address::Unix(dir.path().join("m.sock"));
+        let _handle = Server::builder()
+            .config(ServerConfig {
+                max_shared_memory: 1 << 20,
+                ..ServerConfig::default()
+            })
+            .service("t.Echo", Arc::new(Mirror))
+            .build()
+            .start(Listener::bind(&addr).unwrap())
+            .unwrap();
+        let mut c = Client::new(&addr);
+        c.send(1, crate::SERVICE_EXT, "GetCapabilities", &[], &[]);
+        let caps = ext::Capabilities::decode(c.recv().1.payload).unwrap();
+        assert_eq!(caps.shared_memory_max, 1 << 20);
+        let (mut map, fd) = SharedMemory::create(64 << 10).unwrap();
+        let body = message::encode_request(
+            crate::SERVICE_EXT,
+            "AttachSharedMemory",
+            &ext::AttachSharedMemoryRequest { size: 64 << 10 },
+            &[],
+        );
+        let head = Header {
+            length: body.len() as u32,
+            stream_id: 3,
+            kind: kind::REQUEST,
+            flags: 0,
+        }
+        .encode();
+        let Stream::Unix(socket) = &c.w else {
+            panic!("unix")
+        };
+        send_with_fd(socket.as_fd(), &[&head, &body], fd.as_fd()).unwrap();
+        assert_eq!(c.recv().1.status.unwrap().code, code::OK);
+        map.write_parts(&[b"from shared memory"]).unwrap();
+        c.send(5, "t.Echo", "Genop", &[], &[(META_SHARED_MEMORY, "5:13")]);
+        let (h, r) = c.recv();
+        assert_eq!((h.stream_id, &r.payload[..]), (5, &b"shared memory"[..]));
+        // Reused: new bytes, same attachment.
+        map.write_parts(&[b"again"]).unwrap();
+        c.send(7, "t.Echo", "Genop", &[], &[(META_SHARED_MEMORY, "0:5")]);
+        assert_eq!(&c.recv().1.payload[..], b"again");
+        for (id, method, region, why) in [
+            (9, "Echo", "0:5", "cannot take"),
+            (11, "Genop", "65530:7", "outside"),
+            (13, "Genop", "x", "is not"),
+        ] {
+            c.send(id, "t.Echo", method, &[], &[(META_SHARED_MEMORY, region)]);
+            let st = c.recv().1.status.unwrap();
+            assert_eq!(st.code, code::INVALID_ARGUMENT, "{st:?}");
+            assert!(st.message.contains(why), "{st:?}");
+        }
+        drop(c);
+
+        // A server without it: not offered, not attachable.
+        let fx = start(1 << 20);
+        let mut c = Client::new(&fx.addr);
+        c.send(1, crate::SERVICE_EXT, "GetCapabilities", &[], &[]);
+        let caps = ext::Capabilities::decode(c.recv().1.payload).unwrap();
+        assert_eq!(caps.shared_memory_max, 0);
+        c.send(3, crate::SERVICE_EXT, "AttachSharedMemory", &[], &[]);
+        assert!(
+            c.recv()
+                .1
+                .status
+                .unwrap()
+                .message
+                .contains("does not exist")
+        );
+        c.send(5, "t.Echo", "Genop", &[], &[(META_SHARED_MEMORY, "0:1")]);
+        assert!(
+            c.recv()
+                .1
+                .status
+                .unwrap()
+                .message
+                .contains("no shared memory")
+        );
+    }
 }

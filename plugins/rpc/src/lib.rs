@@ -47,6 +47,10 @@
 //! - Directory resources keep their tree only with `directory_resources`; otherwise names are
 //!   flattened to file names.
 //! - Chunked calls and responses only with `chunked` (the client's business).
+//! - Shared memory only on unix sockets to an agent with `shared_memory_max`: `Genop`s of
+//!   256 KiB or more (large images, tensors) go through a memfd attached once per connection
+//!   and reused, one copy of the payload instead of two (the client's business too, see
+//!   `vaccel_rpc::client`). `VACCEL_RPC_SHM=0` turns it off.
 //!
 //! # Connections
 //!
