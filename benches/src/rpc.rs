@@ -5,6 +5,11 @@
 //! Build and run: `cargo build --release --workspace && target/release/rpc-bench`
 //! (pin with `taskset -c 0 target/release/rpc-bench` for latency figures; children inherit it).
 //! Prints markdown tables for BENCHMARKS.md.
+//!
+//! `rpc-bench --shm [RUNS]`: shared memory for large payloads (docs/wire.md, extension 6) only:
+//! a 64 MiB image classification through the rpc plugin to an agent offering shared memory,
+//! the same to an agent that does not (`--max-shared-memory 0`: the socket path), and the raw
+//! unix-socket round trip of the same bytes, interleaved, in the same run.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::indexing_slicing)]
 
@@ -43,6 +48,12 @@ fn main() -> Result<()> {
             "{} not found: cargo build --release --workspace first",
             agent_bin.display()
         );
+    }
+    if args.get(1).is_some_and(|a| a == "--shm") {
+        let runs = args.get(2).map_or(Ok(3), |n| n.parse())?;
+        let result = shm_bench(&exe, &agent_bin, &dir, runs);
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
     }
     println!(
         "| transport | call | vAccel p50 (us) | vAccel p99 (us) | raw p50 (us) | raw p99 (us) | p50 ratio | vAccel throughput |"
@@ -227,6 +238,58 @@ fn raw_server(addr: &Address) -> Result<()> {
             }
         });
     }
+}
+
+/// Shared memory against the socket path and the raw round trip, `runs` rounds interleaved
+/// (each round: 12 calls of each kind), 64 MiB and 1 KiB (which must not change: small calls
+/// keep the socket).
+fn shm_bench(
+    exe: &std::path::Path,
+    agent_bin: &std::path::Path,
+    dir: &std::path::Path,
+    runs: usize,
+) -> Result<()> {
+    let spawn_agent = |name: &str, extra: &[&str]| -> Result<(Proc, Address)> {
+        let addr = format!("unix://{}/{name}.sock", dir.display());
+        let mut cmd = Command::new(agent_bin);
+        cmd.args(["-a", &addr, "--vaccel-config", "plugins=noop"])
+            .args(extra);
+        Ok((Proc::spawn(&mut cmd, &addr)?, addr.parse()?))
+    };
+    let (_shm_agent, shm_addr) = spawn_agent("shm", &[])?;
+    let (_socket_agent, socket_addr) = spawn_agent("socket", &["--max-shared-memory", "0"])?;
+    let raw_addr = format!("unix://{}/raw.sock", dir.display());
+    let _raw = Proc::spawn(
+        Command::new(exe).args(["--raw-server", &raw_addr]),
+        &raw_addr,
+    )?;
+    let raw_addr: Address = raw_addr.parse()?;
+    println!(
+        "| run | call | shm p50 (ms) | socket p50 (ms) | raw p50 (ms) | shm / raw | socket / raw | shm p99 (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for run in 1..=runs {
+        for (label, size, iters) in [
+            ("64 MiB image", 64usize << 20, 12),
+            ("1 KiB image", 1 << 10, 5_000),
+        ] {
+            let image = vec![0x5au8; size];
+            let shm = vaccel_latencies(&shm_addr, &image, iters, 1)?;
+            let socket = vaccel_latencies(&socket_addr, &image, iters, 1)?;
+            let raw = raw_latencies(&raw_addr, size + REQUEST_EXTRA, iters, 1)?;
+            let (s, k, r) = (pct(&shm, 50.0), pct(&socket, 50.0), pct(&raw, 50.0));
+            println!(
+                "| {run} | {label} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.3} |",
+                s / 1e3,
+                k / 1e3,
+                r / 1e3,
+                s / r,
+                k / r,
+                pct(&shm, 99.0) / 1e3
+            );
+        }
+    }
+    Ok(())
 }
 
 fn free_port() -> Result<u16> {

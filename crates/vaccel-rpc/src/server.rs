@@ -955,7 +955,9 @@ impl io::Read for ConnReader {
             (Stream::Unix(s), Some(queue)) => {
                 let mut got = Vec::new();
                 let n = crate::shm::recv(s.as_fd(), buf, &mut got, &mut self.cmsg)?;
-                lock(queue).push(got);
+                if !got.is_empty() {
+                    lock(queue).push(got);
+                }
                 Ok(n)
             }
             (stream, _) => stream.read(buf),

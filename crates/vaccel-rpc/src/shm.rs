@@ -121,7 +121,7 @@ fn sys(op: &'static str) -> impl FnOnce(Errno) -> ShmError {
 pub struct SharedMemory {
     ptr: NonNull<u8>,
     len: usize,
-    /// Mapped writable (the client's own memfd); a peer's is mapped read-only.
+    /// Mapped writable (both sides' are; kept so that a read-only mapping is never written).
     writable: bool,
 }
 
@@ -137,7 +137,8 @@ impl fmt::Debug for SharedMemory {
 // between threads is what it is for. Its bytes may change under a reader (the peer writes
 // them): see `region`.
 unsafe impl Send for SharedMemory {}
-// SAFETY: as above; `&SharedMemory` only reads (writing takes `&mut`).
+// SAFETY: as above; `&SharedMemory` only reads (writing takes `&mut`; the peer's writes are
+// the shared mapping's nature, see `region`).
 unsafe impl Sync for SharedMemory {}
 
 impl SharedMemory {
@@ -167,9 +168,12 @@ impl SharedMemory {
         Ok((map, fd))
     }
 
-    /// Maps `size` bytes of `fd`, a peer's memfd (the agent's side), read-only, after checking
-    /// that it is a regular tmpfs file sealed against shrinking and at least `size` bytes long,
-    /// and that `size` is between 1 and `max`.
+    /// Maps `size` bytes of `fd`, a peer's memfd (the agent's side), after checking that it is
+    /// a regular tmpfs file sealed against shrinking and at least `size` bytes long, and that
+    /// `size` is between 1 and `max`. Mapped read-write, shared: a plugin that writes into its
+    /// read arguments (some C functions do) writes into the client's memory, as it would into
+    /// a request buffer, instead of faulting on a read-only page; a memfd sealed against
+    /// writing is therefore refused (`mmap` fails with `EPERM`).
     pub fn attach(fd: &OwnedFd, size: u64, max: u64) -> Result<SharedMemory, ShmError> {
         let bad = || ShmError::BadSize { size, max };
         if size == 0 || size > max {
@@ -202,7 +206,7 @@ impl SharedMemory {
         if file < size {
             return Err(ShmError::TooSmall { size, file });
         }
-        Self::map(fd, len, ProtFlags::PROT_READ)
+        Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)
     }
 
     fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
@@ -239,8 +243,7 @@ impl SharedMemory {
     }
 
     /// Copies `parts`, one after the other, to the start of the mapping; `None` (nothing
-    /// written) when they do not fit or the mapping is a peer's (read-only). Returns the
-    /// bytes written.
+    /// written) when they do not fit. Returns the bytes written.
     pub fn write_parts(&mut self, parts: &[&[u8]]) -> Option<usize> {
         let total = parts
             .iter()
@@ -248,18 +251,38 @@ impl SharedMemory {
         if total > self.len || !self.writable {
             return None;
         }
-        let mut at = 0usize;
-        for part in parts {
-            // SAFETY: `at + part.len() <= total <= self.len` (checked above), so the
-            // destination lies inside the mapping, which is writable (`self.writable`,
-            // checked above); `part` is caller memory, not the mapping, so they do not overlap. The
-            // peer may read the bytes while they are written: it sees them torn, which is
-            // the protocol's business (the client writes a region before naming it).
-            unsafe {
-                std::ptr::copy_nonoverlapping(part.as_ptr(), self.ptr.as_ptr().add(at), part.len());
+        let threads = if total >= PARALLEL_COPY_MIN {
+            copy_threads()
+        } else {
+            1
+        };
+        let per = total.div_ceil(threads);
+        let base = Dest(self.ptr.as_ptr());
+        std::thread::scope(|scope| {
+            let mut mine = Vec::new();
+            for i in 1..threads {
+                let (start, end) = (i * per, ((i + 1) * per).min(total));
+                let copy = move || {
+                    // SAFETY: the `[start, end)` ranges of the threads are disjoint and within
+                    // `total <= self.len` bytes of the mapping, which is writable (checked
+                    // above) and borrowed mutably for the whole scope; `parts` are caller
+                    // memory, not the mapping.
+                    unsafe { copy_range(base, parts, start, end) }
+                };
+                let spawned = std::thread::Builder::new()
+                    .name("vaccel-rpc-shm-copy".into())
+                    .spawn_scoped(scope, copy);
+                if spawned.is_err() {
+                    // No thread to be had: this one copies that part too.
+                    mine.push((start, end));
+                }
             }
-            at += part.len();
-        }
+            mine.push((0, per.min(total)));
+            for (start, end) in mine {
+                // SAFETY: as in the threads' closure: disjoint ranges of the writable mapping.
+                unsafe { copy_range(base, parts, start, end) };
+            }
+        });
         Some(total)
     }
 
@@ -289,6 +312,58 @@ impl SharedMemory {
             offset,
             len,
         }))
+    }
+}
+
+/// Copies larger than this are shared among [`copy_threads`] threads: one thread's `memcpy`
+/// does not use all the memory bandwidth there is, and the copy is the whole cost of a large
+/// call through shared memory.
+const PARALLEL_COPY_MIN: usize = 16 << 20;
+/// At most this many threads copy.
+const MAX_COPY_THREADS: usize = 4;
+
+/// Threads a large copy uses: the CPUs this process may run on (its affinity: a pinned client
+/// copies on its one CPU), at most [`MAX_COPY_THREADS`]. Asked once.
+fn copy_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .clamp(1, MAX_COPY_THREADS)
+    })
+}
+
+/// Where a copy goes: the start of a writable mapping, handed to the copying threads.
+#[derive(Clone, Copy)]
+struct Dest(*mut u8);
+
+// SAFETY: only an address; each thread writes its own disjoint range through it (see
+// `copy_range`'s contract), while the mapping is borrowed mutably by `write_parts`.
+unsafe impl Send for Dest {}
+
+/// Copies the bytes `[start, end)` of the concatenation of `parts` to `dest + start`.
+///
+/// # Safety
+///
+/// `dest + [start, end)` must be writable memory that nothing else reads or writes meanwhile
+/// in this process (the peer may), and must not overlap `parts`.
+unsafe fn copy_range(dest: Dest, parts: &[&[u8]], start: usize, end: usize) {
+    let mut at = 0usize;
+    for part in parts {
+        let (from, to) = (at.max(start), (at + part.len()).min(end));
+        if from < to
+            && let Some(src) = part.get(from - at..to - at)
+        {
+            // SAFETY: `dest + [from, to)` lies within `dest + [start, end)`, writable and ours
+            // by the contract; `src` is caller memory of the same length, not the mapping.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dest.0.add(from), src.len());
+            }
+        }
+        at += part.len();
+        if at >= end {
+            break;
+        }
     }
 }
 
@@ -430,6 +505,32 @@ mod tests {
     }
 
     #[test]
+    fn large_copies_shared_among_threads_land_in_order() {
+        let size = PARALLEL_COPY_MIN + 12345;
+        let (mut mine, fd) = SharedMemory::create(size + 7).unwrap();
+        let a: Vec<u8> = (0..size / 3).map(|i| (i % 251) as u8).collect();
+        let b = vec![0xa5; 3];
+        let c: Vec<u8> = (0..size - a.len() - 3).map(|i| (i % 241) as u8).collect();
+        assert_eq!(mine.write_parts(&[&a, &b, &[], &c]), Some(size));
+        let theirs = Arc::new(SharedMemory::attach(&fd, size as u64, size as u64).unwrap());
+        let got = SharedMemory::region(&theirs, 0, size as u64).unwrap();
+        assert!(got[..a.len()] == a[..]);
+        assert!(got[a.len()..a.len() + 3] == b[..]);
+        assert!(got[a.len() + 3..] == c[..]);
+        // Every split of a range over the parts.
+        let parts: [&[u8]; 3] = [b"abc", b"", b"defgh"];
+        for start in 0..8 {
+            for end in start..=8 {
+                let mut out = [0u8; 8];
+                // SAFETY: `out` is ours, 8 bytes, and not one of the parts.
+                unsafe { copy_range(Dest(out.as_mut_ptr()), &parts, start, end) };
+                assert_eq!(&out[start..end], &b"abcdefgh"[start..end]);
+                assert!(out[..start].iter().chain(&out[end..]).all(|&x| x == 0));
+            }
+        }
+    }
+
+    #[test]
     fn unsealed_small_or_foreign_descriptors_are_refused() {
         // Not sealed.
         let fd = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
@@ -455,6 +556,25 @@ mod tests {
             ));
         }
         assert!(SharedMemory::attach(&fd, 8192, 1 << 20).is_ok());
+        // Sealed against writing: not mappable shared and writable.
+        let ro = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
+        nix::unistd::ftruncate(&ro, 4096).unwrap();
+        fcntl(
+            &ro,
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_WRITE),
+        )
+        .unwrap();
+        let e = SharedMemory::attach(&ro, 4096, 1 << 20).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ShmError::Sys {
+                    op: "mmap",
+                    source: Errno::EPERM
+                }
+            ),
+            "{e}"
+        );
         // A socket, a disk file.
         let (a, _b) = UnixStream::pair().unwrap();
         assert!(matches!(
