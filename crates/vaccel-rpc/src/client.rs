@@ -957,7 +957,8 @@ impl Client {
         req: &impl Encode,
         metadata: &[(&str, &str)],
     ) -> Option<Result<Bytes>> {
-        let msg_len = req.encoded_len();
+        // Room for the message and the offset that aligns it (`write_message`).
+        let msg_len = req.encoded_len().checked_add(crate::shm::MESSAGE_SLACK)?;
         if shm.refused || msg_len as u64 > shm.max {
             return None;
         }
@@ -987,8 +988,8 @@ impl Client {
         let map = shm.map.as_mut()?;
         let mut pieces = Pieces::new();
         req.encode(&mut pieces);
-        let written = map.write_parts(&pieces.slices())?;
-        let region = format!("0:{written}");
+        let (offset, written) = map.write_message(&pieces.slices())?;
+        let region = format!("{offset}:{written}");
         let mut meta: Vec<(&str, &str)> = metadata.to_vec();
         meta.push((META_SHARED_MEMORY, &region));
         if matches!(self.mode, Mode::Chunked { .. }) {
