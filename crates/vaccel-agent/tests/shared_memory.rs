@@ -503,3 +503,73 @@ fn tcp_never_offers_shared_memory() {
     let client = Client::connect(&off.address).unwrap();
     assert_eq!(client.capabilities().unwrap().shared_memory_max, 0);
 }
+
+/// The agent's open descriptors.
+fn open_fds(agent: &AgentProc) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", agent.child.id()))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn descriptors_sent_with_other_frames_are_closed_not_leaked() {
+    let mut agent = agent(&[]);
+    let before = open_fds(&agent);
+    let mut c = agent.connect();
+    let with_conn = open_fds(&agent);
+    let session = c.create_session(0);
+    let fd = memfd(MIB, SealFlag::F_SEAL_SHRINK);
+    let body = message::encode_request(
+        vaccel_rpc::SERVICE,
+        "DestroySession",
+        &vaccel_rpc::proto::vaccel::session::DestroyRequest { session_id: 999 },
+        &[],
+    );
+    for _ in 0..50 {
+        let id = c.next_id();
+        let head = Header {
+            length: body.len() as u32,
+            stream_id: id,
+            kind: kind::REQUEST,
+            flags: 0,
+        }
+        .encode();
+        let Stream::Unix(s) = &c.w else {
+            panic!("unix only")
+        };
+        send_with_fd(s.as_fd(), &[&head, &body], fd.as_fd()).unwrap();
+        let (got, r) = c.recv_result::<vaccel_rpc::proto::vaccel::empty::Empty>();
+        assert_eq!(got, id);
+        assert!(r.is_err(), "unknown session");
+    }
+    // At most one waits; the next attach is refused (more than one came) and takes none.
+    assert!(
+        open_fds(&agent) <= with_conn + 1,
+        "{} > {with_conn} + 1",
+        open_fds(&agent)
+    );
+    refused_with(
+        attach(&mut c, MIB as u64, &[]),
+        code::INVALID_ARGUMENT,
+        ErrorCode::EINVAL,
+        "more than one descriptor",
+    );
+    assert_eq!(open_fds(&agent), with_conn);
+    // An attachment holds no descriptor (the mapping does not need it), and the connection's
+    // close leaves nothing behind.
+    attach(&mut c, MIB as u64, &[fd.as_fd()]).unwrap();
+    assert_eq!(open_fds(&agent), with_conn);
+    c.destroy_session(session).unwrap();
+    drop(c);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    let end = Instant::now() + DEADLINE;
+    while open_fds(&agent) > before {
+        assert!(
+            Instant::now() < end,
+            "{} descriptors left",
+            open_fds(&agent) - before
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    still_running(&mut agent);
+}
