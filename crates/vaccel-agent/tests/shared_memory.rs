@@ -75,28 +75,43 @@ fn classify(client: &Client, session: i64, image: &[u8]) -> Vec<pg::Arg> {
         .unwrap()
 }
 
+/// Sends a REQUEST frame of `body` (an encoded envelope) with `fd` attached; its stream id.
+fn send_request_with_fd(c: &mut RawClient, body: &[u8], fd: BorrowedFd<'_>) -> u32 {
+    let id = c.next_id();
+    let Stream::Unix(s) = &c.w else {
+        panic!("unix only")
+    };
+    send_with_fd(s.as_fd(), &[&request_head(id, body), body], fd).unwrap();
+    id
+}
+
+fn request_head(stream_id: u32, body: &[u8]) -> [u8; 10] {
+    Header {
+        length: body.len() as u32,
+        stream_id,
+        kind: kind::REQUEST,
+        flags: 0,
+    }
+    .encode()
+}
+
 /// Sends `AttachSharedMemory{size}` with `fds` attached (none: a plain frame).
 fn send_attach(c: &mut RawClient, size: u64, fds: &[BorrowedFd<'_>]) -> u32 {
-    let id = c.next_id();
     let body = message::encode_request(
         vaccel_rpc::SERVICE_EXT,
         "AttachSharedMemory",
         &ext::AttachSharedMemoryRequest { size },
         &[],
     );
-    let head = Header {
-        length: body.len() as u32,
-        stream_id: id,
-        kind: kind::REQUEST,
-        flags: 0,
+    if let [fd] = fds {
+        return send_request_with_fd(c, &body, *fd);
     }
-    .encode();
+    let id = c.next_id();
+    let head = request_head(id, &body);
     let Stream::Unix(s) = &c.w else {
         panic!("unix only")
     };
     match fds {
-        [] => c.write_raw(&[&head[..], &body].concat()),
-        [fd] => send_with_fd(s.as_fd(), &[&head, &body], *fd).unwrap(),
         [a, b, ..] => {
             use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
             use std::os::fd::AsRawFd;
@@ -112,6 +127,7 @@ fn send_attach(c: &mut RawClient, size: u64, fds: &[BorrowedFd<'_>]) -> u32 {
             .unwrap();
             assert_eq!(n, data.len());
         }
+        _ => c.write_raw(&[&head[..], &body].concat()),
     }
     id
 }
@@ -516,8 +532,9 @@ fn descriptors_sent_with_other_frames_are_closed_not_leaked() {
     let mut agent = agent(&[]);
     let before = open_fds(&agent);
     let mut c = agent.connect();
-    let with_conn = open_fds(&agent);
+    // Counted once the connection has served a call (it is set up by then).
     let session = c.create_session(0);
+    let with_conn = open_fds(&agent);
     let fd = memfd(MIB, SealFlag::F_SEAL_SHRINK);
     let body = message::encode_request(
         vaccel_rpc::SERVICE,
@@ -526,18 +543,7 @@ fn descriptors_sent_with_other_frames_are_closed_not_leaked() {
         &[],
     );
     for _ in 0..50 {
-        let id = c.next_id();
-        let head = Header {
-            length: body.len() as u32,
-            stream_id: id,
-            kind: kind::REQUEST,
-            flags: 0,
-        }
-        .encode();
-        let Stream::Unix(s) = &c.w else {
-            panic!("unix only")
-        };
-        send_with_fd(s.as_fd(), &[&head, &body], fd.as_fd()).unwrap();
+        let id = send_request_with_fd(&mut c, &body, fd.as_fd());
         let (got, r) = c.recv_result::<vaccel_rpc::proto::vaccel::empty::Empty>();
         assert_eq!(got, id);
         assert!(r.is_err(), "unknown session");
