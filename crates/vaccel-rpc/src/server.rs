@@ -495,7 +495,8 @@ impl ServerBuilder {
 
     /// The extensions the routed services implement (directory resources, extra genop ops,
     /// detection records), advertised by `GetCapabilities`. The server fills in the rest
-    /// (`version`, the size limits, `chunked`), which are its own; by default the services
+    /// (`version`, the size limits, `chunked`, and `shared_memory_max` on unix connections
+    /// from [`ServerConfig::max_shared_memory`]), which are its own; by default the services
     /// advertise nothing, so clients talk to them as to upstream's agent.
     pub fn capabilities(mut self, capabilities: ext::Capabilities) -> Self {
         self.capabilities = capabilities;
