@@ -140,6 +140,16 @@ struct Cli {
     )]
     max_genop_args: usize,
 
+    /// Bytes of shared memory one unix connection may attach for large payloads (see
+    /// docs/wire.md, extension 6), held against the client's --max-bytes-per-client while
+    /// attached (0: not offered). TCP and vsock never offer it.
+    #[arg(
+        long = "max-shared-memory",
+        value_name = "BYTES",
+        default_value_t = vaccel_rpc::server::DEFAULT_MAX_SHARED_MEMORY
+    )]
+    max_shared_memory: u64,
+
     #[command(flatten)]
     quotas: vaccel_agent::quota::QuotaArgs,
 }
@@ -286,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_open_streams: cli.max_open_streams,
         max_stream_bytes: cli.max_stream_bytes,
         max_genop_args: cli.max_genop_args,
+        max_shared_memory: cli.max_shared_memory,
         ..defaults
     };
     if config.max_connections == 0 {
