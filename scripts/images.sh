@@ -20,8 +20,8 @@
 #
 #   --test          run the two patterns after building (what CI runs)
 #   --keep          with --test: keep the images
-#   --profile NAME  the cargo profile install.sh builds and installs (default release; CI
-#                   uses dev, which scripts/test.sh has mostly built already)
+#   --profile NAME  the cargo profile install.sh builds and installs (default release, what
+#                   CI builds: the install, before the runtimes, must stay within 300 MB)
 #   --no-build      install what is already built (install.sh --no-build)
 #   --tf            TensorFlow in the agent image too (the tf plugin; +610 MB)
 #   --mirror URL    the Debian mirror debootstrap uses (default: the one apt uses here)
@@ -36,6 +36,7 @@ cd "$root"
 test_pods=0
 keep=0
 install_args=()
+profile=release
 tf=0
 mirror="${DEBIAN_MIRROR:-}"
 usage() {
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --test) test_pods=1; shift ;;
         --keep) keep=1; shift ;;
-        --profile) install_args+=(--profile "${2:?--profile needs a name}"); shift 2 ;;
+        --profile) profile="${2:?--profile needs a name}"; install_args+=(--profile "$profile"); shift 2 ;;
         --no-build) install_args+=(--no-build); shift ;;
         --tf) tf=1; shift ;;
         --mirror) mirror="${2:?--mirror needs a URL}"; shift 2 ;;
@@ -135,6 +136,14 @@ fail() {
 step "install (scripts/install.sh ${install_args[*]})"
 ctx="$work/context"
 ./scripts/install.sh --prefix /opt/vaccel --destdir "$ctx/stage" "${install_args[@]}"
+# The default install's budget: 300 MB by `du`, for the release build users install (a dev
+# build keeps unoptimized code and is only reported).
+installed_kib=$(du -sk "$ctx/stage/opt/vaccel" | cut -f1)
+echo "install: $installed_kib KiB by du -sk (profile $profile; budget for release: 300 MB)"
+if [ "$profile" = release ] && [ "$installed_kib" -gt $((300 * 1000 * 1000 / 1024)) ]; then
+    du -sk "$ctx/stage/opt/vaccel"/*/* | sort -n | tail -n 15 >&2
+    fail "the release install is $installed_kib KiB, over its 300 MB budget"
+fi
 step "runtimes (scripts/runtime-libs.sh)"
 if [ "$tf" = 1 ]; then
     ./scripts/runtime-libs.sh "$ctx/stage/opt/vaccel/runtimes" --tf
@@ -324,6 +333,25 @@ pods+=("$pod")
 podman pod create --name "$pod" --infra-image "$pause_image" --network none >/dev/null
 start_agent "$pod-agent" --pod "$pod" -v "$volume:$socket_dir" "${agent_run[@]}"
 check_programs --pod "$pod" -v "$volume:$socket_dir" "${env[@]}" "$image"
+# A large image goes through shared memory (a memfd the client passes over the socket, from
+# one container to the other): upstream's banana padded past its JPEG end to 1 MiB (decoders
+# stop at the end marker), so the call is over the rpc client's shared-memory threshold.
+big="$work/banana-1MiB.jpg"
+cp examples/data/example.jpg "$big"
+truncate -s 1M "$big"
+echo "  \$ classify /data/banana-1MiB.jpg 1   (through shared memory)"
+client --pod "$pod" -v "$volume:$socket_dir" -v "$big:/data/banana-1MiB.jpg:ro" "${env[@]}" \
+    "$image" classify /data/banana-1MiB.jpg 1
+grep -Eq '^classification tags: [0-9.]+% banana$' <<<"$last_output" \
+    || fail "classify of the padded image: the top label is not banana"
+attached=
+for _ in $(seq 20); do
+    attached="$(podman logs "$pod-agent" 2>&1 | grep -m1 'bytes of shared memory' || true)"
+    [ -n "$attached" ] && break
+    sleep 0.1
+done
+[ -n "$attached" ] || fail "the agent attached no shared memory for the 1 MiB image"
+echo "  agent: ${attached#*] }"
 
 # --- Split: the agent pod on a network of its own, the client in another container.
 step "split pattern (deploy/k8s/overlays/daemonset)"
