@@ -1333,6 +1333,8 @@ struct Scan {
 fn watchdog_loop(shared: &Arc<Shared>) {
     let dog = &shared.watchdog;
     let delay = shared.config.handoff_delay;
+    // Since when the scans have found nothing deferred.
+    let mut quiet_since: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         if !dog.armed.load(Ordering::SeqCst) {
             thread::park();
@@ -1340,6 +1342,18 @@ fn watchdog_loop(shared: &Arc<Shared>) {
         }
         let mut scan = watchdog_scan(shared, delay);
         if !scan.any {
+            // While calls keep coming, stay awake, scanning once per delay, so that each
+            // call's `arm` finds `armed` set and wakes nobody: parking after every empty scan
+            // cost a futex wake-up and two context switches per small call (on another vCPU,
+            // an inter-processor interrupt). A deferral that starts meanwhile is found by the
+            // next scan before its deadline.
+            let now = Instant::now();
+            if now.saturating_duration_since(*quiet_since.get_or_insert(now)) < WATCHDOG_LINGER {
+                wait_for_input(dog, &[], delay);
+                dog.drain();
+                continue;
+            }
+            quiet_since = None;
             dog.armed.store(false, Ordering::SeqCst);
             // A hand-off deferred between the scan and the store saw `armed` still set and
             // did not wake us: look once more.
@@ -1348,6 +1362,7 @@ fn watchdog_loop(shared: &Arc<Shared>) {
             }
             continue;
         }
+        quiet_since = None;
         if scan.next.is_none() {
             dog.waiting_for_input.store(true, Ordering::SeqCst);
             // A hand-off deferred before the store did not interrupt us: look once more.
@@ -1365,6 +1380,10 @@ fn watchdog_loop(shared: &Arc<Shared>) {
         dog.drain();
     }
 }
+
+/// How long the watchdog keeps scanning once nothing is deferred before it parks (and the next
+/// call's `arm` has to wake it).
+const WATCHDOG_LINGER: Duration = Duration::from_millis(50);
 
 /// Longest wait for input on the sockets of long calls before the watchdog scans again
 /// (a safety net: input, a new deferral and shutdown all end the wait at once).
