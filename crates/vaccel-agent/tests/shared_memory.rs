@@ -497,6 +497,35 @@ fn a_client_dying_with_memory_attached_leaves_the_agent_up_and_the_memory_releas
 }
 
 #[test]
+fn a_sparse_memfd_kept_by_its_client_holds_no_page_the_agent_touched() {
+    // The agent maps a sparse memfd (pages it faults in are charged to it) and reads a
+    // region; the client keeps the memfd after its connection ends, several times over.
+    let agent = agent(&[]);
+    let allocated = |fd: &OwnedFd| nix::sys::stat::fstat(fd).unwrap().st_blocks * 512;
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let mut c = agent.connect();
+        let fd = memfd(4 * MIB, SealFlag::F_SEAL_SHRINK);
+        attach(&mut c, 4 * MIB as u64, &[fd.as_fd()]).unwrap();
+        assert!(
+            allocated(&fd) > 0,
+            "the agent's MAP_POPULATE faulted the pages in"
+        );
+        let r = shm_call::<pg::Response>(&mut c, "Genop", &format!("0:{}", 2 * MIB));
+        assert!(r.is_err(), "zeros are no genop request");
+        drop(c);
+        kept.push(fd);
+    }
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    // Released with the attachment: the pages are gone, although the client still holds
+    // each memfd.
+    for fd in &kept {
+        assert_eq!(allocated(fd), 0);
+    }
+    served(&agent);
+}
+
+#[test]
 fn tcp_never_offers_shared_memory() {
     let agent = AgentProc::tcp(&[]);
     let client = Client::connect(&agent.address).unwrap();
@@ -561,10 +590,10 @@ fn descriptors_sent_with_other_frames_are_closed_not_leaked() {
         "more than one descriptor",
     );
     assert_eq!(open_fds(&agent), with_conn);
-    // An attachment holds no descriptor (the mapping does not need it), and the connection's
-    // close leaves nothing behind.
+    // An attachment holds one descriptor (its memfd, whose pages it discards when it ends),
+    // and the connection's close leaves nothing behind.
     attach(&mut c, MIB as u64, &[fd.as_fd()]).unwrap();
-    assert_eq!(open_fds(&agent), with_conn);
+    assert_eq!(open_fds(&agent), with_conn + 1);
     c.destroy_session(session).unwrap();
     drop(c);
     wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);

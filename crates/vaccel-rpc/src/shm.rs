@@ -123,6 +123,9 @@ pub struct SharedMemory {
     len: usize,
     /// Mapped writable (both sides' are; kept so that a read-only mapping is never written).
     writable: bool,
+    /// The agent's side: the peer's memfd, whose pages are discarded when the mapping goes
+    /// (see `Drop`).
+    discard: Option<OwnedFd>,
 }
 
 impl fmt::Debug for SharedMemory {
@@ -202,11 +205,22 @@ impl SharedMemory {
         if !seals.contains(SealFlag::F_SEAL_SHRINK) {
             return Err(ShmError::NotSealed);
         }
+        // The size read once the seal is known to be there: read before, it could be that of a
+        // file the client shrank and then sealed (and the mapping past its end would fault).
+        let st = fstat(fd).map_err(sys("fstat"))?;
         let file = u64::try_from(st.st_size).unwrap_or(0);
         if file < size {
             return Err(ShmError::TooSmall { size, file });
         }
-        Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)
+        let discard = fd.try_clone().map_err(|e| {
+            sys("dup")(
+                e.raw_os_error()
+                    .map_or(Errno::UnknownErrno, Errno::from_raw),
+            )
+        })?;
+        let mut map = Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
+        map.discard = Some(discard);
+        Ok(map)
     }
 
     fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
@@ -229,6 +243,7 @@ impl SharedMemory {
             ptr: ptr.cast(),
             len: len.get(),
             writable: prot.contains(ProtFlags::PROT_WRITE),
+            discard: None,
         })
     }
 
@@ -378,6 +393,19 @@ impl Drop for SharedMemory {
         if let Err(e) = unsafe { munmap(self.ptr.cast::<c_void>(), self.len) } {
             log::error!("munmap of {} bytes of shared memory: {e}", self.len);
         }
+        // Memory cgroups charge a page to whoever touches it first: pages of a sparse memfd
+        // that the agent faulted in (mapping it, reading a region) are the agent's, and would
+        // stay so for as long as the client keeps the memfd. The attachment is over, so its
+        // contents are too: punching them out frees those pages, and a client cycling attaches
+        // of sparse memfds cannot grow the agent's memory past what its budget holds at once.
+        if let Some(fd) = &self.discard {
+            let len = i64::try_from(self.len).unwrap_or(i64::MAX);
+            let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            if let Err(e) = nix::fcntl::fallocate(fd, mode, 0, len) {
+                log::debug!("discarding {} bytes of shared memory: {e}", self.len);
+            }
+        }
     }
 }
 
@@ -506,6 +534,23 @@ mod tests {
         drop(theirs);
         drop(mine);
         assert_eq!(&kept[..2], b"xy");
+    }
+
+    #[test]
+    fn pages_are_discarded_when_the_agents_mapping_goes_not_the_clients() {
+        const SIZE: usize = 1 << 20;
+        let (mut mine, fd) = SharedMemory::create(SIZE).unwrap();
+        mine.write_parts(&[&[7u8; SIZE]]).unwrap();
+        let allocated = || fstat(&fd).unwrap().st_blocks * 512;
+        assert!(allocated() >= SIZE as i64);
+        let theirs = SharedMemory::attach(&fd, SIZE as u64, SIZE as u64).unwrap();
+        drop(theirs);
+        // Whatever pages the agent's side had touched are gone with its mapping.
+        assert_eq!(allocated(), 0);
+        let (mut mine, fd) = SharedMemory::create(SIZE).unwrap();
+        mine.write_parts(&[&[7u8; SIZE]]).unwrap();
+        drop(mine);
+        assert!(fstat(&fd).unwrap().st_blocks * 512 >= SIZE as i64);
     }
 
     #[test]
