@@ -167,7 +167,15 @@ fn examples_reach_an_agent_on_another_host() {
             log_text()
         );
     }
-    let log = log_text();
+    // The agent writes info lines in batches, at most 20 ms after they happen.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log = log_text();
+    while !(log.contains("Created session") && log.contains("Destroyed session"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        log = log_text();
+    }
     assert!(
         log.contains("Created session") && log.contains("Destroyed session"),
         "{log}"

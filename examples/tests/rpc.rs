@@ -32,7 +32,7 @@ fn every_example_prints_the_same_lines_through_the_agent() {
                 agent.log_text()
             );
         }
-        let log = agent.log_text();
+        let log = agent.log_with(&["Created session", "Destroyed session"]);
         assert!(
             log.contains("Created session") && log.contains("Destroyed session"),
             "{log}"
@@ -53,12 +53,14 @@ fn classify_over_unix_is_logged_by_the_agent() {
             "classification tags: This is a dummy classification tag!",
             "classification imagename: This is a dummy imgname!",
         ]);
-    let log = agent.log_text();
-    for line in [
+    let lines = [
         "Created session 1",
         "session:1 Genop",
         "Destroyed session 1",
-    ] {
+    ];
+    // The agent writes info lines in batches, at most 20 ms after they happen.
+    let log = agent.log_with(&lines);
+    for line in lines {
         assert!(log.contains(line), "agent log lacks {line:?}:\n{log}");
     }
 }
