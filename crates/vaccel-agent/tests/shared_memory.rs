@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::fcntl::{FallocateFlags, FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use vaccel::ErrorCode;
 use vaccel_rpc::client::{Client, GenopArg};
@@ -145,11 +145,19 @@ fn attach(
 
 /// A memfd of `len` bytes, sealed with `seals`.
 fn memfd(len: usize, seals: SealFlag) -> OwnedFd {
-    let fd = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
-    nix::unistd::ftruncate(&fd, len as i64).unwrap();
+    let fd = sparse_memfd(len);
+    // Allocated in full, as the agent wants it.
+    nix::fcntl::fallocate(&fd, FallocateFlags::empty(), 0, len as i64).unwrap();
     if !seals.is_empty() {
         fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).unwrap();
     }
+    fd
+}
+
+/// A memfd of `len` bytes with none of them allocated.
+fn sparse_memfd(len: usize) -> OwnedFd {
+    let fd = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
+    nix::unistd::ftruncate(&fd, len as i64).unwrap();
     fd
 }
 
@@ -497,28 +505,36 @@ fn a_client_dying_with_memory_attached_leaves_the_agent_up_and_the_memory_releas
 }
 
 #[test]
-fn a_sparse_memfd_kept_by_its_client_holds_no_page_the_agent_touched() {
-    // The agent maps a sparse memfd (pages it faults in are charged to it) and reads a
-    // region; the client keeps the memfd after its connection ends, several times over.
+fn sparse_memfds_are_refused_and_pages_the_agent_touched_go_with_the_attachment() {
     let agent = agent(&[]);
     let allocated = |fd: &OwnedFd| nix::sys::stat::fstat(fd).unwrap().st_blocks * 512;
+    // Sparse: the agent's faults would allocate its pages, at no cost to the client.
+    let mut c = agent.connect();
+    let sparse = sparse_memfd(4 * MIB);
+    fcntl(&sparse, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).unwrap();
+    refused_with(
+        attach(&mut c, 4 * MIB as u64, &[sparse.as_fd()]),
+        code::INVALID_ARGUMENT,
+        ErrorCode::EINVAL,
+        "allocate it in full",
+    );
+    assert_eq!(allocated(&sparse), 0, "the refusal touched no page");
+    // Allocated, attached, then punched by the client: the agent's read of the region
+    // faults pages in (its own); the client keeps the memfd after its connection ends,
+    // several times over, and no page stays behind.
+    let punch = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
     let mut kept = Vec::new();
     for _ in 0..3 {
         let mut c = agent.connect();
         let fd = memfd(4 * MIB, SealFlag::F_SEAL_SHRINK);
         attach(&mut c, 4 * MIB as u64, &[fd.as_fd()]).unwrap();
-        assert!(
-            allocated(&fd) > 0,
-            "the agent's MAP_POPULATE faulted the pages in"
-        );
+        nix::fcntl::fallocate(&fd, punch, 0, 4 * MIB as i64).unwrap();
         let r = shm_call::<pg::Response>(&mut c, "Genop", &format!("0:{}", 2 * MIB));
         assert!(r.is_err(), "zeros are no genop request");
         drop(c);
         kept.push(fd);
     }
     wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
-    // Released with the attachment: the pages are gone, although the client still holds
-    // each memfd.
     for fd in &kept {
         assert_eq!(allocated(fd), 0);
     }

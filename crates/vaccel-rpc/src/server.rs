@@ -69,7 +69,7 @@ use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
 use crate::message;
 use crate::proto::grpc;
 use crate::proto::vaccel::rs::ext;
-use crate::shm::SharedMemory;
+use crate::shm::{SharedMemory, ShmError};
 use crate::status::{self, code};
 use crate::transport::{Listener, Peer, PeerFilter, Stream};
 
@@ -2187,22 +2187,25 @@ fn attach_shared_memory(
     };
     let req = ext::AttachSharedMemoryRequest::decode(payload.clone())
         .map_err(|e| status::invalid_argument(e.to_string()))?;
-    let map =
-        SharedMemory::attach(&fd, req.size, shared.config.max_shared_memory).map_err(|e| {
-            log::debug!("connection {}: shared memory refused: {e}", conn.info.id);
-            status::status(
-                code::INVALID_ARGUMENT,
-                format!("shared memory refused: {e}"),
-                e.code(),
-            )
-        })?;
-    drop(fd);
+    let invalid = |e: ShmError| {
+        log::debug!("connection {}: shared memory refused: {e}", conn.info.id);
+        status::status(
+            code::INVALID_ARGUMENT,
+            format!("shared memory refused: {e}"),
+            e.code(),
+        )
+    };
+    let max = shared.config.max_shared_memory;
+    SharedMemory::check(&fd, req.size, max).map_err(invalid)?;
     // The old attachment goes back before the new one is charged: a client growing its
-    // memory needs room for the new size only.
+    // memory needs room for the new size only. The new one is mapped only once charged:
+    // a refused attach leaves the client's memfd as it was.
     let old = lock(&conn.shm).take();
     drop(old);
     let mut charge = Charge::new(conn.shm_budget.as_ref());
     charge.add(req.size)?;
+    let map = SharedMemory::attach(&fd, req.size, max).map_err(invalid)?;
+    drop(fd);
     log::info!(
         "Attached {} bytes of shared memory (connection {})",
         req.size,

@@ -72,6 +72,18 @@ pub enum ShmError {
         /// Bytes the file holds.
         file: u64,
     },
+    /// The memfd holds fewer allocated bytes than the size announced: the missing pages would
+    /// be allocated by the agent's accesses, in the agent's memory, at no cost to the client.
+    #[error(
+        "the memfd has {allocated} bytes allocated, fewer than the {size} announced: allocate \
+         it in full (write it or fallocate) before attaching"
+    )]
+    Sparse {
+        /// Bytes announced.
+        size: u64,
+        /// Bytes the file has allocated.
+        allocated: u64,
+    },
     /// A region outside the mapping.
     #[error("region of {len} bytes at offset {offset} is outside the {mapped} bytes attached")]
     OutOfBounds {
@@ -108,6 +120,7 @@ impl ShmError {
             | ShmError::NotMemfd(_)
             | ShmError::NotSealed
             | ShmError::TooSmall { .. }
+            | ShmError::Sparse { .. }
             | ShmError::OutOfBounds { .. } => ErrorCode::EINVAL,
         }
     }
@@ -160,6 +173,9 @@ impl SharedMemory {
         )
         .map_err(sys("memfd_create"))?;
         nix::unistd::ftruncate(&fd, file_len).map_err(sys("ftruncate"))?;
+        // Allocated in full, here, in the client's memory: the agent refuses a sparse memfd.
+        nix::fcntl::fallocate(&fd, nix::fcntl::FallocateFlags::empty(), 0, file_len)
+            .map_err(sys("fallocate"))?;
         fcntl(
             &fd,
             FcntlArg::F_ADD_SEALS(
@@ -178,6 +194,21 @@ impl SharedMemory {
     /// a request buffer, instead of faulting on a read-only page; a memfd sealed against
     /// writing is therefore refused (`mmap` fails with `EPERM`).
     pub fn attach(fd: &OwnedFd, size: u64, max: u64) -> Result<SharedMemory, ShmError> {
+        let len = Self::check(fd, size, max)?;
+        let discard = fd.try_clone().map_err(|e| {
+            sys("dup")(
+                e.raw_os_error()
+                    .map_or(Errno::UnknownErrno, Errno::from_raw),
+            )
+        })?;
+        let mut map = Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
+        map.discard = Some(discard);
+        Ok(map)
+    }
+
+    /// [`SharedMemory::attach`]'s checks of a peer's memfd, without mapping it: the length to
+    /// map, or why not.
+    pub fn check(fd: &OwnedFd, size: u64, max: u64) -> Result<NonZeroUsize, ShmError> {
         let bad = || ShmError::BadSize { size, max };
         if size == 0 || size > max {
             return Err(bad());
@@ -212,15 +243,15 @@ impl SharedMemory {
         if file < size {
             return Err(ShmError::TooSmall { size, file });
         }
-        let discard = fd.try_clone().map_err(|e| {
-            sys("dup")(
-                e.raw_os_error()
-                    .map_or(Errno::UnknownErrno, Errno::from_raw),
-            )
-        })?;
-        let mut map = Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
-        map.discard = Some(discard);
-        Ok(map)
+        // Pages missing would be allocated by the agent's own faults (its `MAP_POPULATE`, its
+        // reads), in the agent's memory cgroup, for a request that cost the client nothing: the
+        // client must have allocated at least as much as it announces. (A tmpfs file reports
+        // fallocated pages as holes to SEEK_HOLE, so the count of blocks is what tells.)
+        let allocated = u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512);
+        if allocated < size {
+            return Err(ShmError::Sparse { size, allocated });
+        }
+        Ok(len)
     }
 
     fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
@@ -614,10 +645,26 @@ mod tests {
                 Err(ShmError::BadSize { .. })
             ));
         }
+        // Sparse: fewer bytes allocated than announced.
+        let allocate = |fd: &OwnedFd, offset: i64, len: i64| {
+            nix::fcntl::fallocate(fd, nix::fcntl::FallocateFlags::empty(), offset, len).unwrap();
+        };
+        allocate(&fd, 0, 4096);
+        assert!(matches!(
+            SharedMemory::attach(&fd, 8192, 1 << 20),
+            Err(ShmError::Sparse {
+                size: 8192,
+                allocated: 4096
+            })
+        ));
+        assert!(SharedMemory::attach(&fd, 4096, 1 << 20).is_ok());
+        // (That attachment's end discarded its pages: allocated again, in full.)
+        allocate(&fd, 0, 8192);
         assert!(SharedMemory::attach(&fd, 8192, 1 << 20).is_ok());
         // Sealed against writing: not mappable shared and writable.
         let ro = memfd_create(c"t", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
         nix::unistd::ftruncate(&ro, 4096).unwrap();
+        allocate(&ro, 0, 4096);
         fcntl(
             &ro,
             FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_WRITE),
