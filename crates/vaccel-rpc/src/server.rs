@@ -2196,7 +2196,7 @@ fn attach_shared_memory(
         )
     };
     let max = shared.config.max_shared_memory;
-    SharedMemory::check(&fd, req.size, max).map_err(invalid)?;
+    let checked = SharedMemory::check(fd, req.size, max).map_err(invalid)?;
     // The old attachment goes back before the new one is charged: a client growing its
     // memory needs room for the new size only. The new one is mapped only once charged:
     // a refused attach leaves the client's memfd as it was.
@@ -2204,8 +2204,7 @@ fn attach_shared_memory(
     drop(old);
     let mut charge = Charge::new(conn.shm_budget.as_ref());
     charge.add(req.size)?;
-    let map = SharedMemory::attach(&fd, req.size, max).map_err(invalid)?;
-    drop(fd);
+    let map = checked.map().map_err(invalid)?;
     log::info!(
         "Attached {} bytes of shared memory (connection {})",
         req.size,

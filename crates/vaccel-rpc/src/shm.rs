@@ -130,6 +130,27 @@ fn sys(op: &'static str) -> impl FnOnce(Errno) -> ShmError {
     move |source| ShmError::Sys { op, source }
 }
 
+/// A peer's memfd that passed [`SharedMemory::check`], to map with [`Checked::map`].
+#[derive(Debug)]
+pub struct Checked {
+    fd: OwnedFd,
+    len: NonZeroUsize,
+}
+
+impl Checked {
+    /// Maps the memfd shared and read-write (see [`SharedMemory::attach`]); the mapping keeps
+    /// the descriptor, to discard the pages when it goes.
+    pub fn map(self) -> Result<SharedMemory, ShmError> {
+        let mut map = SharedMemory::map(
+            &self.fd,
+            self.len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+        )?;
+        map.discard = Some(self.fd);
+        Ok(map)
+    }
+}
+
 /// A shared mapping of a memfd, unmapped when dropped.
 pub struct SharedMemory {
     ptr: NonNull<u8>,
@@ -194,21 +215,18 @@ impl SharedMemory {
     /// a request buffer, instead of faulting on a read-only page; a memfd sealed against
     /// writing is therefore refused (`mmap` fails with `EPERM`).
     pub fn attach(fd: &OwnedFd, size: u64, max: u64) -> Result<SharedMemory, ShmError> {
-        let len = Self::check(fd, size, max)?;
-        let discard = fd.try_clone().map_err(|e| {
+        let own = fd.try_clone().map_err(|e| {
             sys("dup")(
                 e.raw_os_error()
                     .map_or(Errno::UnknownErrno, Errno::from_raw),
             )
         })?;
-        let mut map = Self::map(fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
-        map.discard = Some(discard);
-        Ok(map)
+        Self::check(own, size, max)?.map()
     }
 
-    /// [`SharedMemory::attach`]'s checks of a peer's memfd, without mapping it: the length to
-    /// map, or why not.
-    pub fn check(fd: &OwnedFd, size: u64, max: u64) -> Result<NonZeroUsize, ShmError> {
+    /// [`SharedMemory::attach`]'s checks of a peer's memfd, without mapping it yet (the agent
+    /// charges the client's budget in between).
+    pub fn check(fd: OwnedFd, size: u64, max: u64) -> Result<Checked, ShmError> {
         let bad = || ShmError::BadSize { size, max };
         if size == 0 || size > max {
             return Err(bad());
@@ -217,17 +235,17 @@ impl SharedMemory {
             .ok()
             .and_then(NonZeroUsize::new)
             .ok_or_else(bad)?;
-        let st = fstat(fd).map_err(sys("fstat"))?;
+        let st = fstat(&fd).map_err(sys("fstat"))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(ShmError::NotRegular);
         }
-        let fs = fstatfs(fd).map_err(sys("fstatfs"))?;
+        let fs = fstatfs(&fd).map_err(sys("fstatfs"))?;
         if fs.filesystem_type() != TMPFS_MAGIC {
             // hugetlbfs among others: a fault on a page the pool cannot supply is a SIGBUS.
             #[allow(clippy::unnecessary_cast)]
             return Err(ShmError::NotMemfd(fs.filesystem_type().0 as i64));
         }
-        let seals = match fcntl(fd, FcntlArg::F_GET_SEALS) {
+        let seals = match fcntl(&fd, FcntlArg::F_GET_SEALS) {
             Ok(bits) => SealFlag::from_bits_truncate(bits),
             // Files that cannot carry seals at all.
             Err(Errno::EINVAL) => SealFlag::empty(),
@@ -238,7 +256,7 @@ impl SharedMemory {
         }
         // The size read once the seal is known to be there: read before, it could be that of a
         // file the client shrank and then sealed (and the mapping past its end would fault).
-        let st = fstat(fd).map_err(sys("fstat"))?;
+        let st = fstat(&fd).map_err(sys("fstat"))?;
         let file = u64::try_from(st.st_size).unwrap_or(0);
         if file < size {
             return Err(ShmError::TooSmall { size, file });
@@ -251,7 +269,7 @@ impl SharedMemory {
         if allocated < size {
             return Err(ShmError::Sparse { size, allocated });
         }
-        Ok(len)
+        Ok(Checked { fd, len })
     }
 
     fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
