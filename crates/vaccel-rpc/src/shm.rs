@@ -3,8 +3,9 @@
 //! sides map it, the client writes a request's encoded message into it and the agent reads the
 //! message where it lies, so a large image or tensor is copied once end to end.
 //!
-//! This is the crate's only module with `unsafe` code: the mappings, the slices over them and
-//! the descriptors received from a peer. Everything a peer controls is checked here before it
+//! This is the crate's only module with `unsafe` code: mapping a peer's memfd (with
+//! `memmap2`, whose mapping derefs to the bytes: no raw pointer becomes a slice here), the
+//! copy into the mapping and the descriptors received from a peer. Everything a peer controls is checked here before it
 //! is mapped: the descriptor must be a regular file on tmpfs (a `memfd`, not hugetlbfs, whose
 //! faults may raise `SIGBUS`) sealed with `F_SEAL_SHRINK` (so no page of the mapping can
 //! disappear: no `SIGBUS` on access), at least as large as the size announced; regions are
@@ -20,19 +21,16 @@
 //! ```
 #![allow(unsafe_code)]
 
-use std::ffi::c_void;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 use nix::sys::stat::{SFlag, fstat};
 use nix::sys::statfs::{TMPFS_MAGIC, fstatfs};
@@ -141,42 +139,27 @@ impl Checked {
     /// Maps the memfd shared and read-write (see [`SharedMemory::attach`]); the mapping keeps
     /// the descriptor, to discard the pages when it goes.
     pub fn map(self) -> Result<SharedMemory, ShmError> {
-        let mut map = SharedMemory::map(
-            &self.fd,
-            self.len,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-        )?;
-        map.discard = Some(self.fd);
+        let mut map = SharedMemory::map(&self.fd, self.len)?;
+        map.discard = Some(Discard(self.fd));
         Ok(map)
     }
 }
 
-/// A shared mapping of a memfd, unmapped when dropped.
+/// A shared read-write mapping of a memfd, unmapped when dropped.
 pub struct SharedMemory {
-    ptr: NonNull<u8>,
-    len: usize,
-    /// Mapped writable (both sides' are; kept so that a read-only mapping is never written).
-    writable: bool,
-    /// The agent's side: the peer's memfd, whose pages are discarded when the mapping goes
-    /// (see `Drop`).
-    discard: Option<OwnedFd>,
+    map: memmap2::MmapMut,
+    /// The agent's side: the peer's memfd, whose pages are discarded once the mapping is gone
+    /// (fields drop in order: the mapping first).
+    discard: Option<Discard>,
 }
 
 impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedMemory")
-            .field("len", &self.len)
+            .field("len", &self.map.len())
             .finish_non_exhaustive()
     }
 }
-
-// SAFETY: the mapping is plain memory owned by this value (no thread-local state); sharing it
-// between threads is what it is for. Its bytes may change under a reader (the peer writes
-// them): see `region`.
-unsafe impl Send for SharedMemory {}
-// SAFETY: as above; `&SharedMemory` only reads (writing takes `&mut`; the peer's writes are
-// the shared mapping's nature, see `region`).
-unsafe impl Sync for SharedMemory {}
 
 impl SharedMemory {
     /// A new memfd of `size` bytes sealed against shrinking and growing, mapped read-write and
@@ -204,7 +187,7 @@ impl SharedMemory {
             ),
         )
         .map_err(sys("sealing the memfd"))?;
-        let map = Self::map(&fd, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)?;
+        let map = Self::map(&fd, len)?;
         Ok((map, fd))
     }
 
@@ -272,38 +255,34 @@ impl SharedMemory {
         Ok(Checked { fd, len })
     }
 
-    fn map(fd: &OwnedFd, len: NonZeroUsize, prot: ProtFlags) -> Result<SharedMemory, ShmError> {
-        // SAFETY: a fresh mapping chosen by the kernel (no address given), so it overlaps no
-        // memory of ours; `fd` is a live descriptor of a file at least `len` bytes long, sealed
-        // against shrinking (checked by `attach`; `create` sealed it itself), so every page
-        // of the mapping stays backed and no access faults with SIGBUS.
-        let ptr = unsafe {
-            mmap(
-                None,
-                len,
-                prot,
-                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
-                fd,
-                0,
-            )
+    fn map(fd: &OwnedFd, len: NonZeroUsize) -> Result<SharedMemory, ShmError> {
+        // SAFETY: `fd` is a live descriptor of a memfd at least `len` bytes long, sealed
+        // against shrinking (checked by `check`; `create` sealed it itself), so every page of
+        // the mapping stays backed and no access faults with SIGBUS. The peer may write the
+        // bytes while they are read: see `region` for what readers do about it.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(len.get())
+                .populate()
+                .map_mut(fd)
         }
-        .map_err(sys("mmap"))?;
-        Ok(SharedMemory {
-            ptr: ptr.cast(),
-            len: len.get(),
-            writable: prot.contains(ProtFlags::PROT_WRITE),
-            discard: None,
-        })
+        .map_err(|e| {
+            sys("mmap")(
+                e.raw_os_error()
+                    .map_or(Errno::UnknownErrno, Errno::from_raw),
+            )
+        })?;
+        Ok(SharedMemory { map, discard: None })
     }
 
     /// Bytes mapped.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Always `false`: a mapping holds at least one byte.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.is_empty()
     }
 
     /// Copies `parts`, one after the other, to the start of the mapping; `None` (nothing
@@ -328,7 +307,7 @@ impl SharedMemory {
         }
         let offset = match biggest {
             (prefix, Some(big)) => {
-                let lands = (self.ptr.as_ptr() as usize).wrapping_add(prefix);
+                let lands = (self.map.as_ptr() as usize).wrapping_add(prefix);
                 (big.as_ptr() as usize).wrapping_sub(lands) % MESSAGE_SLACK
             }
             (_, None) => 0,
@@ -341,18 +320,11 @@ impl SharedMemory {
         let total = parts
             .iter()
             .try_fold(0usize, |n, p| n.checked_add(p.len()))?;
-        if offset.checked_add(total)? > self.len || !self.writable {
-            return None;
-        }
-        let mut at = offset;
+        let mut dst = self.map.get_mut(offset..offset.checked_add(total)?)?;
         for part in parts {
-            // SAFETY: `at + part.len() <= offset + total <= self.len` (checked above), so the
-            // destination lies inside the mapping, which is writable (checked above) and
-            // borrowed mutably; `part` is caller memory, not the mapping. The peer may read
-            // the bytes while they are written: it sees them torn, which is the protocol's
-            // business (the client names a region only once it is written).
-            unsafe { copy_bytes(self.ptr.as_ptr().add(at), part) };
-            at += part.len();
+            let (here, rest) = dst.split_at_mut(part.len());
+            copy_bytes(here, part);
+            dst = rest;
         }
         Some(total)
     }
@@ -368,10 +340,10 @@ impl SharedMemory {
         let out = || ShmError::OutOfBounds {
             offset,
             len,
-            mapped: map.len as u64,
+            mapped: map.len() as u64,
         };
         let end = offset.checked_add(len).ok_or_else(out)?;
-        if end > map.len as u64 {
+        if end > map.len() as u64 {
             return Err(out());
         }
         let (offset, len) = (
@@ -395,30 +367,28 @@ pub const MESSAGE_SLACK: usize = 4096;
 /// took 6.8-11 ms (BENCHMARKS.md, "Shared memory for large payloads").
 const REP_MOVSB_MIN: usize = 64 << 10;
 
-/// Copies `src` to `dst`.
-///
-/// # Safety
-///
-/// `dst` must be valid for writes of `src.len()` bytes and not overlap `src`.
-unsafe fn copy_bytes(dst: *mut u8, src: &[u8]) {
+/// Copies `src` to `dst` (of the same length). The peer may read `dst` while it is written:
+/// it sees torn bytes, which is the protocol's business (the client names a region only once
+/// it is written).
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    if src.len() >= REP_MOVSB_MIN && fast_strings() {
+    if src.len() >= REP_MOVSB_MIN && src.len() == dst.len() && fast_strings() {
         // SAFETY: `rep movsb` copies `rcx` bytes from `rsi` to `rdi`, upwards (the ABI keeps
-        // the direction flag clear): exactly `src` to `dst[..src.len()]`, valid and
-        // disjoint by the contract. It touches no stack and no other register.
+        // the direction flag clear): exactly `src` to `dst`, both `src.len()` bytes long
+        // (checked above) and disjoint (one borrowed shared, the other exclusively). It
+        // touches no stack and no other register.
         unsafe {
             std::arch::asm!(
                 "rep movsb",
                 inout("rcx") src.len() => _,
-                inout("rdi") dst => _,
+                inout("rdi") dst.as_mut_ptr() => _,
                 inout("rsi") src.as_ptr() => _,
                 options(nostack, preserves_flags)
             );
         }
         return;
     }
-    // SAFETY: the contract.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+    dst.copy_from_slice(src);
 }
 
 /// Whether the CPU has enhanced `rep movsb` (CPUID leaf 7, EBX bit 9). Asked once.
@@ -435,25 +405,22 @@ fn fast_strings() -> bool {
     })
 }
 
-impl Drop for SharedMemory {
+/// An attached memfd whose pages are punched out when the attachment ends.
+///
+/// Memory cgroups charge a page to whoever touches it first: pages of a sparse memfd that the
+/// agent faulted in (mapping it, reading a region) are the agent's, and would stay so for as
+/// long as the client keeps the memfd. The attachment is over, so its contents are too:
+/// punching them out frees those pages, and a client cycling attaches of sparse memfds cannot
+/// grow the agent's memory past what its budget holds at once.
+struct Discard(OwnedFd);
+
+impl Drop for Discard {
     fn drop(&mut self) {
-        // SAFETY: `ptr..ptr + len` is the mapping made in `map` and owned by this value; every
-        // slice of it (`Region`) holds an `Arc` of it, so none outlives this drop.
-        if let Err(e) = unsafe { munmap(self.ptr.cast::<c_void>(), self.len) } {
-            log::error!("munmap of {} bytes of shared memory: {e}", self.len);
-        }
-        // Memory cgroups charge a page to whoever touches it first: pages of a sparse memfd
-        // that the agent faulted in (mapping it, reading a region) are the agent's, and would
-        // stay so for as long as the client keeps the memfd. The attachment is over, so its
-        // contents are too: punching them out frees those pages, and a client cycling attaches
-        // of sparse memfds cannot grow the agent's memory past what its budget holds at once.
-        if let Some(fd) = &self.discard {
-            let len = i64::try_from(self.len).unwrap_or(i64::MAX);
-            let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
-                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
-            if let Err(e) = nix::fcntl::fallocate(fd, mode, 0, len) {
-                log::debug!("discarding {} bytes of shared memory: {e}", self.len);
-            }
+        let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let len = fstat(&self.0).map_or(i64::MAX, |st| st.st_size);
+        if let Err(e) = nix::fcntl::fallocate(&self.0, mode, 0, len) {
+            log::debug!("discarding {len} bytes of shared memory: {e}");
         }
     }
 }
@@ -466,13 +433,15 @@ struct Region {
 }
 
 impl AsRef<[u8]> for Region {
+    /// The region's bytes: `offset + len <= map.len()` (checked in `SharedMemory::region`).
+    /// The peer may write them concurrently: the bytes are then those of some moment of its
+    /// writing, which is all a shared mapping can promise; readers check every length they
+    /// take from them.
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `offset + len <= map.len` (checked in `SharedMemory::region`), and the
-        // mapping lives as long as `self.map`. The pages stay backed (the file cannot shrink:
-        // F_SEAL_SHRINK). The peer may write them concurrently: the bytes are then those of
-        // some moment of its writing, which is all a shared mapping can promise; readers
-        // check every length they take from them.
-        unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr().add(self.offset), self.len) }
+        self.map
+            .map
+            .get(self.offset..self.offset + self.len)
+            .unwrap_or_default()
     }
 }
 
@@ -620,7 +589,7 @@ mod tests {
         let (offset, n) = mine.write_message(&[&head, &c[1..], &b]).unwrap();
         assert!(offset < MESSAGE_SLACK);
         assert_eq!(n, 21 + c.len() - 1 + 3);
-        let lands = mine.ptr.as_ptr() as usize + offset + 21;
+        let lands = mine.map.as_ptr() as usize + offset + 21;
         assert_eq!(lands % 4096, c[1..].as_ptr() as usize % 4096);
         let got = SharedMemory::region(&theirs, offset as u64, n as u64).unwrap();
         assert!(got[..21] == head && got[21..n - 3] == c[1..] && got[n - 3..] == b[..]);
