@@ -3,11 +3,12 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, int32, uint32};
+use prost::encoding::{encode_varint, encoded_len_varint, int32, uint32};
+use smallvec::SmallVec;
 use vaccel::tensor::DataType;
 use vaccel::tensor::Tensor;
 use vaccel::{Arg, Error, Id, OpType, TfNode};
-use vaccel_rpc::message::GenopArgView;
+use vaccel_rpc::message::{GenopArgView, INLINE_ARGS};
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel::genop as pg;
 use vaccel_rpc::status;
@@ -34,16 +35,22 @@ fn arg_type(arg: &GenopArgView<'_>) -> u32 {
     u32::try_from(arg.arg_type).unwrap_or(u32::MAX)
 }
 
-/// Read arguments borrowing the request's bytes (no copy).
-pub(crate) fn read_args<'a>(args: &[GenopArgView<'a>]) -> Result<Vec<Arg<'a>>, grpc::Status> {
-    let mut out = Vec::with_capacity(args.len());
+/// A genop's arguments, held without allocating for the usual counts.
+pub(crate) type Args<'a> = SmallVec<[Arg<'a>; INLINE_ARGS]>;
+
+/// Read arguments borrowing the request's bytes (no copy), added to `out`.
+pub(crate) fn read_args<'a>(
+    args: &[GenopArgView<'a>],
+    out: &mut Args<'a>,
+) -> Result<(), grpc::Status> {
+    out.reserve(args.len());
     for (i, a) in args.iter().enumerate() {
         check_size("read", i, a)?;
         let arg = Arg::from_parts(arg_type(a), a.custom_type_id, a.buf)
             .map_err(|e| status::error_status(&Error::arg(i, e)))?;
         out.push(arg);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The fields of a response write argument after its bytes (`size`, `arg_type`,
@@ -51,13 +58,29 @@ pub(crate) fn read_args<'a>(args: &[GenopArgView<'a>]) -> Result<Vec<Arg<'a>>, g
 fn encode_arg_tail(a: &GenopArgView<'_>, out: &mut Vec<u8>) {
     let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
     if size != 0 {
-        uint32::encode(2, &size, out);
+        out.push(0x10);
+        put_varint(out, u64::from(size));
     }
     if a.arg_type != 0 {
-        int32::encode(3, &a.arg_type, out);
+        out.push(0x18);
+        // An `int32` is encoded sign-extended to 64 bits, as prost does.
+        put_varint(out, i64::from(a.arg_type) as u64);
     }
     if a.custom_type_id != 0 {
-        uint32::encode(4, &a.custom_type_id, out);
+        out.push(0x20);
+        put_varint(out, u64::from(a.custom_type_id));
+    }
+}
+
+/// A varint, one and two bytes inline (a small call's lengths and values), as prost writes it.
+#[inline(always)]
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if v < 0x4000 {
+        out.extend_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
+    } else {
+        encode_varint(v, out);
     }
 }
 
@@ -119,11 +142,12 @@ pub(crate) fn encode_write_args(
         } else {
             1 + encoded_len_varint(n as u64)
         };
-        encode_key(1, WireType::LengthDelimited, out);
-        encode_varint((buf_key + n + arg_tail_len(a)) as u64, out);
+        // Field 1 (`write_args`, length-delimited), then the argument's field 1 (`buf`).
+        out.push(0x0a);
+        put_varint(out, (buf_key + n + arg_tail_len(a)) as u64);
         if n != 0 {
-            encode_key(1, WireType::LengthDelimited, out);
-            encode_varint(n as u64, out);
+            out.push(0x0a);
+            put_varint(out, n as u64);
             out.extend_from_slice(a.buf);
         }
         encode_arg_tail(a, out);
@@ -132,11 +156,12 @@ pub(crate) fn encode_write_args(
 }
 
 /// Writable arguments (typed as `meta`) over their bytes in a response that
-/// [`encode_write_args`] wrote into `out`.
+/// [`encode_write_args`] wrote into `out`, added to `args`.
 pub(crate) fn write_args_in<'a>(
     meta: &[GenopArgView<'_>],
     out: &'a mut [u8],
-) -> Result<Vec<Arg<'a>>, grpc::Status> {
+    args: &mut Args<'a>,
+) -> Result<(), grpc::Status> {
     let layout = || {
         status::status(
             status::code::INTERNAL,
@@ -145,7 +170,7 @@ pub(crate) fn write_args_in<'a>(
         )
     };
     let mut rest = out;
-    let mut args = Vec::with_capacity(meta.len());
+    args.reserve(meta.len());
     for (i, a) in meta.iter().enumerate() {
         let (_, tail) = rest
             .split_at_mut_checked(arg_head_len(a))
@@ -160,7 +185,7 @@ pub(crate) fn write_args_in<'a>(
                 .map_err(|e| status::error_status(&Error::arg(i, e)))?,
         );
     }
-    Ok(args)
+    Ok(())
 }
 
 /// The resource a genop refers to by id (`EXEC_WITH_RESOURCE` and the model ops carry an
@@ -302,6 +327,11 @@ mod tests {
                 arg(vec![4; 20_000], 29, 1 << 30),
             ],
             vec![arg(vec![5; 127], 28, 1), arg(vec![6; 128], 28, 127)],
+            // Lengths at the two-byte varint's end (16 383) and past it.
+            vec![
+                arg(vec![8; 16_370], 28, 128),
+                arg(vec![9; 16_384], 28, 16_383),
+            ],
         ];
         for meta in cases {
             let mut out = vec![0xee; 3];
@@ -319,8 +349,9 @@ mod tests {
                     .collect(),
             };
             assert_eq!(out, expected.encode_to_vec(), "{meta:?}");
-            let mut args = match write_args_in(&views, &mut out) {
-                Ok(args) => args,
+            let mut args = Args::new();
+            match write_args_in(&views, &mut out, &mut args) {
+                Ok(()) => {}
                 // A negative type is refused when the op's arguments are made.
                 Err(_) => {
                     assert!(meta.iter().any(|a| a.arg_type < 0));

@@ -258,6 +258,14 @@ impl Agent {
             .map_err(|e| self.refuse(&e))
     }
 
+    /// A call of client `c` in flight, against its quota of concurrent calls.
+    fn call_slot<'c>(&self, c: &'c Client) -> Result<quota::Slot<'c>, grpc::Status> {
+        let kind = quota::QuotaKind::Calls;
+        c.usage
+            .slot(kind, self.quotas.limit(kind))
+            .map_err(|e| self.refuse(&e))
+    }
+
     /// `n` resource bytes for client `c`, against its quota and the agent's budget.
     fn take_bytes(&self, hold: &mut quota::Hold, c: &Client, n: u64) -> Result<(), grpc::Status> {
         self.take(hold, c, quota::QuotaKind::ClientBytes, n)?;
@@ -613,7 +621,7 @@ impl Agent {
         out: &mut Vec<u8>,
     ) -> Result<(), grpc::Status> {
         let s = c.session(session_id)?;
-        log::info!(target: T_GENOP, "session:{} Genop", s.sess.id());
+        logging::info_line(T_GENOP, &s.genop_line);
         // Ids in the arguments are resource ids: only this client's exist for it.
         if let Some(id) = convert::genop_resource_id(read)
             && id > 0
@@ -843,14 +851,17 @@ fn run_genop(
     write_meta: &[GenopArgView<'_>],
     out: &mut Vec<u8>,
 ) -> Result<(), grpc::Status> {
-    let read = s.timed(GENOP_READ_ARGS, || convert::read_args(read_meta))?;
+    // Held here and filled in place (a few hundred bytes each: not moved around).
+    let mut read = convert::Args::new();
+    let mut write = convert::Args::new();
+    s.timed(GENOP_READ_ARGS, || convert::read_args(read_meta, &mut read))?;
     // The regions keep their meaning for profiles: copying the write arguments in, and
     // building the response (now: lending the op its buffers in it).
     s.timed(GENOP_WRITE_ARGS, || {
         convert::encode_write_args(write_meta, out)
     })?;
-    let mut write = s.timed(GENOP_RESP_WRITE_ARGS, || {
-        convert::write_args_in(write_meta, out)
+    s.timed(GENOP_RESP_WRITE_ARGS, || {
+        convert::write_args_in(write_meta, out, &mut write)
     })?;
     s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
         .map_err(|e| failed(&e))
@@ -893,8 +904,7 @@ impl Agent {
                 ErrorCode::EBACKEND,
             ));
         };
-        let mut call = quota::Hold::none();
-        self.take(&mut call, c, quota::QuotaKind::Calls, 1)?;
+        let _call = self.call_slot(c)?;
         *out = match method {
             "CreateSession" => self.create_session(c, decode(payload)?),
             "UpdateSession" => Self::update_session(c, decode(payload)?),
@@ -913,10 +923,12 @@ impl Agent {
             "TorchModelRun" => Self::torch_model_run(c, decode(payload)?),
             "Genop" => {
                 // Clients' plain encoding is read in place; anything else goes to prost.
-                if let Some(req) = message::decode_genop_request(&payload) {
+                let mut req = message::GenopRequestView::default();
+                if message::decode_genop_request_into(&payload, &mut req).is_some() {
                     *op = genop_op(req.read_args());
                     return Self::genop(c, req.session_id, req.read_args(), req.write_args(), out);
                 }
+                drop(req);
                 let req: pg::Request = decode(payload)?;
                 let read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
                 let write: Vec<_> = req.write_args.iter().map(GenopArgView::of).collect();
@@ -970,11 +982,10 @@ impl Service for Agent {
         let start = self.metrics.as_ref().map(|_| Instant::now());
         let bytes_in = messages.iter().map(Bytes::len).sum();
         let mut op = None;
-        let mut call = quota::Hold::none();
-        let result = match self.take(&mut call, c, quota::QuotaKind::Calls, 1) {
+        let result = match self.call_slot(c) {
             Err(refused) => Err(refused),
-            Ok(()) if method == "GenopStream" => Self::genop_stream(c, messages, &mut op),
-            _ => Err(method_not_found(ctx.service(), method)),
+            Ok(_call) if method == "GenopStream" => Self::genop_stream(c, messages, &mut op),
+            Ok(_) => Err(method_not_found(ctx.service(), method)),
         };
         self.record(
             method,

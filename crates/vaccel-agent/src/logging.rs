@@ -7,10 +7,10 @@ use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
 use vaccel::LogLevel;
 
 /// Whether a log target belongs to the vAccel runtime or a plugin (not to the agent or its
@@ -35,40 +35,97 @@ const INDENT: usize = 4;
 
 /// env_logger's default format as this build has it (no `color` or `kv` feature):
 /// `[2025-04-11T20:05:14Z INFO  target] message`, continuation lines indented by four spaces,
-/// assembled in a buffer kept per thread with the timestamp's text kept per second, and handed
-/// to `sink`. The same bytes for a fraction of the work: the agent's per-call info line cost a
-/// quarter of a small call's instructions through env_logger's formatter (issue #17).
+/// assembled in a buffer kept per thread with the line's head kept per second, level and
+/// target, and handed to `sink`. The same bytes for a fraction of the work: the agent's
+/// per-call info line cost a quarter of a small call's instructions through env_logger's
+/// formatter (issue #17).
 fn emit(sink: &Sink, record: &Record<'_>) {
+    let message = |line: &mut Vec<u8>| {
+        match record.args().as_str() {
+            Some(text) => line.extend_from_slice(text.as_bytes()),
+            // Writing into a Vec cannot fail.
+            None => {
+                let _ = line.write_fmt(*record.args());
+            }
+        }
+        true
+    };
+    emit_with(sink, record.level(), record.target(), message);
+}
+
+/// A thread's line buffer: `line[..prefix]` is the head of its last line
+/// (`[<timestamp> <LEVEL> <target>] `), for the second, level and target in `key`.
+struct LineCache {
+    /// The timestamp's text for the second `stamp_secs`.
+    stamp_secs: Option<u64>,
+    stamp: String,
+    key: Option<(u64, Level)>,
+    target: String,
+    prefix: usize,
+    line: Vec<u8>,
+}
+
+/// Seconds since the epoch from the coarse clock (the kernel's last tick: the timestamps are
+/// to the second), or the epoch itself for a clock before 1970.
+fn now_secs() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_REALTIME_COARSE).map_or_else(
+        |_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        },
+        |t| u64::try_from(t.tv_sec()).unwrap_or(0),
+    )
+}
+
+/// [`emit`] of a line whose message `message` writes (it says whether that may hold line
+/// breaks).
+fn emit_with(sink: &Sink, level: Level, target: &str, message: impl FnOnce(&mut Vec<u8>) -> bool) {
     thread_local! {
-        static LINE: RefCell<(Option<u64>, String, Vec<u8>)> =
-            const { RefCell::new((None, String::new(), Vec::new())) };
+        static LINE: RefCell<LineCache> = const {
+            RefCell::new(LineCache {
+                stamp_secs: None,
+                stamp: String::new(),
+                key: None,
+                target: String::new(),
+                prefix: 0,
+                line: Vec::new(),
+            })
+        };
     }
-    // Before 1970 (a broken clock): the epoch.
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let urgent = record.level() <= log::Level::Warn;
+    let secs = now_secs();
+    let urgent = level <= Level::Warn;
     LINE.with(|cell| {
         let Ok(mut cell) = cell.try_borrow_mut() else {
             // Logging while formatting a log line on this thread: no cache.
             let mut stamp = String::new();
             push_timestamp(&mut stamp, secs);
             let mut line = Vec::new();
-            write_line(&mut line, &stamp, record);
+            let prefix = write_prefix(&mut line, &stamp, level, target);
+            finish_line(&mut line, prefix, message);
             sink.put(&line, urgent);
             return;
         };
-        let (cached, stamp, line) = &mut *cell;
-        if *cached != Some(secs) {
-            stamp.clear();
-            push_timestamp(stamp, secs);
-            *cached = Some(secs);
+        let cache = &mut *cell;
+        if cache.key == Some((secs, level)) && cache.target == target {
+            cache.line.truncate(cache.prefix);
+        } else {
+            if cache.stamp_secs != Some(secs) {
+                cache.stamp.clear();
+                push_timestamp(&mut cache.stamp, secs);
+                cache.stamp_secs = Some(secs);
+            }
+            cache.line.clear();
+            cache.prefix = write_prefix(&mut cache.line, &cache.stamp, level, target);
+            cache.key = Some((secs, level));
+            target.clone_into(&mut cache.target);
         }
-        line.clear();
-        write_line(line, stamp, record);
-        sink.put(line, urgent);
-        if line.capacity() > MAX_KEPT_LINE {
-            *line = Vec::new();
+        finish_line(&mut cache.line, cache.prefix, message);
+        sink.put(&cache.line, urgent);
+        if cache.line.capacity() > MAX_KEPT_LINE {
+            cache.line = Vec::new();
+            cache.key = None;
         }
     });
 }
@@ -171,27 +228,28 @@ impl Sink {
     }
 }
 
-fn write_line(line: &mut Vec<u8>, stamp: &str, record: &Record<'_>) {
+/// Writes a line's head, `[<timestamp> <LEVEL> <target>] `, into the empty `line`; returns
+/// its length.
+fn write_prefix(line: &mut Vec<u8>, stamp: &str, level: Level, target: &str) -> usize {
     line.push(b'[');
     line.extend_from_slice(stamp.as_bytes());
-    let level = record.level().as_str();
+    let level = level.as_str();
     line.push(b' ');
     line.extend_from_slice(level.as_bytes());
     line.resize(line.len() + 5usize.saturating_sub(level.len()), b' ');
-    if !record.target().is_empty() {
+    if !target.is_empty() {
         line.push(b' ');
-        line.extend_from_slice(record.target().as_bytes());
+        line.extend_from_slice(target.as_bytes());
     }
     line.extend_from_slice(b"] ");
-    let start = line.len();
-    match record.args().as_str() {
-        Some(text) => line.extend_from_slice(text.as_bytes()),
-        // Writing into a Vec cannot fail.
-        None => {
-            let _ = line.write_fmt(*record.args());
-        }
-    }
-    if line.get(start..).is_some_and(|m| m.contains(&b'\n')) {
+    line.len()
+}
+
+/// Appends the message to a line's head of `start` bytes, continuation lines indented, and
+/// the line's end.
+fn finish_line(line: &mut Vec<u8>, start: usize, message: impl FnOnce(&mut Vec<u8>) -> bool) {
+    let may_break = message(line);
+    if may_break && line.get(start..).is_some_and(|m| m.contains(&b'\n')) {
         let message = line.split_off(start);
         for (i, part) in message.split(|&b| b == b'\n').enumerate() {
             if i > 0 {
@@ -238,6 +296,26 @@ struct AgentLogger {
     runtime_out: Arc<Sink>,
 }
 
+impl AgentLogger {
+    /// Whether `record` passes the filters of its target's side (agent or runtime).
+    fn accepts(&self, record: &Record<'_>) -> bool {
+        if is_runtime_target(record.target()) {
+            self.runtime.matches(record)
+        } else {
+            self.agent.matches(record)
+        }
+    }
+
+    /// Where lines of `target` go.
+    fn sink(&self, target: &str) -> &Sink {
+        if is_runtime_target(target) {
+            &self.runtime_out
+        } else {
+            &self.stderr
+        }
+    }
+}
+
 impl Log for AgentLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         if is_runtime_target(metadata.target()) {
@@ -248,18 +326,63 @@ impl Log for AgentLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if is_runtime_target(record.target()) {
-            if self.runtime.matches(record) {
-                emit(&self.runtime_out, record);
-            }
-        } else if self.agent.matches(record) {
-            emit(&self.stderr, record);
+        if self.accepts(record) {
+            emit(self.sink(record.target()), record);
         }
     }
 
     fn flush(&self) {
         self.stderr.flush_with(&[]);
         self.runtime_out.flush_with(&[]);
+    }
+}
+
+/// The logger [`init`] installed, for [`info_line`].
+static INSTALLED: OnceLock<&'static AgentLogger> = OnceLock::new();
+
+/// A log message with no line break in it (one that had some has them as spaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OneLine(Box<str>);
+
+impl OneLine {
+    pub(crate) fn new(text: String) -> OneLine {
+        if text.contains('\n') {
+            OneLine(text.replace('\n', " ").into_boxed_str())
+        } else {
+            OneLine(text.into_boxed_str())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Logs `message` at info level under `target`, as `log::info!(target: target, "{message}")`
+/// does (the same filters, the same line), without `log`'s formatting machinery when the
+/// agent's logger is the one installed: the per-call lines (`session:N Genop`) take this
+/// path, their text prepared once per session (issue #17).
+pub(crate) fn info_line(target: &str, message: &OneLine) {
+    let message = message.as_str();
+    if log::max_level() < Level::Info {
+        return;
+    }
+    match INSTALLED.get() {
+        Some(logger) => {
+            let args = format_args!("{message}");
+            let record = Record::builder()
+                .level(Level::Info)
+                .target(target)
+                .args(args)
+                .build();
+            if logger.accepts(&record) {
+                emit_with(logger.sink(target), Level::Info, target, |line| {
+                    line.extend_from_slice(message.as_bytes());
+                    false
+                });
+            }
+        }
+        None => log::info!(target: target, "{message}"),
     }
 }
 
@@ -287,13 +410,16 @@ pub fn init(vaccel_level: Option<LogLevel>, log_file: Option<&Path>) -> io::Resu
         None => Arc::clone(&stderr),
     };
     let max = agent.filter().max(runtime.filter());
-    log::set_boxed_logger(Box::new(AgentLogger {
+    // Installed once per process, for the rest of it: leaked, so that `info_str` can reach
+    // it as the `log` crate does.
+    let logger: &'static AgentLogger = Box::leak(Box::new(AgentLogger {
         agent,
         runtime,
         stderr,
         runtime_out,
-    }))
-    .map_err(|e| io::Error::other(e.to_string()))?;
+    }));
+    log::set_logger(logger).map_err(|e| io::Error::other(e.to_string()))?;
+    let _ = INSTALLED.set(logger);
     log::set_max_level(max.max(LevelFilter::Error));
     Ok(())
 }
@@ -422,6 +548,43 @@ mod tests {
             assert!(ours.ends_with('\n') && ours.len() > 25, "{ours:?}");
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn one_lines_and_cached_heads_keep_env_loggers_format() {
+        // Lines of alternating levels and targets on one thread: each head is rebuilt when
+        // its level or target changes, and kept otherwise.
+        let genop = OneLine::new("session:7 Genop".to_owned());
+        let cases = [
+            (Level::Info, "vaccel_rpc_agent::ops::genop"),
+            (Level::Info, "vaccel_rpc_agent::ops::genop"),
+            (Level::Warn, "vaccel_rpc_agent::ops::genop"),
+            (Level::Info, "vaccel_rpc_agent"),
+            (Level::Info, "vaccel_rpc_agent::ops::genop"),
+        ];
+        for (level, target) in cases {
+            let record = Record::builder()
+                .level(level)
+                .target(target)
+                .args(format_args!("session:7 Genop"))
+                .build();
+            let fast = || {
+                let ours = Shared::default();
+                let sink = Sink::start(Box::new(ours.clone()), "test-log-writer").unwrap();
+                emit_with(&sink, level, target, |line| {
+                    line.extend_from_slice(genop.as_str().as_bytes());
+                    false
+                });
+                sink.flush_with(&[]);
+                ours.text()
+            };
+            let (theirs, ours) = (0..5)
+                .map(|_| (both(&record).0, fast()))
+                .find(|(a, b)| a == b)
+                .unwrap_or_else(|| (both(&record).0, fast()));
+            assert_eq!(ours, theirs);
+        }
+        assert_eq!(OneLine::new("a\nb".to_owned()).as_str(), "a b");
     }
 
     #[test]

@@ -365,6 +365,34 @@ impl vaccel_rpc::server::RequestBudget for SharedMemoryBudget {
     }
 }
 
+/// One of `kind` a client holds for as long as this lives (a call in flight): given back when
+/// dropped. Unlike a [`Hold`] it borrows the client's usage (no allocation, no reference
+/// count), which suits what lasts no longer than a call.
+#[derive(Debug)]
+pub(crate) struct Slot<'a> {
+    usage: &'a Usage,
+    kind: QuotaKind,
+}
+
+impl Usage {
+    /// One more of `kind` within `limit`, held by the returned slot.
+    pub(crate) fn slot(&self, kind: QuotaKind, limit: u64) -> Result<Slot<'_>, Exceeded> {
+        self.take(kind, 1, limit).map_err(|held| Exceeded {
+            kind,
+            held,
+            asked: 1,
+            limit,
+        })?;
+        Ok(Slot { usage: self, kind })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.usage.give_back(self.kind, 1);
+    }
+}
+
 /// Something a client holds against its quotas: given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Hold {
@@ -436,6 +464,22 @@ mod tests {
                 .is_err(),
             "no overflow"
         );
+    }
+
+    #[test]
+    fn slots_are_given_back_when_dropped() {
+        let usage = Usage::default();
+        let a = usage.slot(QuotaKind::Calls, 2).unwrap();
+        let b = usage.slot(QuotaKind::Calls, 2).unwrap();
+        let e = usage.slot(QuotaKind::Calls, 2).unwrap_err();
+        assert_eq!(
+            (e.kind, e.held, e.asked, e.limit),
+            (QuotaKind::Calls, 2, 1, 2)
+        );
+        drop(a);
+        assert_eq!(usage.held(QuotaKind::Calls), 1);
+        drop(b);
+        assert_eq!(usage.held(QuotaKind::Calls), 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use smallvec::SmallVec;
 
 use crate::proto::grpc;
 use crate::proto::vaccel as pv;
@@ -146,13 +147,23 @@ pub fn decode_request_view(mut buf: &[u8]) -> Option<RequestView<'_>> {
         let (field, rest) = buf.split_at_checked(len)?;
         buf = rest;
         match key {
-            0x0a => view.service = std::str::from_utf8(field).ok()?,
-            0x12 => view.method = std::str::from_utf8(field).ok()?,
+            0x0a => view.service = name(field, &[crate::SERVICE, crate::SERVICE_EXT])?,
+            0x12 => view.method = name(field, &["Genop"])?,
             0x1a => view.payload = field,
             _ => view.metadata.push(decode_key_value(field)?),
         }
     }
     Some(view)
+}
+
+/// `field` as text: one of `known` when it is that name (a compare of a few bytes instead of
+/// UTF-8 validation, a tenth of a small call's decoding), else checked as UTF-8.
+#[inline]
+fn name<'a>(field: &'a [u8], known: &[&'static str]) -> Option<&'a str> {
+    match known.iter().find(|k| k.as_bytes() == field) {
+        Some(k) => Some(k),
+        None => std::str::from_utf8(field).ok(),
+    }
 }
 
 fn decode_key_value(mut buf: &[u8]) -> Option<(&str, &str)> {
@@ -202,6 +213,9 @@ impl<'a> GenopArgView<'a> {
     }
 }
 
+/// Arguments a [`GenopRequestView`] holds without allocating (the ops' usual counts fit).
+pub const INLINE_ARGS: usize = 8;
+
 /// A `vaccel.genop.Request` whose arguments borrow the message's bytes
 /// ([`decode_genop_request`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -209,7 +223,7 @@ pub struct GenopRequestView<'a> {
     /// `session_id`.
     pub session_id: i64,
     /// The read arguments, then the write arguments.
-    args: Vec<GenopArgView<'a>>,
+    args: SmallVec<[GenopArgView<'a>; INLINE_ARGS]>,
     /// How many of `args` are read arguments.
     reads: usize,
 }
@@ -227,16 +241,27 @@ impl<'a> GenopRequestView<'a> {
 }
 
 /// Decodes a `vaccel.genop.Request` as clients encode it (fields in order, read arguments
-/// before write arguments, no unknown fields) with one allocation and no copy: the arguments
-/// borrow `buf`. `None` for anything else, valid or not: the caller then decodes with prost,
-/// which accepts every valid encoding and says what is wrong with an invalid one. Where this
-/// returns a view, prost decodes the same values (the `decode` fuzz target checks it).
-pub fn decode_genop_request(mut buf: &[u8]) -> Option<GenopRequestView<'_>> {
-    let mut view = GenopRequestView {
-        session_id: 0,
-        args: Vec::with_capacity(8),
-        reads: 0,
-    };
+/// before write arguments, no unknown fields) without copying, and without allocating for up
+/// to [`INLINE_ARGS`] arguments: the arguments borrow `buf`. `None` for anything else, valid
+/// or not: the caller then decodes with prost, which accepts every valid encoding and says
+/// what is wrong with an invalid one. Where this returns a view, prost decodes the same values
+/// (the `decode` fuzz target checks it).
+pub fn decode_genop_request(buf: &[u8]) -> Option<GenopRequestView<'_>> {
+    let mut view = GenopRequestView::default();
+    decode_genop_request_into(buf, &mut view)?;
+    Some(view)
+}
+
+/// [`decode_genop_request`] into a view the caller holds (cleared first), so that its
+/// arguments are not moved around on the way (`None`: as there; the view then holds some of
+/// the message).
+pub fn decode_genop_request_into<'a>(
+    mut buf: &'a [u8],
+    view: &mut GenopRequestView<'a>,
+) -> Option<()> {
+    view.session_id = 0;
+    view.args.clear();
+    view.reads = 0;
     let mut writes = false;
     while !buf.is_empty() {
         let key = varint(&mut buf)?;
@@ -259,9 +284,10 @@ pub fn decode_genop_request(mut buf: &[u8]) -> Option<GenopRequestView<'_>> {
             _ => return None,
         }
     }
-    Some(view)
+    Some(())
 }
 
+#[inline]
 fn decode_genop_arg(mut buf: &[u8]) -> Option<GenopArgView<'_>> {
     let mut arg = GenopArgView::default();
     while !buf.is_empty() {
@@ -290,14 +316,27 @@ fn decode_genop_arg(mut buf: &[u8]) -> Option<GenopArgView<'_>> {
     Some(arg)
 }
 
-/// A varint as prost reads it (at most 10 bytes, the last one 0 or 1).
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    if let Some((&b, rest)) = buf.split_first()
-        && b < 0x80
-    {
-        *buf = rest;
-        return Some(u64::from(b));
+/// A varint as prost reads it (at most 10 bytes, the last one 0 or 1). One and two bytes
+/// (keys, lengths below 16 KiB, small values: a small call's varints) are read inline;
+/// longer ones take [`varint_long`].
+#[inline(always)]
+fn varint<'a>(buf: &mut &'a [u8]) -> Option<u64> {
+    let bytes: &'a [u8] = buf;
+    match bytes {
+        [b, rest @ ..] if *b < 0x80 => {
+            *buf = rest;
+            Some(u64::from(*b))
+        }
+        [lo, hi, rest @ ..] if *hi < 0x80 => {
+            *buf = rest;
+            Some(u64::from(lo & 0x7f) | u64::from(*hi) << 7)
+        }
+        _ => varint_long(buf),
     }
+}
+
+#[inline(never)]
+fn varint_long(buf: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     for i in 0..10 {
         let (&b, rest) = buf.split_first()?;
@@ -329,24 +368,10 @@ pub enum ScanError {
 /// Groups nested deeper than this are refused (prost's own recursion limit).
 const MAX_GROUP_DEPTH: u32 = 100;
 
+/// [`varint`] for the scanner: prost refuses what it refuses.
+#[inline(always)]
 fn read_varint(buf: &mut &[u8]) -> Result<u64, ScanError> {
-    // Keys and small lengths: one byte.
-    if let Some((&b, rest)) = buf.split_first()
-        && b < 0x80
-    {
-        *buf = rest;
-        return Ok(u64::from(b));
-    }
-    let mut value = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first().ok_or(ScanError::Malformed)?;
-        *buf = rest;
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(ScanError::Malformed)
+    varint(buf).ok_or(ScanError::Malformed)
 }
 
 fn skip(buf: &mut &[u8], n: u64) -> Result<(), ScanError> {
@@ -644,9 +669,29 @@ mod tests {
         ] {
             assert!(decode_genop_request(&odd).is_none(), "{odd:02x?}");
         }
-        // The largest 10-byte varint prost takes.
+        // The largest 10-byte varint prost takes; two-byte ones at their ends.
         let max = hex("08 ffffffffffffffffff01");
         assert_eq!(decode_genop_request(&max).unwrap().session_id, -1);
+        for (wire, id) in [("08 8001", 128), ("08 ff7f", 16_383), ("08 808001", 16_384)] {
+            assert_eq!(decode_genop_request(&hex(wire)).unwrap().session_id, id);
+        }
+        // More arguments than the view holds inline, into a view that held others.
+        let many = genop::Request {
+            session_id: 5,
+            read_args: vec![arg(&[3], 9, 0); INLINE_ARGS + 3],
+            write_args: vec![arg(&[0; 16], 26, 0); 2],
+        };
+        let wire = many.encode_to_vec();
+        let mut view = decode_genop_request(&max).unwrap();
+        decode_genop_request_into(&wire, &mut view).unwrap();
+        assert_eq!(
+            (
+                view.session_id,
+                view.read_args().len(),
+                view.write_args().len()
+            ),
+            (5, INLINE_ARGS + 3, 2)
+        );
     }
 
     #[test]

@@ -506,7 +506,7 @@ impl ServerBuilder {
     /// The server, ready to [`Server::start`].
     pub fn build(self) -> Server {
         let mut services: Vec<Arc<dyn Service>> = Vec::new();
-        let mut routes = HashMap::new();
+        let mut routes: Vec<(String, usize)> = Vec::new();
         for (name, svc) in self.routes {
             let ptr = Arc::as_ptr(&svc).cast::<()>();
             let index = match services
@@ -519,7 +519,11 @@ impl ServerBuilder {
                     services.len() - 1
                 }
             };
-            routes.insert(name, index);
+            // A name registered again routes to the later service.
+            match routes.iter_mut().find(|(n, _)| *n == name) {
+                Some(route) => route.1 = index,
+                None => routes.push((name, index)),
+            }
         }
         let mut config = self.config;
         config.threads_per_connection = config.threads_per_connection.max(1);
@@ -549,7 +553,7 @@ impl ServerBuilder {
                 conns: Mutex::new(HashMap::new()),
                 conns_changed: Condvar::new(),
                 watchdog: Watchdog::default(),
-                epoch: Instant::now(),
+                epoch: coarse_ms(),
                 refused: AtomicU64::new(0),
                 refusals: std::sync::OnceLock::new(),
             }),
@@ -569,7 +573,9 @@ struct Shared {
     capabilities: Vec<u8>,
     /// The same, on unix connections (shared memory offered when configured).
     capabilities_unix: Vec<u8>,
-    routes: HashMap<String, usize>,
+    /// Service names and their index in `services`: a handful, so a scan (no hashing of the
+    /// name on every call).
+    routes: Vec<(String, usize)>,
     services: Vec<Arc<dyn Service>>,
     stop: AtomicBool,
     next_id: AtomicU64,
@@ -578,7 +584,8 @@ struct Shared {
     conns_changed: Condvar,
     watchdog: Watchdog,
     /// What connections' activity times count from.
-    epoch: Instant,
+    /// [`coarse_ms`] when built.
+    epoch: u64,
     /// Connections closed at accept by the caps.
     refused: AtomicU64,
     /// Where else refusals are counted (the agent's metrics).
@@ -966,13 +973,25 @@ impl io::Read for ConnReader {
     }
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in milliseconds (0 if it cannot be read, which Linux does not do).
+fn coarse_ms() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, |t| {
+        let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+        let ms = u64::try_from(t.tv_nsec()).unwrap_or(0) / 1_000_000;
+        secs.saturating_mul(1000).saturating_add(ms)
+    })
+}
+
 /// A reply buffer larger than this is not kept for the thread's next call.
 const MAX_KEPT_REPLY: usize = 64 << 10;
 
 impl Shared {
-    /// Milliseconds since the server was built: connections' activity times.
+    /// Milliseconds since the server was built: connections' activity times, taken twice per
+    /// call, from the coarse clock (a read of the kernel's tick, a few ms of resolution, which
+    /// read and idle timeouts do not need finer).
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        coarse_ms().saturating_sub(self.epoch)
     }
 }
 
@@ -2110,7 +2129,11 @@ fn dispatch(
     reply: &mut Vec<u8>,
 ) -> Result<(), grpc::Status> {
     let (service, method) = (req.service, req.method);
-    let Some(&index) = shared.routes.get(service) else {
+    let Some(index) = shared
+        .routes
+        .iter()
+        .find_map(|(name, index)| (name == service).then_some(*index))
+    else {
         if service == crate::SERVICE_EXT {
             *reply = extensions(shared, conn, method, &req.payload, messages.is_some())?;
             return Ok(());
