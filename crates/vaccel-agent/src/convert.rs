@@ -99,32 +99,39 @@ fn arg_tail_len(a: &GenopArgView<'_>) -> usize {
     n
 }
 
-/// Bytes of a response write argument's encoding before its bytes: the `write_args` key and
-/// length, and the `buf` key and length (absent for an empty buffer, as prost encodes it).
-fn arg_head_len(a: &GenopArgView<'_>) -> usize {
-    let n = a.buf.len();
-    let buf_key = if n == 0 {
+/// Where each write argument's bytes start in a response [`encode_write_args`] wrote.
+pub(crate) type Starts = SmallVec<[usize; INLINE_ARGS]>;
+
+/// The length of a response write argument's `buf` key and length (absent for an empty
+/// buffer, as prost encodes it).
+fn buf_key_len(n: usize) -> usize {
+    if n == 0 {
         0
     } else {
         1 + encoded_len_varint(n as u64)
-    };
-    let body = buf_key + n + arg_tail_len(a);
-    1 + encoded_len_varint(body as u64) + buf_key
+    }
 }
 
 /// Encodes `vaccel.genop.Response{write_args}` into `out` before the op runs, each write
 /// argument carrying the bytes the client sent (some ops read them), with its size, type and
-/// custom id. [`write_args_in`] then lends the op those bytes where they lie in `out`, so
-/// what the op writes is the answer: no buffer per argument, no copy after the op, no
-/// response encoded afterwards. The bytes are those prost encodes for the same message.
+/// custom id, and notes in `starts` where each argument's bytes begin. [`write_args_in`] then
+/// lends the op those bytes where they lie in `out`, so what the op writes is the answer: no
+/// buffer per argument, no copy after the op, no response encoded afterwards. The bytes are
+/// those prost encodes for the same message.
 pub(crate) fn encode_write_args(
     args: &[GenopArgView<'_>],
     out: &mut Vec<u8>,
+    starts: &mut Starts,
 ) -> Result<(), grpc::Status> {
-    let mut total = 0;
+    // First each argument's message length (kept in `starts` until the second pass).
+    starts.clear();
+    let mut total = 0usize;
     for (i, a) in args.iter().enumerate() {
         check_size("write", i, a)?;
-        total += arg_head_len(a) + a.buf.len() + arg_tail_len(a);
+        let n = a.buf.len();
+        let body = buf_key_len(n) + n + arg_tail_len(a);
+        starts.push(body);
+        total += 1 + encoded_len_varint(body as u64) + body;
     }
     // The client sent these bytes, so this is at most the request's size again; still, an
     // allocation that fails is the call's error, not an abort.
@@ -135,31 +142,28 @@ pub(crate) fn encode_write_args(
             vaccel::ErrorCode::ENOMEM,
         )
     })?;
-    for a in args {
+    for (a, at) in args.iter().zip(starts.iter_mut()) {
         let n = a.buf.len();
-        let buf_key = if n == 0 {
-            0
-        } else {
-            1 + encoded_len_varint(n as u64)
-        };
         // Field 1 (`write_args`, length-delimited), then the argument's field 1 (`buf`).
         out.push(0x0a);
-        put_varint(out, (buf_key + n + arg_tail_len(a)) as u64);
+        put_varint(out, *at as u64);
         if n != 0 {
             out.push(0x0a);
             put_varint(out, n as u64);
-            out.extend_from_slice(a.buf);
         }
+        *at = out.len();
+        out.extend_from_slice(a.buf);
         encode_arg_tail(a, out);
     }
     Ok(())
 }
 
 /// Writable arguments (typed as `meta`) over their bytes in a response that
-/// [`encode_write_args`] wrote into `out`, added to `args`.
+/// [`encode_write_args`] wrote into `out` (their places in `starts`), added to `args`.
 pub(crate) fn write_args_in<'a>(
     meta: &[GenopArgView<'_>],
     out: &'a mut [u8],
+    starts: &[usize],
     args: &mut Args<'a>,
 ) -> Result<(), grpc::Status> {
     let layout = || {
@@ -169,17 +173,18 @@ pub(crate) fn write_args_in<'a>(
             vaccel::ErrorCode::EBACKEND,
         )
     };
+    if starts.len() != meta.len() {
+        return Err(layout());
+    }
     let mut rest = out;
+    let mut offset = 0usize;
     args.reserve(meta.len());
-    for (i, a) in meta.iter().enumerate() {
-        let (_, tail) = rest
-            .split_at_mut_checked(arg_head_len(a))
-            .ok_or_else(layout)?;
+    for (i, (a, &start)) in meta.iter().zip(starts).enumerate() {
+        let skip = start.checked_sub(offset).ok_or_else(layout)?;
+        let (_, tail) = rest.split_at_mut_checked(skip).ok_or_else(layout)?;
         let (buf, tail) = tail.split_at_mut_checked(a.buf.len()).ok_or_else(layout)?;
-        let (_, tail) = tail
-            .split_at_mut_checked(arg_tail_len(a))
-            .ok_or_else(layout)?;
         rest = tail;
+        offset = start + a.buf.len();
         args.push(
             Arg::from_parts_mut(arg_type(a), a.custom_type_id, buf)
                 .map_err(|e| status::error_status(&Error::arg(i, e)))?,
@@ -337,7 +342,8 @@ mod tests {
             let mut out = vec![0xee; 3];
             out.clear();
             let views: Vec<_> = meta.iter().map(GenopArgView::of).collect();
-            encode_write_args(&views, &mut out).unwrap();
+            let mut starts = Starts::new();
+            encode_write_args(&views, &mut out, &mut starts).unwrap();
             let expected = pg::Response {
                 write_args: meta
                     .iter()
@@ -350,7 +356,7 @@ mod tests {
             };
             assert_eq!(out, expected.encode_to_vec(), "{meta:?}");
             let mut args = Args::new();
-            match write_args_in(&views, &mut out, &mut args) {
+            match write_args_in(&views, &mut out, &starts, &mut args) {
                 Ok(()) => {}
                 // A negative type is refused when the op's arguments are made.
                 Err(_) => {
@@ -380,6 +386,9 @@ mod tests {
     fn write_args_whose_size_disagrees_are_refused() {
         let mut bad = arg(vec![1; 4], 26, 0);
         bad.size = 5;
-        assert!(encode_write_args(&[GenopArgView::of(&bad)], &mut Vec::new()).is_err());
+        let mut starts = Starts::new();
+        assert!(
+            encode_write_args(&[GenopArgView::of(&bad)], &mut Vec::new(), &mut starts).is_err()
+        );
     }
 }

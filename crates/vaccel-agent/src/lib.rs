@@ -854,14 +854,15 @@ fn run_genop(
     // Held here and filled in place (a few hundred bytes each: not moved around).
     let mut read = convert::Args::new();
     let mut write = convert::Args::new();
+    let mut starts = convert::Starts::new();
     s.timed(GENOP_READ_ARGS, || convert::read_args(read_meta, &mut read))?;
     // The regions keep their meaning for profiles: copying the write arguments in, and
     // building the response (now: lending the op its buffers in it).
     s.timed(GENOP_WRITE_ARGS, || {
-        convert::encode_write_args(write_meta, out)
+        convert::encode_write_args(write_meta, out, &mut starts)
     })?;
     s.timed(GENOP_RESP_WRITE_ARGS, || {
-        convert::write_args_in(write_meta, out, &mut write)
+        convert::write_args_in(write_meta, out, &starts, &mut write)
     })?;
     s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
         .map_err(|e| failed(&e))

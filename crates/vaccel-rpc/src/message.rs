@@ -126,12 +126,17 @@ pub struct RequestView<'a> {
     pub metadata: Vec<(&'a str, &'a str)>,
 }
 
-/// Decodes a `grpc.Request` envelope as clients encode it (known fields only) without
-/// copying or allocating (but for metadata entries): the strings and the payload borrow
-/// `buf`. `None` for anything else, valid or not: the caller then decodes with
-/// [`decode_request`], which accepts every valid encoding and says what is wrong with an
-/// invalid one. Where this returns a view, prost decodes the same values (the `decode` fuzz
-/// target checks it).
+/// Metadata entries a request envelope may carry (each costs two strings decoded): an
+/// envelope with more is refused by the server, and not read in place by
+/// [`decode_request_view`].
+pub const MAX_METADATA: usize = 64;
+
+/// Decodes a `grpc.Request` envelope as clients encode it (known fields only, at most
+/// [`MAX_METADATA`] metadata entries) without copying or allocating (but for metadata
+/// entries): the strings and the payload borrow `buf`. `None` for anything else, valid or
+/// not: the caller then counts the metadata and decodes with [`decode_request`], which
+/// accepts every valid encoding and says what is wrong with an invalid one. Where this
+/// returns a view, prost decodes the same values (the `decode` fuzz target checks it).
 pub fn decode_request_view(mut buf: &[u8]) -> Option<RequestView<'_>> {
     let mut view = RequestView::default();
     while !buf.is_empty() {
@@ -150,6 +155,7 @@ pub fn decode_request_view(mut buf: &[u8]) -> Option<RequestView<'_>> {
             0x0a => view.service = name(field, &[crate::SERVICE, crate::SERVICE_EXT])?,
             0x12 => view.method = name(field, &["Genop"])?,
             0x1a => view.payload = field,
+            _ if view.metadata.len() == MAX_METADATA => return None,
             _ => view.metadata.push(decode_key_value(field)?),
         }
     }
@@ -157,7 +163,8 @@ pub fn decode_request_view(mut buf: &[u8]) -> Option<RequestView<'_>> {
 }
 
 /// `field` as text: one of `known` when it is that name (a compare of a few bytes instead of
-/// UTF-8 validation, a tenth of a small call's decoding), else checked as UTF-8.
+/// UTF-8 validation, which cost about 260 instructions of a small call for the two names),
+/// else checked as UTF-8.
 #[inline]
 fn name<'a>(field: &'a [u8], known: &[&'static str]) -> Option<&'a str> {
     match known.iter().find(|k| k.as_bytes() == field) {
@@ -610,6 +617,17 @@ mod tests {
         let mut timed = body.clone();
         timed.extend(hex("20 05"));
         assert_eq!(decode_request_view(&timed).unwrap().timeout_nano, 5);
+        // Up to MAX_METADATA entries are read in place; more are left to the counted path.
+        let entries = |n: usize| {
+            let meta = vec![("k", "v"); n];
+            encode_request(crate::SERVICE, "Genop", &genop::Request::default(), &meta)
+        };
+        let most = entries(MAX_METADATA);
+        assert_eq!(
+            decode_request_view(&most).unwrap().metadata.len(),
+            MAX_METADATA
+        );
+        assert!(decode_request_view(&entries(MAX_METADATA + 1)).is_none());
         for odd in [
             // An unknown field, a metadata entry with one, bad UTF-8, a truncated field.
             [body.clone(), hex("30 01")].concat(),

@@ -66,7 +66,7 @@ use prost::Message;
 use vaccel_core::ErrorCode;
 
 use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
-use crate::message;
+use crate::message::{self, MAX_METADATA};
 use crate::proto::grpc;
 use crate::proto::vaccel::rs::ext;
 use crate::shm::{SharedMemory, ShmError};
@@ -115,8 +115,6 @@ pub const DEFAULT_MAX_MESSAGE_FIELDS: usize = 65536;
 /// The smallest chunk a client may ask for with [`META_ACCEPT_CHUNKS`]: smaller values are
 /// raised to it, so an 8 MiB answer cannot be made 8 million frames.
 pub const MIN_ACCEPT_CHUNKS: usize = 64 << 10;
-/// Metadata entries a request envelope may carry (each costs two strings decoded).
-const MAX_METADATA: usize = 64;
 /// Reassembly buffers grow as data arrives, first by this much.
 const FIRST_REASSEMBLY: usize = 1 << 20;
 /// How often a blocked `accept` looks at the stop flag when it cannot be woken otherwise
@@ -2035,17 +2033,9 @@ fn run_counted(
     reply: &mut Vec<u8>,
     before_answer: impl FnOnce(),
 ) {
-    if let Work::Unary {
-        stream_id, body, ..
-    } = &work
-        && let Err(st) = check_envelope(body)
-    {
-        before_answer();
-        send_status(conn, *stream_id, &st);
-        return;
-    }
     // A unary request's envelope is read in place when it is plainly encoded (no copies of
-    // its strings); anything else is decoded by prost into `decoded`.
+    // its strings, at most `MAX_METADATA` entries); anything else has its metadata counted,
+    // then is decoded by prost into `decoded`.
     let mut decoded = None;
     let (stream_id, body, owned, messages) = match work {
         Work::Unary {
@@ -2069,14 +2059,21 @@ fn run_counted(
         Some(req) => Request::of(req),
         None => match message::decode_request_view(&body) {
             Some(view) => Request::of_view(view, &body),
-            None => match message::decode_request(body.clone()) {
-                Ok(req) => Request::of(decoded.insert(req)),
-                Err(e) => {
+            None => {
+                if let Err(st) = check_envelope(&body) {
                     before_answer();
-                    send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
+                    send_status(conn, stream_id, &st);
                     return;
                 }
-            },
+                match message::decode_request(body.clone()) {
+                    Ok(req) => Request::of(decoded.insert(req)),
+                    Err(e) => {
+                        before_answer();
+                        send_status(conn, stream_id, &status::invalid_argument(e.to_string()));
+                        return;
+                    }
+                }
+            }
         },
     };
     let mut req = req;
@@ -2960,6 +2957,8 @@ mod tests {
         let meta: Vec<(&str, &str)> = vec![("", ""); MAX_METADATA + 1];
         c.send(11, "t.Echo", "Echo", b"x", &meta);
         assert_eq!(c.recv().1.status.unwrap().code, code::INVALID_ARGUMENT);
+        c.send(13, "t.Echo", "Echo", b"x", &meta[1..]);
+        assert_eq!(c.recv().1.payload, b"x".to_vec());
         served(&fx.addr);
     }
 
