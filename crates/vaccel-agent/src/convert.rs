@@ -3,12 +3,12 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use prost::encoding::{encode_varint, encoded_len_varint, int32, uint32};
+use prost::encoding::encoded_len_varint;
 use smallvec::SmallVec;
 use vaccel::tensor::DataType;
 use vaccel::tensor::Tensor;
 use vaccel::{Arg, Error, Id, OpType, TfNode};
-use vaccel_rpc::message::{GenopArgView, INLINE_ARGS};
+use vaccel_rpc::message::{self, GenopArgView, INLINE_ARGS, put_varint_field, varint_field_len};
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel::genop as pg;
 use vaccel_rpc::status;
@@ -56,47 +56,25 @@ pub(crate) fn read_args<'a>(
 /// The fields of a response write argument after its bytes (`size`, `arg_type`,
 /// `custom_type_id`; `parts` and `part_no` are 0, so absent), as prost encodes them.
 fn encode_arg_tail(a: &GenopArgView<'_>, out: &mut Vec<u8>) {
-    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
-    if size != 0 {
-        out.push(0x10);
-        put_varint(out, u64::from(size));
-    }
-    if a.arg_type != 0 {
-        out.push(0x18);
-        // An `int32` is encoded sign-extended to 64 bits, as prost does.
-        put_varint(out, i64::from(a.arg_type) as u64);
-    }
-    if a.custom_type_id != 0 {
-        out.push(0x20);
-        put_varint(out, u64::from(a.custom_type_id));
-    }
+    let [size, arg_type, custom] = tail_values(a);
+    put_varint_field(2, size, out);
+    put_varint_field(3, arg_type, out);
+    put_varint_field(4, custom, out);
 }
 
-/// A varint, one and two bytes inline (a small call's lengths and values), as prost writes it.
-#[inline(always)]
-fn put_varint(out: &mut Vec<u8>, v: u64) {
-    if v < 0x80 {
-        out.push(v as u8);
-    } else if v < 0x4000 {
-        out.extend_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
-    } else {
-        encode_varint(v, out);
-    }
+/// The varint values after a response write argument's bytes: `size`, `arg_type` (an
+/// `int32`, sign-extended as prost encodes it) and `custom_type_id`.
+fn tail_values(a: &GenopArgView<'_>) -> [u64; 3] {
+    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
+    [
+        u64::from(size),
+        i64::from(a.arg_type) as u64,
+        u64::from(a.custom_type_id),
+    ]
 }
 
 fn arg_tail_len(a: &GenopArgView<'_>) -> usize {
-    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
-    let mut n = 0;
-    if size != 0 {
-        n += uint32::encoded_len(2, &size);
-    }
-    if a.arg_type != 0 {
-        n += int32::encoded_len(3, &a.arg_type);
-    }
-    if a.custom_type_id != 0 {
-        n += uint32::encoded_len(4, &a.custom_type_id);
-    }
-    n
+    tail_values(a).into_iter().map(varint_field_len).sum()
 }
 
 /// Where each write argument's bytes start in a response [`encode_write_args`] wrote.
@@ -146,10 +124,10 @@ pub(crate) fn encode_write_args(
         let n = a.buf.len();
         // Field 1 (`write_args`, length-delimited), then the argument's field 1 (`buf`).
         out.push(0x0a);
-        put_varint(out, *at as u64);
+        message::put_varint(out, *at as u64);
         if n != 0 {
             out.push(0x0a);
-            put_varint(out, n as u64);
+            message::put_varint(out, n as u64);
         }
         *at = out.len();
         out.extend_from_slice(a.buf);

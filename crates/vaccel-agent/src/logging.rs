@@ -410,7 +410,7 @@ pub fn init(vaccel_level: Option<LogLevel>, log_file: Option<&Path>) -> io::Resu
         None => Arc::clone(&stderr),
     };
     let max = agent.filter().max(runtime.filter());
-    // Installed once per process, for the rest of it: leaked, so that `info_str` can reach
+    // Installed once per process, for the rest of it: leaked, so that `info_line` can reach
     // it as the `log` crate does.
     let logger: &'static AgentLogger = Box::leak(Box::new(AgentLogger {
         agent,

@@ -377,13 +377,18 @@ pub(crate) struct Slot<'a> {
 impl Usage {
     /// One more of `kind` within `limit`, held by the returned slot.
     pub(crate) fn slot(&self, kind: QuotaKind, limit: u64) -> Result<Slot<'_>, Exceeded> {
-        self.take(kind, 1, limit).map_err(|held| Exceeded {
+        self.take_within(kind, 1, limit)?;
+        Ok(Slot { usage: self, kind })
+    }
+
+    /// [`Usage::take`] with the refusal saying what was asked.
+    fn take_within(&self, kind: QuotaKind, n: u64, limit: u64) -> Result<(), Exceeded> {
+        self.take(kind, n, limit).map_err(|held| Exceeded {
             kind,
             held,
-            asked: 1,
+            asked: n,
             limit,
-        })?;
-        Ok(Slot { usage: self, kind })
+        })
     }
 }
 
@@ -414,12 +419,7 @@ impl Hold {
         n: u64,
         limit: u64,
     ) -> Result<(), Exceeded> {
-        usage.take(kind, n, limit).map_err(|held| Exceeded {
-            kind,
-            held,
-            asked: n,
-            limit,
-        })?;
+        usage.take_within(kind, n, limit)?;
         self.parts.push((Arc::clone(usage), kind, n));
         Ok(())
     }

@@ -80,7 +80,7 @@ use vaccel_core::{ArgType, Error, ErrorCode, Id, Result};
 
 use crate::addr::Address;
 use crate::frame::{DEFAULT_MAX_FRAME, Frame, FrameError, FrameReader, flags, kind, write_frame};
-use crate::message::{decode_response, encode_request};
+use crate::message::{decode_response, encode_request, put_varint_field, varint_field_len};
 use crate::proto::vaccel as pv;
 use crate::proto::vaccel::rs::ext::{AttachSharedMemoryRequest, Capabilities, CapabilitiesRequest};
 use crate::server::{META_SHARED_MEMORY, SHARED_MEMORY_METHODS};
@@ -326,21 +326,6 @@ impl Encode for GenopRequestRef<'_, '_> {
 
 /// `vaccel.resource.RegisterRequest` with its blobs' data borrowed.
 struct RegisterRef<'r>(&'r pv::resource::RegisterRequest);
-
-fn varint_field_len(value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        1 + encoded_len_varint(value)
-    }
-}
-
-fn put_varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    if value != 0 {
-        encode_key(tag, WireType::Varint, buf);
-        encode_varint(value, buf);
-    }
-}
 
 fn blob_len(b: &pv::resource::Blob) -> usize {
     varint_field_len(b.r#type as u64)

@@ -359,6 +359,39 @@ fn varint_long(buf: &mut &[u8]) -> Option<u64> {
     None
 }
 
+/// Writes `v` as a varint, as prost does; one and two bytes (a small call's lengths and
+/// values) inline.
+#[inline(always)]
+pub fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if v < 0x4000 {
+        out.extend_from_slice(&[(v as u8) | 0x80, (v >> 7) as u8]);
+    } else {
+        encode_varint(v, out);
+    }
+}
+
+/// Writes varint field `tag` (below 16: a one-byte key) unless `value` is 0, which proto3
+/// leaves out. A negative `int32` or `int64` is passed sign-extended (`i64::from(v) as u64`),
+/// as prost encodes it.
+#[inline]
+pub fn put_varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
+    if value != 0 {
+        put_varint(out, u64::from(tag) << 3);
+        put_varint(out, value);
+    }
+}
+
+/// The bytes [`put_varint_field`] writes for `value` (tag below 16).
+pub fn varint_field_len(value: u64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        1 + encoded_len_varint(value)
+    }
+}
+
 /// Why [`count_fields`] could not walk a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {
