@@ -9,7 +9,8 @@
 //! `rpc-bench --shm [RUNS]`: shared memory for large payloads (docs/wire.md, extension 6) only:
 //! a 64 MiB image classification through the rpc plugin to an agent offering shared memory,
 //! the same to an agent that does not (`--max-shared-memory 0`: the socket path), and the raw
-//! unix-socket round trip of the same bytes, interleaved, in the same run.
+//! unix-socket round trip of the same bytes, interleaved, in the same run; and the same
+//! image placed in a `SharedBuffer` (argument buffers: the image is not copied at all).
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::indexing_slicing)]
 
@@ -25,6 +26,7 @@ use anyhow::{Context, Result, bail};
 use vaccel::{Config, Session};
 use vaccel_plugin_rpc::RpcPlugin;
 use vaccel_rpc::addr::Address;
+use vaccel_rpc::shm::SharedBuffer;
 use vaccel_rpc::transport::{Listener, Stream};
 
 /// Bytes the agent answers a classify genop with (two 512-byte write args and framing).
@@ -147,6 +149,18 @@ fn vaccel_latencies(
     iters: usize,
     clients: usize,
 ) -> Result<Vec<f64>> {
+    latencies(addr, image, iters, clients, false)
+}
+
+/// [`vaccel_latencies`], with each client's image in a [`SharedBuffer`] (written once, before
+/// the calls) when `shared`.
+fn latencies(
+    addr: &Address,
+    image: &[u8],
+    iters: usize,
+    clients: usize,
+    shared: bool,
+) -> Result<Vec<f64>> {
     let image = Arc::new(image.to_vec());
     let handles: Vec<_> = (0..clients)
         .map(|_| {
@@ -158,14 +172,21 @@ fn vaccel_latencies(
                     .plugin(Arc::new(RpcPlugin::with_address(addr)))
                     .build()?;
                 let sess = Session::new(&rt, 0)?;
+                let mut buffer = None;
+                if shared {
+                    let mut b = SharedBuffer::new(image.len())?;
+                    b.copy_from_slice(&image);
+                    buffer = Some(b);
+                }
+                let image: &[u8] = buffer.as_deref().unwrap_or(&image);
                 let (mut text, mut name) = (vec![0u8; 512], vec![0u8; 512]);
                 for _ in 0..iters.min(50) {
-                    sess.image_classify(&image, &mut text, &mut name)?;
+                    sess.image_classify(image, &mut text, &mut name)?;
                 }
                 let mut lat = Vec::with_capacity(iters);
                 for _ in 0..iters {
                     let t = Instant::now();
-                    sess.image_classify(&image, &mut text, &mut name)?;
+                    sess.image_classify(image, &mut text, &mut name)?;
                     lat.push(t.elapsed().as_secs_f64() * 1e6);
                 }
                 Ok(lat)
@@ -265,9 +286,9 @@ fn shm_bench(
     )?;
     let raw_addr: Address = raw_addr.parse()?;
     println!(
-        "| run | call | shm p50 (ms) | socket p50 (ms) | raw p50 (ms) | shm / raw | socket / raw | shm p99 (ms) |"
+        "| run | call | shm p50 (ms) | socket p50 (ms) | raw p50 (ms) | shm / raw | socket / raw | shm p99 (ms) | buffer p50 (ms) | buffer / raw |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for run in 1..=runs {
         for (label, size, iters) in [
             ("64 MiB image", 64usize << 20, 12),
@@ -277,15 +298,19 @@ fn shm_bench(
             let shm = vaccel_latencies(&shm_addr, &image, iters, 1)?;
             let socket = vaccel_latencies(&socket_addr, &image, iters, 1)?;
             let raw = raw_latencies(&raw_addr, size + REQUEST_EXTRA, iters, 1)?;
+            let buffer = latencies(&shm_addr, &image, iters, 1, true)?;
             let (s, k, r) = (pct(&shm, 50.0), pct(&socket, 50.0), pct(&raw, 50.0));
+            let b = pct(&buffer, 50.0);
             println!(
-                "| {run} | {label} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.3} |",
+                "| {run} | {label} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.3} | {:.3} | {:.3}x |",
                 s / 1e3,
                 k / 1e3,
                 r / 1e3,
                 s / r,
                 k / r,
-                pct(&shm, 99.0) / 1e3
+                pct(&shm, 99.0) / 1e3,
+                b / 1e3,
+                b / r
             );
         }
     }

@@ -35,6 +35,37 @@ fn arg_type(arg: &GenopArgView<'_>) -> u32 {
     u32::try_from(arg.arg_type).unwrap_or(u32::MAX)
 }
 
+/// Points the read arguments a client placed in its argument buffers
+/// (`CallContext::shared_args`: `(index, bytes)`) at those bytes. Such an argument comes
+/// without bytes of its own and with `size` saying how many it has: a `size` other than the
+/// region's length, bytes besides the region, or an index past the arguments is
+/// `INVALID_ARGUMENT`.
+pub(crate) fn use_shared_args<'a>(
+    read: &mut [GenopArgView<'a>],
+    shared: &'a [(usize, Bytes)],
+) -> Result<(), grpc::Status> {
+    for (index, bytes) in shared {
+        let Some(arg) = read.get_mut(*index) else {
+            return Err(status::invalid_argument(format!(
+                "{}: argument {index} does not exist ({} read arguments)",
+                vaccel_rpc::server::META_SHARED_ARGS,
+                read.len()
+            )));
+        };
+        if !arg.buf.is_empty() || u64::from(arg.size) != bytes.len() as u64 {
+            return Err(status::invalid_argument(format!(
+                "{}: read argument {index} says {} bytes and carries {}, for a region of {}",
+                vaccel_rpc::server::META_SHARED_ARGS,
+                arg.size,
+                arg.buf.len(),
+                bytes.len()
+            )));
+        }
+        arg.buf = bytes;
+    }
+    Ok(())
+}
+
 /// A genop's arguments, held without allocating for the usual counts.
 pub(crate) type Args<'a> = SmallVec<[Arg<'a>; INLINE_ARGS]>;
 

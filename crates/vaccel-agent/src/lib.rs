@@ -923,15 +923,20 @@ impl Agent {
             "TorchModelLoad" => Self::torch_model_load(c, decode(payload)?),
             "TorchModelRun" => Self::torch_model_run(c, decode(payload)?),
             "Genop" => {
+                // Arguments in the client's argument buffers (extension 6), checked to lie
+                // within them; held until the call ends.
+                let shared = ctx.shared_args()?;
                 // Clients' plain encoding is read in place; anything else goes to prost.
                 let mut req = message::GenopRequestView::default();
                 if message::decode_genop_request_into(&payload, &mut req).is_some() {
+                    convert::use_shared_args(req.read_args_mut(), &shared)?;
                     *op = genop_op(req.read_args());
                     return Self::genop(c, req.session_id, req.read_args(), req.write_args(), out);
                 }
                 drop(req);
                 let req: pg::Request = decode(payload)?;
-                let read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
+                let mut read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
+                convert::use_shared_args(&mut read, &shared)?;
                 let write: Vec<_> = req.write_args.iter().map(GenopArgView::of).collect();
                 *op = genop_op(&read);
                 return Self::genop(c, req.session_id, &read, &write, out);

@@ -20,8 +20,8 @@ use vaccel_rpc::frame::{Header, kind};
 use vaccel_rpc::message;
 use vaccel_rpc::proto::vaccel::genop as pg;
 use vaccel_rpc::proto::vaccel::rs::ext;
-use vaccel_rpc::server::META_SHARED_MEMORY;
-use vaccel_rpc::shm::{SharedMemory, send_with_fd};
+use vaccel_rpc::server::{META_SHARED_ARGS, META_SHARED_MEMORY};
+use vaccel_rpc::shm::{SharedBuffer, SharedMemory, send_with_fd};
 use vaccel_rpc::status::{code, status_to_error};
 use vaccel_rpc::transport::Stream;
 
@@ -97,10 +97,15 @@ fn request_head(stream_id: u32, body: &[u8]) -> [u8; 10] {
 
 /// Sends `AttachSharedMemory{size}` with `fds` attached (none: a plain frame).
 fn send_attach(c: &mut RawClient, size: u64, fds: &[BorrowedFd<'_>]) -> u32 {
+    send_attach_region(c, size, 0, fds)
+}
+
+/// Sends `AttachSharedMemory{size, region}` with `fds` attached (none: a plain frame).
+fn send_attach_region(c: &mut RawClient, size: u64, region: u32, fds: &[BorrowedFd<'_>]) -> u32 {
     let body = message::encode_request(
         vaccel_rpc::SERVICE_EXT,
         "AttachSharedMemory",
-        &ext::AttachSharedMemoryRequest { size },
+        &ext::AttachSharedMemoryRequest { size, region },
         &[],
     );
     if let [fd] = fds {
@@ -276,14 +281,7 @@ fn memory_is_attached_once_reused_grown_and_released_with_the_connection() {
 #[test]
 fn the_rpc_plugin_uses_shared_memory_for_large_images() {
     let agent = agent(&[]);
-    let rt = vaccel::builder()
-        .skip_logging()
-        .config(vaccel::Config::default().with_log_level(None))
-        .plugin(Arc::new(vaccel_plugin_rpc::RpcPlugin::with_address(
-            agent.address.clone(),
-        )))
-        .build()
-        .unwrap();
+    let rt = rpc_runtime(&agent);
     let sess = vaccel::Session::new(&rt, 0).unwrap();
     let (mut text, mut name) = (vec![0u8; 512], vec![0u8; 512]);
     for _ in 0..3 {
@@ -476,21 +474,28 @@ fn memory_over_the_clients_budget_is_refused() {
 #[test]
 fn a_client_dying_with_memory_attached_leaves_the_agent_up_and_the_memory_released() {
     let mut agent = agent(&[]);
-    for _ in 0..3 {
+    // The message in region 0, then the image in an argument buffer (region 5), in turn.
+    for round in 0..4 {
         let mut c = agent.connect();
         let session = c.create_session(0);
         let (mut mine, fd) = SharedMemory::create(4 * MIB).unwrap();
-        attach(&mut c, 4 * MIB as u64, &[fd.as_fd()]).unwrap();
-        let msg = prost::Message::encode_to_vec(&classify_genop(session, vec![3; 3 * MIB], 64));
-        mine.write_parts(&[&msg]).unwrap();
+        let (req, meta) = if round % 2 == 0 {
+            attach(&mut c, 4 * MIB as u64, &[fd.as_fd()]).unwrap();
+            let msg = classify_genop(session, vec![3; 3 * MIB], 64);
+            mine.write_parts(&[&prost::Message::encode_to_vec(&msg)])
+                .unwrap();
+            let region = format!("0:{}", prost::Message::encoded_len(&msg));
+            (pg::Request::default(), (META_SHARED_MEMORY, region))
+        } else {
+            attach_region(&mut c, 4 * MIB as u64, 5, fd.as_fd()).unwrap();
+            mine.write_parts(&[&vec![3; 4 * MIB]]).unwrap();
+            let mut req = classify_genop(session, Vec::new(), 64);
+            req.read_args[1].size = (4 * MIB) as u32;
+            (req, (META_SHARED_ARGS, format!("1=5:0:{}", 4 * MIB)))
+        };
         // The call is sent, and the client goes away without reading the answer, its
         // memory unmapped on its side.
-        c.send_to(
-            vaccel_rpc::SERVICE,
-            "Genop",
-            &pg::Request::default(),
-            &[(META_SHARED_MEMORY, &format!("0:{}", msg.len()))],
-        );
+        c.send_to(vaccel_rpc::SERVICE, "Genop", &req, &[(meta.0, &meta.1)]);
         drop(mine);
         drop(fd);
         drop(c);
@@ -498,7 +503,7 @@ fn a_client_dying_with_memory_attached_leaves_the_agent_up_and_the_memory_releas
     wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
     assert_eq!(
         metric(&agent, "vaccel_agent_shared_memory_attached_total"),
-        3
+        4
     );
     still_running(&mut agent);
     served(&agent);
@@ -554,7 +559,10 @@ fn tcp_never_offers_shared_memory() {
         .call_with::<ext::AttachSharedMemoryResponse>(
             vaccel_rpc::SERVICE_EXT,
             "AttachSharedMemory",
-            &ext::AttachSharedMemoryRequest { size: 4096 },
+            &ext::AttachSharedMemoryRequest {
+                size: 4096,
+                region: 0,
+            },
             &[],
         )
         .expect_err("refused");
@@ -622,5 +630,248 @@ fn descriptors_sent_with_other_frames_are_closed_not_leaked() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    still_running(&mut agent);
+}
+
+/// Attaches `fd` as argument buffer `region`.
+fn attach_region(
+    c: &mut RawClient,
+    size: u64,
+    region: u32,
+    fd: BorrowedFd<'_>,
+) -> CallResult<ext::AttachSharedMemoryResponse> {
+    let id = send_attach_region(c, size, region, &[fd]);
+    let (got, r) = c.recv_result();
+    assert_eq!(got, id);
+    r
+}
+
+/// A classify genop whose image (read argument 1) says `size` bytes and carries `image`,
+/// with `args` as its `vaccel-rs-shm-args`.
+fn shared_arg_call(
+    c: &mut RawClient,
+    session: i64,
+    image: Vec<u8>,
+    size: u32,
+    args: &str,
+) -> CallResult<pg::Response> {
+    let mut req = classify_genop(session, image, 64);
+    req.read_args[1].size = size;
+    c.call_with(
+        vaccel_rpc::SERVICE,
+        "Genop",
+        &req,
+        &[(META_SHARED_ARGS, args)],
+    )
+}
+
+/// A runtime whose one plugin is `rpc`, to `agent`.
+fn rpc_runtime(agent: &AgentProc) -> vaccel::Runtime {
+    vaccel::builder()
+        .skip_logging()
+        .config(vaccel::Config::default().with_log_level(None))
+        .plugin(Arc::new(vaccel_plugin_rpc::RpcPlugin::with_address(
+            agent.address.clone(),
+        )))
+        .build()
+        .unwrap()
+}
+
+/// `SharedBuffer` bytes as f64 values (the buffer is page-aligned).
+fn values(buf: &mut SharedBuffer) -> &mut [f64] {
+    bytemuck::cast_slice_mut(&mut buf[..])
+}
+
+#[test]
+fn argument_buffers_are_read_where_they_lie_attached_once_and_detached_when_dropped() {
+    let agent = agent(&["--vaccel-config", "plugins=blas"]);
+    let rt = rpc_runtime(&agent);
+    let sess = vaccel::Session::new(&rt, 0).unwrap();
+    let mut buf = SharedBuffer::new(2 * MIB).unwrap();
+    let n = 2 * MIB / 8;
+    for (i, v) in values(&mut buf).iter_mut().enumerate() {
+        *v = (i % 1000) as f64;
+    }
+    let mut out = vec![0f64; n];
+    // Each call sees what the buffer holds at that moment: the agent reads it where it lies.
+    for round in 0..20 {
+        values(&mut buf)[7] = -1.0 - f64::from(round);
+        let (min, max) = sess
+            .minmax(bytemuck::cast_slice(&buf[..]), -100, 2000, &mut out)
+            .unwrap();
+        assert_eq!((min, max), (-1.0 - f64::from(round), 999.0));
+        assert_eq!(out[7], -1.0 - f64::from(round));
+        assert_eq!(out[n - 1], ((n - 1) % 1000) as f64);
+    }
+    // A part of the buffer, away from its start.
+    let part = &bytemuck::cast_slice::<u8, f64>(&buf[..])[100_000..140_000];
+    let (min, max) = sess.minmax(part, 0, 2000, &mut out).unwrap();
+    assert_eq!((min, max), (0.0, 999.0));
+    assert_eq!(out[0], (100_000 % 1000) as f64);
+    // The buffer attached once (region 1), and no copy of its values made; the output
+    // (as large: minmax writes every value) goes through the message memory (region 0).
+    assert_eq!(agent.count_log("as region 1"), 1, "{}", agent.log_tail(20));
+    assert_eq!(agent.count_log("as region 0"), 1, "{}", agent.log_tail(20));
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        2
+    );
+    let with_first = metric(&agent, "vaccel_agent_shared_memory_bytes");
+    // Dropped: detached at the connection's next call with a buffer, whose own buffer is
+    // attached in its place.
+    drop(buf);
+    let mut other = SharedBuffer::new(MIB).unwrap();
+    values(&mut other).fill(5.0);
+    let (min, _) = sess
+        .minmax(bytemuck::cast_slice(&other[..]), 0, 10, &mut out)
+        .unwrap();
+    assert_eq!(min, 5.0);
+    assert_eq!(agent.count_log("as region 1"), 2);
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_bytes"),
+        with_first - MIB as u64
+    );
+    // Ordinary memory keeps working beside it.
+    let plain = vec![3.0f64; n];
+    assert_eq!(sess.minmax(&plain, 0, 10, &mut out).unwrap(), (3.0, 3.0));
+    drop(sess);
+    drop(rt);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    // The agent discarded the pages when the connection ended: the buffer reads as zeros.
+    assert!(other.iter().all(|&b| b == 0));
+    served(&agent);
+}
+
+#[test]
+fn argument_buffers_refused_or_full_fall_back_to_the_socket() {
+    // Room for 15 argument buffers of 1 MiB, but a connection maximum of 4 MiB.
+    let agent = agent(&["--max-shared-memory", &(4 * MIB).to_string()]);
+    let client = Client::connect(&agent.address).unwrap();
+    let caps = client.capabilities().unwrap();
+    assert_eq!(caps.shared_memory_regions, 16);
+    let session = client.create_session(0).unwrap();
+    let buffers: Vec<SharedBuffer> = (0..6).map(|_| SharedBuffer::new(MIB).unwrap()).collect();
+    for _ in 0..2 {
+        for b in &buffers {
+            let out = classify(&client, session, &b[..]);
+            assert_eq!(c_text(&out[1].buf), "This is a dummy classification tag!");
+        }
+    }
+    // Four attached (4 MiB), the others refused once each and sent on the socket.
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        4
+    );
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_bytes"),
+        4 * MIB as u64
+    );
+    drop(client);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+}
+
+#[test]
+fn lying_argument_regions_get_clear_errors_and_the_agent_stays_up() {
+    let mut agent = agent(&["--max-shared-memory", &(2 * MIB).to_string()]);
+    let mut c = agent.connect();
+    let inval = code::INVALID_ARGUMENT;
+    let bad = ErrorCode::EINVAL;
+    let session = c.create_session(0);
+    // Before any attach.
+    refused_with(
+        shared_arg_call(&mut c, session, Vec::new(), 16, "1=1:0:16"),
+        inval,
+        bad,
+        "no argument buffer is attached as region 1",
+    );
+    let (mut mine, fd) = SharedMemory::create(MIB).unwrap();
+    attach_region(&mut c, MIB as u64, 1, fd.as_fd()).unwrap();
+    mine.write_parts(&[&[9; 4096]]).unwrap();
+    // Out of bounds, overflowing, malformed, region 0 (messages) or one not attached.
+    for (args, size, text) in [
+        ("1=1:1048000:1000", 1000, "outside"),
+        ("1=1:0:1048577", 1_048_577, "outside"),
+        ("1=1:18446744073709551615:2", 2, "outside"),
+        ("1=1:1:18446744073709551615", 0, "outside"),
+        ("1=0:0:16", 16, "no argument buffer is attached as region 0"),
+        ("1=7:0:16", 16, "no argument buffer is attached as region 7"),
+        ("1=99999999999:0:16", 16, "no argument buffer"),
+        ("", 16, "is not"),
+        ("1", 16, "is not"),
+        ("1=1:0", 16, "is not"),
+        ("x=1:0:16", 16, "is not"),
+        ("1=1:0:-16", 16, "is not"),
+        ("9=1:0:16", 16, "argument 9 does not exist"),
+        ("1=1:0:16,1=1:0:16", 16, "named twice"),
+    ] {
+        refused_with(
+            shared_arg_call(&mut c, session, Vec::new(), size, args),
+            inval,
+            bad,
+            text,
+        );
+    }
+    // Sizes that lie: the argument says otherwise than its region, or carries bytes too.
+    refused_with(
+        shared_arg_call(&mut c, session, Vec::new(), 15, "1=1:0:16"),
+        inval,
+        bad,
+        "says 15 bytes",
+    );
+    refused_with(
+        shared_arg_call(&mut c, session, vec![1; 16], 16, "1=1:0:16"),
+        inval,
+        bad,
+        "carries 16",
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("{i}=1:0:1")).collect();
+    refused_with(
+        shared_arg_call(&mut c, session, Vec::new(), 1, &many.join(",")),
+        inval,
+        bad,
+        "more than 64",
+    );
+    // Regions past the last, over the connection's maximum, detaching what is not there.
+    let (_other, fd2) = SharedMemory::create(2 * MIB).unwrap();
+    refused_with(
+        attach_region(&mut c, MIB as u64, 16, fd2.as_fd()),
+        inval,
+        bad,
+        "regions are 0 to 15",
+    );
+    refused_with(
+        attach_region(&mut c, 2 * MIB as u64, 2, fd2.as_fd()),
+        code::RESOURCE_EXHAUSTED,
+        ErrorCode::ENOMEM,
+        "above its",
+    );
+    let detach = |c: &mut RawClient, region| {
+        c.call_with::<ext::DetachSharedMemoryResponse>(
+            vaccel_rpc::SERVICE_EXT,
+            "DetachSharedMemory",
+            &ext::DetachSharedMemoryRequest { region },
+            &[],
+        )
+    };
+    let unsealed = memfd(MIB, SealFlag::empty());
+    refused_with(
+        attach_region(&mut c, MIB as u64, 2, unsealed.as_fd()),
+        inval,
+        bad,
+        "F_SEAL_SHRINK",
+    );
+    let st = detach(&mut c, 3).expect_err("nothing attached there");
+    assert_eq!(st.code, code::NOT_FOUND, "{st:?}");
+    // A valid argument works on the same connection, and a detached region is gone.
+    let r = shared_arg_call(&mut c, session, Vec::new(), 4096, "1=1:0:4096").unwrap();
+    assert_eq!(r.write_args.len(), 2);
+    detach(&mut c, 1).unwrap();
+    refused_with(
+        shared_arg_call(&mut c, session, Vec::new(), 16, "1=1:0:16"),
+        inval,
+        bad,
+        "no argument buffer is attached as region 1",
+    );
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
     still_running(&mut agent);
 }

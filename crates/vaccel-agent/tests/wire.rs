@@ -566,6 +566,8 @@ fn capabilities() {
             detection_records: true,
             // A unix socket: shared memory offered (--max-shared-memory, 1 GiB).
             shared_memory_max: 1 << 30,
+            // Region 0 for messages, 15 argument buffers.
+            shared_memory_regions: 16,
         }
     );
 }

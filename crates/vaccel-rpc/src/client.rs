@@ -65,6 +65,14 @@
 //! the agent reads it where it lies. One call at a time uses the memory; a call that finds it
 //! busy, and every call when the agent refused an attach, goes through the socket as usual.
 //! `VACCEL_RPC_SHM=0` turns it off.
+//!
+//! A read argument of a `Genop` of at least [`SHARED_MEMORY_MIN`] bytes that lies in a
+//! [`SharedBuffer`] is not copied at all when the agent takes argument buffers
+//! (`shared_memory_regions` > 1): the buffer's memfd is attached to the connection as a region
+//! of its own at the first call that uses it, and the request names the bytes by region,
+//! offset and length (`vaccel-rs-shm-args`). Buffers dropped are detached at the connection's
+//! next such call; a connection keeps up to `shared_memory_regions - 1` of them, and an
+//! argument that finds no room (or a refused attach) is sent as usual.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -82,9 +90,11 @@ use crate::addr::Address;
 use crate::frame::{DEFAULT_MAX_FRAME, Frame, FrameError, FrameReader, flags, kind, write_frame};
 use crate::message::{decode_response, encode_request, put_varint_field, varint_field_len};
 use crate::proto::vaccel as pv;
-use crate::proto::vaccel::rs::ext::{AttachSharedMemoryRequest, Capabilities, CapabilitiesRequest};
-use crate::server::{META_SHARED_MEMORY, SHARED_MEMORY_METHODS};
-use crate::shm::SharedMemory;
+use crate::proto::vaccel::rs::ext::{
+    AttachSharedMemoryRequest, Capabilities, CapabilitiesRequest, DetachSharedMemoryRequest,
+};
+use crate::server::{META_SHARED_ARGS, META_SHARED_MEMORY, SHARED_MEMORY_METHODS};
+use crate::shm::{BufferPlace, SharedBuffer, SharedMemory};
 use crate::status::{code, status_to_error};
 use crate::transport::Stream;
 use crate::{SERVICE, SERVICE_EXT};
@@ -172,8 +182,14 @@ impl<'a> GenopArg<'a> {
         u32::try_from(self.buf.len()).unwrap_or(u32::MAX)
     }
 
-    fn body_len(&self) -> usize {
-        let mut n = bytes_field_len(self.buf.len());
+    /// The encoded length of the argument; without its bytes (`size` still says how many):
+    /// an argument named in `vaccel-rs-shm-args`.
+    fn body_len(&self, with_bytes: bool) -> usize {
+        let mut n = if with_bytes {
+            bytes_field_len(self.buf.len())
+        } else {
+            0
+        };
         let size = self.size();
         if size != 0 {
             n += 1 + encoded_len_varint(u64::from(size));
@@ -187,8 +203,8 @@ impl<'a> GenopArg<'a> {
         n
     }
 
-    fn encode_body<'p>(&'p self, out: &mut Pieces<'p>) {
-        if !self.buf.is_empty() {
+    fn encode_body<'p>(&'p self, out: &mut Pieces<'p>, with_bytes: bool) {
+        if with_bytes && !self.buf.is_empty() {
             encode_key(1, WireType::LengthDelimited, &mut out.buf);
             encode_varint(self.buf.len() as u64, &mut out.buf);
             out.bytes(self.buf);
@@ -294,6 +310,17 @@ struct GenopRequestRef<'s, 'a> {
     session_id: i64,
     read: &'s [GenopArg<'a>],
     write: &'s [GenopArg<'a>],
+    /// Read arguments sent without their bytes (in argument buffers).
+    shared: &'s [usize],
+}
+
+impl GenopRequestRef<'_, '_> {
+    /// `(tag, argument, with its bytes)` in the order they are encoded.
+    fn args(&self) -> impl Iterator<Item = (u32, &GenopArg<'_>, bool)> {
+        let read = self.read.iter().enumerate();
+        read.map(|(i, a)| (2, a, !self.shared.contains(&i)))
+            .chain(self.write.iter().map(|a| (3, a, true)))
+    }
 }
 
 impl Encode for GenopRequestRef<'_, '_> {
@@ -302,8 +329,8 @@ impl Encode for GenopRequestRef<'_, '_> {
         if self.session_id != 0 {
             n += 1 + encoded_len_varint(self.session_id as u64);
         }
-        for arg in self.read.iter().chain(self.write) {
-            let len = arg.body_len();
+        for (_, arg, with_bytes) in self.args() {
+            let len = arg.body_len(with_bytes);
             n += 1 + encoded_len_varint(len as u64) + len;
         }
         n
@@ -314,12 +341,10 @@ impl Encode for GenopRequestRef<'_, '_> {
             encode_key(1, WireType::Varint, &mut out.buf);
             encode_varint(self.session_id as u64, &mut out.buf);
         }
-        for (tag, args) in [(2, self.read), (3, self.write)] {
-            for arg in args {
-                encode_key(tag, WireType::LengthDelimited, &mut out.buf);
-                encode_varint(arg.body_len() as u64, &mut out.buf);
-                arg.encode_body(out);
-            }
+        for (tag, arg, with_bytes) in self.args() {
+            encode_key(tag, WireType::LengthDelimited, &mut out.buf);
+            encode_varint(arg.body_len(with_bytes) as u64, &mut out.buf);
+            arg.encode_body(out, with_bytes);
         }
     }
 }
@@ -627,6 +652,18 @@ pub struct Client {
     capabilities: Option<Capabilities>,
     /// Shared memory, when the connection may use it (unix socket, offered, not turned off).
     shm: Option<Mutex<ClientShm>>,
+    /// Argument buffers attached, when the agent takes them.
+    buffers: Option<Mutex<Buffers>>,
+}
+
+/// The [`SharedBuffer`]s attached to the connection as regions 1 to `regions - 1`.
+struct Buffers {
+    /// Regions the agent allows (region 0 is the message memory).
+    regions: u32,
+    /// `(buffer id, region)` attached.
+    attached: Vec<(u64, u32)>,
+    /// Buffers whose attach the agent refused: sent on the socket while they live.
+    refused: Vec<u64>,
 }
 
 /// The connection's shared memory.
@@ -688,6 +725,7 @@ impl Client {
             },
             capabilities: None,
             shm: None,
+            buffers: None,
         };
         client.capabilities = client.query_capabilities()?;
         let shm_max = client
@@ -701,6 +739,17 @@ impl Client {
                 map: None,
                 refused: false,
             }));
+            let regions = client
+                .capabilities
+                .as_ref()
+                .map_or(0, |c| c.shared_memory_regions);
+            if regions > 1 {
+                client.buffers = Some(Mutex::new(Buffers {
+                    regions,
+                    attached: Vec::new(),
+                    refused: Vec::new(),
+                }));
+            }
         }
         client.mode = match &client.capabilities {
             Some(caps) => {
@@ -957,7 +1006,11 @@ impl Client {
                 .max(msg_len);
             // The old memory goes first: the agent holds one attachment per connection.
             shm.map = None;
-            match self.attach_shared_memory(size) {
+            let created = SharedMemory::create(size)
+                .map_err(|e| Error::backend("rpc", e.code(), e.to_string()));
+            match created
+                .and_then(|(map, fd)| self.attach_fd(fd.as_fd(), size as u64, 0).map(|()| map))
+            {
                 Ok(map) => shm.map = Some(map),
                 Err(e) if self.is_broken() => return Some(Err(e)),
                 Err(e) => {
@@ -986,15 +1039,13 @@ impl Client {
         )
     }
 
-    /// Creates a memfd of `size` bytes and attaches it to the connection
+    /// Attaches `size` bytes of the memfd `fd` to the connection as `region`
     /// (`AttachSharedMemory`, the descriptor passed with `SCM_RIGHTS`).
-    fn attach_shared_memory(&self, size: usize) -> Result<SharedMemory> {
-        let (map, fd) = SharedMemory::create(size)
-            .map_err(|e| Error::backend("rpc", e.code(), e.to_string()))?;
+    fn attach_fd(&self, fd: std::os::fd::BorrowedFd<'_>, size: u64, region: u32) -> Result<()> {
         let body = encode_request(
             SERVICE_EXT,
             "AttachSharedMemory",
-            &AttachSharedMemoryRequest { size: size as u64 },
+            &AttachSharedMemoryRequest { size, region },
             &[],
         );
         let length = u32::try_from(body.len())
@@ -1010,15 +1061,105 @@ impl Client {
                 flags: 0,
             }
             .encode();
-            log::trace!("[rpc] stream {sid}: AttachSharedMemory of {size} bytes");
-            crate::shm::send_with_fd(socket.as_fd(), &[&head, &body], fd.as_fd())
+            log::trace!(
+                "[rpc] stream {sid}: AttachSharedMemory of {size} bytes as region {region}"
+            );
+            crate::shm::send_with_fd(socket.as_fd(), &[&head, &body], fd)
         })?;
         self.response(sid)?;
         log::debug!(
-            "[rpc] attached {size} bytes of shared memory to the connection to {}",
+            "[rpc] attached {size} bytes of shared memory to the connection to {} as region \
+             {region}",
             self.peer
         );
-        Ok(map)
+        Ok(())
+    }
+
+    /// Where the read arguments that lie in [`SharedBuffer`]s are, for `vaccel-rs-shm-args`
+    /// (`<argument>=<region>:<offset>:<length>,...`), attaching buffers the connection has
+    /// not attached yet; `None` when no argument goes that way.
+    fn shared_args(&self, read: &[GenopArg<'_>]) -> Option<(Vec<usize>, String)> {
+        let buffers = self.buffers.as_ref()?;
+        let mut found: Vec<(usize, BufferPlace, usize)> = Vec::new();
+        // Argument 0 is the op type.
+        for (i, arg) in read.iter().enumerate().skip(1) {
+            if arg.buf.len() >= SHARED_MEMORY_MIN
+                && let Some(place) = SharedBuffer::find(arg.buf)
+            {
+                found.push((i, place, arg.buf.len()));
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        let mut table = lock(buffers);
+        self.detach_dead(&mut table);
+        let mut args = Vec::new();
+        let mut value = String::new();
+        for (i, place, len) in found {
+            let Some(region) = self.buffer_region(&mut table, &place) else {
+                continue;
+            };
+            if !value.is_empty() {
+                value.push(',');
+            }
+            value.push_str(&format!("{i}={region}:{}:{len}", place.offset));
+            args.push(i);
+        }
+        (!args.is_empty()).then_some((args, value))
+    }
+
+    /// Detaches the buffers that were dropped since the last call that used buffers.
+    fn detach_dead(&self, table: &mut Buffers) {
+        table.refused.retain(|&id| SharedBuffer::is_live(id));
+        let mut i = 0;
+        while let Some(&(id, region)) = table.attached.get(i) {
+            if SharedBuffer::is_live(id) {
+                i += 1;
+                continue;
+            }
+            let sent = self
+                .call::<_, pv::rs::ext::DetachSharedMemoryResponse>(
+                    SERVICE_EXT,
+                    "DetachSharedMemory",
+                    &DetachSharedMemoryRequest { region },
+                    &[],
+                )
+                .map(drop);
+            match sent {
+                Ok(()) => {}
+                // The agent has no such region (nothing to give back), or the connection is
+                // gone (and its regions with it): either way the slot is free.
+                Err(e) => log::debug!("[rpc] detaching region {region}: {e}"),
+            }
+            table.attached.swap_remove(i);
+        }
+    }
+
+    /// The region `place`'s buffer is attached as, attaching it if it is not yet; `None`
+    /// when there is no free region or the agent refuses it.
+    fn buffer_region(&self, table: &mut Buffers, place: &BufferPlace) -> Option<u32> {
+        if let Some(&(_, region)) = table.attached.iter().find(|(id, _)| *id == place.id) {
+            return Some(region);
+        }
+        if table.refused.contains(&place.id) {
+            return None;
+        }
+        let region = (1..table.regions).find(|r| table.attached.iter().all(|(_, a)| a != r))?;
+        let allocated = place
+            .allocate()
+            .map_err(|e| Error::backend("rpc", e.code(), e.to_string()));
+        match allocated.and_then(|()| self.attach_fd(place.fd.as_fd(), place.size, region)) {
+            Ok(()) => {
+                table.attached.push((place.id, region));
+                Some(region)
+            }
+            Err(e) => {
+                log::debug!("[rpc] argument buffer not attached ({e}); using the socket");
+                table.refused.push(place.id);
+                None
+            }
+        }
     }
 
     /// Registers a call and writes its first frame with `write`, under the write lock.
@@ -1405,6 +1546,9 @@ impl Client {
                 arg.buf.len()
             )));
         }
+        // Arguments in argument buffers travel as their region, without their bytes.
+        let (shared, value) = self.shared_args(read).unwrap_or_default();
+        let meta = [(META_SHARED_ARGS, value.as_str())];
         let resp: pv::genop::Response = self.call_encoded(
             SERVICE,
             "Genop",
@@ -1412,8 +1556,9 @@ impl Client {
                 session_id,
                 read,
                 write,
+                shared: &shared,
             },
-            &[],
+            if shared.is_empty() { &[] } else { &meta },
         )?;
         Ok(resp.write_args)
     }
@@ -1607,6 +1752,7 @@ mod tests {
                 session_id,
                 read: &read,
                 write: &write,
+                shared: &[],
             };
             let prost = pv::genop::Request {
                 session_id,
@@ -1621,6 +1767,7 @@ mod tests {
             session_id: 1,
             read: &read,
             write: &write,
+            shared: &[],
         };
         let mut pieces = Pieces::new();
         ours.encode(&mut pieces);
@@ -1631,6 +1778,7 @@ mod tests {
             session_id: 1,
             read: &[GenopArg::new(ArgType::Uint8, &[0])],
             write: &[],
+            shared: &[],
         };
         assert_eq!(
             flat(&noop),
@@ -1701,6 +1849,7 @@ mod tests {
             session_id: 3,
             read: &args,
             write: &[],
+            shared: &[],
         };
         let owned = pv::genop::Request::decode(Bytes::from(flat(&req))).unwrap();
         let meta = [(META_ACCEPT_CHUNKS, ACCEPT_CHUNKS_VALUE), ("k", "")];

@@ -245,6 +245,11 @@ impl<'a> GenopRequestView<'a> {
     pub fn write_args(&self) -> &[GenopArgView<'a>] {
         self.args.get(self.reads..).unwrap_or_default()
     }
+
+    /// `read_args`, to change (e.g. to point arguments at shared memory).
+    pub fn read_args_mut(&mut self) -> &mut [GenopArgView<'a>] {
+        self.args.get_mut(..self.reads).unwrap_or_default()
+    }
 }
 
 /// Decodes a `vaccel.genop.Request` as clients encode it (fields in order, read arguments

@@ -86,6 +86,15 @@ pub const META_SHARED_MEMORY: &str = "vaccel-rs-shm";
 /// call and keep none of it (a kept slice would pin the mapping and see the client's later
 /// writes).
 pub const SHARED_MEMORY_METHODS: &[&str] = &["Genop"];
+/// `Genop` metadata: read arguments whose bytes lie in attached argument buffers (extension 6),
+/// `<argument>=<region>:<offset>:<length>` separated by commas; those arguments carry no bytes
+/// of their own.
+pub const META_SHARED_ARGS: &str = "vaccel-rs-shm-args";
+/// How many memfds one connection may have attached at once: region 0 for whole messages and
+/// argument buffers 1 to this less 1 (`Capabilities.shared_memory_regions`).
+pub const SHARED_MEMORY_REGIONS: u32 = 16;
+/// The most arguments one call may name in [`META_SHARED_ARGS`].
+const MAX_SHARED_ARGS: usize = 64;
 /// A sensible [`ServerConfig::max_shared_memory`] for servers that offer it (the agent's
 /// default): 1 GiB per connection.
 pub const DEFAULT_MAX_SHARED_MEMORY: u64 = 1 << 30;
@@ -295,6 +304,8 @@ pub struct CallContext<'a> {
     service: &'a str,
     metadata: &'a [(&'a str, &'a str)],
     data: Option<&'a (dyn Any + Send + Sync)>,
+    /// The connection's shared memory, where it may attach some.
+    shm: Option<&'a Mutex<Vec<(u32, Attached)>>>,
 }
 
 impl fmt::Debug for CallContext<'_> {
@@ -335,6 +346,19 @@ impl<'a> CallContext<'a> {
             .iter()
             .find(|(k, _)| *k == key)
             .map(|&(_, v)| v)
+    }
+
+    /// The read arguments of a `Genop` whose bytes lie in the connection's argument buffers
+    /// ([`META_SHARED_ARGS`], extension 6): `(argument index, bytes)`, each checked to lie
+    /// within its attached region; empty when the call names none. The bytes are the
+    /// client's memory, which it may write while they are read (see
+    /// [`SharedMemory::region`]). `INVALID_ARGUMENT` for a malformed value, a region not
+    /// attached, bytes outside it, or a connection without shared memory.
+    pub fn shared_args(&self) -> Result<Vec<(usize, Bytes)>, grpc::Status> {
+        match self.metadata_value(META_SHARED_ARGS) {
+            None => Ok(Vec::new()),
+            Some(value) => shared_args(self.shm, value),
+        }
     }
 
     /// What the service returned from [`Service::connection_opened`] for this connection, if
@@ -535,6 +559,11 @@ impl ServerBuilder {
         };
         let capabilities_unix = ext::Capabilities {
             shared_memory_max: config.max_shared_memory,
+            shared_memory_regions: if config.max_shared_memory > 0 {
+                SHARED_MEMORY_REGIONS
+            } else {
+                0
+            },
             ..capabilities.clone()
         }
         .encode_to_vec();
@@ -898,8 +927,8 @@ struct Conn {
     /// Descriptors received with its bytes, when it may attach shared memory (a unix
     /// connection of a server offering it); `None` elsewhere.
     fds: Option<Arc<Mutex<FdQueue>>>,
-    /// The shared memory attached (extension 6).
-    shm: Mutex<Option<Attached>>,
+    /// The shared memory attached (extension 6), by region.
+    shm: Mutex<Vec<(u32, Attached)>>,
     /// What attached shared memory is held against.
     shm_budget: Option<Arc<dyn RequestBudget>>,
 }
@@ -1140,7 +1169,7 @@ fn open_connection(shared: &Arc<Shared>, stream: Stream, peer: Option<Peer>) -> 
         served: AtomicBool::new(false),
         budget,
         fds,
-        shm: Mutex::new(None),
+        shm: Mutex::new(Vec::new()),
         shm_budget,
     });
     lock(&shared.conns).insert(id, Arc::clone(&conn));
@@ -1472,9 +1501,10 @@ fn finish_connection(shared: &Shared, conn: &Conn) {
     conn.shutdown(Shutdown::Both);
     // Every call has finished: the mapping goes now, and its bytes back to the budget
     // (before the services hear of the close, so what they report is consistent).
-    if let Some(attached) = lock(&conn.shm).take() {
+    let attached = std::mem::take(&mut *lock(&conn.shm));
+    for (region, attached) in attached {
         log::debug!(
-            "connection {}: released {} bytes of shared memory",
+            "connection {}: released {} bytes of shared memory (region {region})",
             conn.info.id,
             attached.map.len()
         );
@@ -2153,6 +2183,7 @@ fn dispatch(
         service,
         metadata: &req.metadata,
         data: conn.data.get(index).and_then(|d| d.as_deref()),
+        shm: conn.fds.as_ref().map(|_| &conn.shm),
     };
     match messages {
         None => svc.call_into(&ctx, method, req.payload.clone(), reply),
@@ -2179,6 +2210,23 @@ fn extensions(
         }),
         "AttachSharedMemory" if !streaming && conn.fds.is_some() => {
             attach_shared_memory(shared, conn, payload)
+        }
+        "DetachSharedMemory" if !streaming && conn.fds.is_some() => {
+            let req = ext::DetachSharedMemoryRequest::decode(payload.clone())
+                .map_err(|e| status::invalid_argument(e.to_string()))?;
+            let gone = {
+                let mut regions = lock(&conn.shm);
+                let at = regions.iter().position(|(r, _)| *r == req.region);
+                at.map(|i| regions.swap_remove(i))
+            };
+            match gone {
+                Some(_) => Ok(ext::DetachSharedMemoryResponse {}.encode_to_vec()),
+                None => Err(status::status(
+                    code::NOT_FOUND,
+                    format!("no shared memory is attached as region {}", req.region),
+                    ErrorCode::EINVAL,
+                )),
+            }
         }
         _ => Err(method_not_found(crate::SERVICE_EXT, method)),
     }
@@ -2215,25 +2263,52 @@ fn attach_shared_memory(
             e.code(),
         )
     };
+    if req.region >= SHARED_MEMORY_REGIONS {
+        return Err(refused(format!(
+            "region {} (regions are 0 to {})",
+            req.region,
+            SHARED_MEMORY_REGIONS - 1
+        )));
+    }
     let max = shared.config.max_shared_memory;
     let checked = SharedMemory::check(fd, req.size, max).map_err(invalid)?;
-    // The old attachment goes back before the new one is charged: a client growing its
-    // memory needs room for the new size only. The new one is mapped only once charged:
-    // a refused attach leaves the client's memfd as it was.
-    let old = lock(&conn.shm).take();
-    drop(old);
+    // The old attachment of the region goes back before the new one is charged: a client
+    // growing its memory needs room for the new size only. The new one is mapped only once
+    // charged: a refused attach leaves the client's memfd as it was.
+    let mut regions = lock(&conn.shm);
+    if let Some(i) = regions.iter().position(|(r, _)| *r == req.region) {
+        drop(regions.swap_remove(i));
+    }
+    // `max` bounds the connection's regions together.
+    let others: u64 = regions.iter().map(|(_, a)| a.map.len() as u64).sum();
+    if others.saturating_add(req.size) > max {
+        return Err(status::status(
+            code::RESOURCE_EXHAUSTED,
+            format!(
+                "shared memory refused: {} bytes more would hold {} on the connection, above \
+                 its {max}",
+                req.size,
+                others.saturating_add(req.size)
+            ),
+            ErrorCode::ENOMEM,
+        ));
+    }
     let mut charge = Charge::new(conn.shm_budget.as_ref());
     charge.add(req.size)?;
     let map = checked.map().map_err(invalid)?;
     log::info!(
-        "Attached {} bytes of shared memory (connection {})",
+        "Attached {} bytes of shared memory as region {} (connection {})",
         req.size,
+        req.region,
         conn.info.id
     );
-    *lock(&conn.shm) = Some(Attached {
-        map: Arc::new(map),
-        _charge: charge,
-    });
+    regions.push((
+        req.region,
+        Attached {
+            map: Arc::new(map),
+            _charge: charge,
+        },
+    ));
     Ok(ext::AttachSharedMemoryResponse {}.encode_to_vec())
 }
 
@@ -2260,11 +2335,57 @@ fn shared_memory_payload(
         .split_once(':')
         .and_then(|(o, l)| Some((o.trim().parse::<u64>().ok()?, l.trim().parse::<u64>().ok()?)))
         .ok_or_else(|| invalid(format!("'{region}' is not <offset>:<length>")))?;
-    let map = match &*lock(&conn.shm) {
-        Some(attached) => Arc::clone(&attached.map),
-        None => return Err(invalid("no shared memory is attached".to_owned())),
-    };
+    let map = attached_region(&conn.shm, 0)
+        .ok_or_else(|| invalid("no shared memory is attached".to_owned()))?;
     SharedMemory::region(&map, offset, len).map_err(|e| invalid(e.to_string()))
+}
+
+/// The mapping attached as `region`.
+fn attached_region(shm: &Mutex<Vec<(u32, Attached)>>, region: u32) -> Option<Arc<SharedMemory>> {
+    lock(shm)
+        .iter()
+        .find(|(r, _)| *r == region)
+        .map(|(_, a)| Arc::clone(&a.map))
+}
+
+/// The argument buffers a call names in [`META_SHARED_ARGS`], `(argument, bytes)`, in order.
+fn shared_args(
+    shm: Option<&Mutex<Vec<(u32, Attached)>>>,
+    value: &str,
+) -> Result<Vec<(usize, Bytes)>, grpc::Status> {
+    let invalid = |why: String| status::invalid_argument(format!("{META_SHARED_ARGS}: {why}"));
+    let Some(shm) = shm else {
+        return Err(invalid(
+            "shared memory is not offered on this connection".to_owned(),
+        ));
+    };
+    let mut out = Vec::new();
+    for item in value.split(',') {
+        if out.len() == MAX_SHARED_ARGS {
+            return Err(invalid(format!("more than {MAX_SHARED_ARGS} arguments")));
+        }
+        let parsed = item.split_once('=').and_then(|(arg, place)| {
+            let mut nums = place.splitn(3, ':').map(|n| n.trim().parse::<u64>().ok());
+            let (region, offset, len) = (nums.next()??, nums.next()??, nums.next()??);
+            Some((arg.trim().parse::<usize>().ok()?, region, offset, len))
+        });
+        let Some((arg, region, offset, len)) = parsed else {
+            return Err(invalid(format!(
+                "'{item}' is not <argument>=<region>:<offset>:<length>"
+            )));
+        };
+        if out.iter().any(|(a, _)| *a == arg) {
+            return Err(invalid(format!("argument {arg} named twice")));
+        }
+        let map = u32::try_from(region)
+            .ok()
+            .filter(|&r| r > 0)
+            .and_then(|r| attached_region(shm, r))
+            .ok_or_else(|| invalid(format!("no argument buffer is attached as region {region}")))?;
+        let bytes = SharedMemory::region(&map, offset, len).map_err(|e| invalid(e.to_string()))?;
+        out.push((arg, bytes));
+    }
+    Ok(out)
 }
 
 /// Writes the answer: one RESPONSE frame, or DATA chunks when the client accepts them and the
@@ -3136,7 +3257,10 @@ mod tests {
         let body = message::encode_request(
             crate::SERVICE_EXT,
             "AttachSharedMemory",
-            &ext::AttachSharedMemoryRequest { size: 64 << 10 },
+            &ext::AttachSharedMemoryRequest {
+                size: 64 << 10,
+                region: 0,
+            },
             &[],
         );
         let head = Header {

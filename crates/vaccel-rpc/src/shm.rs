@@ -405,6 +405,171 @@ fn fast_strings() -> bool {
     })
 }
 
+/// A buffer in shared memory for a large argument, which the `rpc` plugin hands to an agent
+/// without copying it (extension 6's argument buffers): fill it (decode an image or write a
+/// tensor straight into it) and pass it, or any part of it, where a call takes bytes. On a
+/// unix socket to an agent that offers argument buffers, the client attaches the buffer's
+/// memfd to the connection at the first call that uses it and from then on names the bytes
+/// by offset; elsewhere (TCP, vsock, upstream's agent, `VACCEL_RPC_SHM=0`, any other plugin)
+/// it is ordinary memory and the call copies it as it would any slice.
+///
+/// The agent reads the bytes during the call, where they lie: they must not change until the
+/// call returns (safe code cannot: the call borrows them). When a connection that attached a
+/// buffer ends, the agent discards the buffer's pages (so that no page it touched stays in
+/// its memory): from then on the buffer reads as zeros. Fill it again before each call, as
+/// one does with any input buffer.
+///
+/// ```
+/// let mut image = vaccel_rpc::shm::SharedBuffer::new(4 << 20)?;
+/// image[..4].copy_from_slice(b"\x89PNG");
+/// assert_eq!(image.len(), 4 << 20);
+/// # Ok::<(), vaccel_rpc::shm::ShmError>(())
+/// ```
+pub struct SharedBuffer {
+    map: SharedMemory,
+    id: u64,
+}
+
+impl fmt::Debug for SharedBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBuffer")
+            .field("id", &self.id)
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+/// A live [`SharedBuffer`] as clients look it up by address.
+struct Registered {
+    id: u64,
+    start: usize,
+    len: usize,
+    fd: Arc<OwnedFd>,
+}
+
+/// The live buffers: few, looked up only for arguments of [`crate::client::SHARED_MEMORY_MIN`]
+/// bytes and more.
+static BUFFERS: std::sync::RwLock<Vec<Registered>> = std::sync::RwLock::new(Vec::new());
+/// How many buffers live: calls skip the lookup while none does.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A buffer that holds some bytes a call passes: what the client attaches and names.
+#[derive(Debug, Clone)]
+pub struct BufferPlace {
+    /// The buffer's id (process-wide, never reused).
+    pub id: u64,
+    /// The bytes' offset in the buffer.
+    pub offset: u64,
+    /// The buffer's length (the memfd's size).
+    pub size: u64,
+    /// The buffer's memfd, to attach.
+    pub fd: Arc<OwnedFd>,
+}
+
+impl BufferPlace {
+    /// Allocates the buffer's pages again where they were discarded (an agent whose
+    /// connection ended punched them out; they read as zeros either way), so that an agent's
+    /// check that the memfd is allocated in full passes.
+    pub fn allocate(&self) -> Result<(), ShmError> {
+        let len = i64::try_from(self.size).map_err(|_| ShmError::BadSize {
+            size: self.size,
+            max: i64::MAX as u64,
+        })?;
+        nix::fcntl::fallocate(&*self.fd, nix::fcntl::FallocateFlags::empty(), 0, len)
+            .map_err(sys("fallocate"))
+    }
+}
+
+impl SharedBuffer {
+    /// A buffer of `len` bytes (zeros), in a new memfd allocated in full and sealed against
+    /// resizing. `BadSize` for 0; `Sys` (`ENOMEM` among others) when the memory cannot be had.
+    pub fn new(len: usize) -> Result<SharedBuffer, ShmError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let (map, fd) = SharedMemory::create(len)?;
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut buffers = BUFFERS.write().unwrap_or_else(|e| e.into_inner());
+        buffers
+            .try_reserve(1)
+            .map_err(|_| sys("registering a buffer")(Errno::ENOMEM))?;
+        buffers.push(Registered {
+            id,
+            start: map.map.as_ptr() as usize,
+            len: map.len(),
+            fd: Arc::new(fd),
+        });
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(SharedBuffer { map, id })
+    }
+
+    /// The buffer's id: process-wide, never reused.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The live buffer that holds all of `bytes`, if any.
+    pub fn find(bytes: &[u8]) -> Option<BufferPlace> {
+        if LIVE.load(std::sync::atomic::Ordering::Acquire) == 0 || bytes.is_empty() {
+            return None;
+        }
+        let start = bytes.as_ptr() as usize;
+        let end = start.checked_add(bytes.len())?;
+        let buffers = BUFFERS.read().unwrap_or_else(|e| e.into_inner());
+        buffers
+            .iter()
+            .find(|b| start >= b.start && end <= b.start.saturating_add(b.len))
+            .map(|b| BufferPlace {
+                id: b.id,
+                offset: (start - b.start) as u64,
+                size: b.len as u64,
+                fd: Arc::clone(&b.fd),
+            })
+    }
+
+    /// Whether the buffer `id` still lives.
+    pub fn is_live(id: u64) -> bool {
+        BUFFERS
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|b| b.id == id)
+    }
+}
+
+impl std::ops::Deref for SharedBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map.map
+    }
+}
+
+impl std::ops::DerefMut for SharedBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.map.map
+    }
+}
+
+impl AsRef<[u8]> for SharedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsMut<[u8]> for SharedBuffer {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl Drop for SharedBuffer {
+    fn drop(&mut self) {
+        let mut buffers = BUFFERS.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = buffers.iter().position(|b| b.id == self.id) {
+            buffers.swap_remove(i);
+            LIVE.fetch_sub(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 /// An attached memfd whose pages are punched out when the attachment ends.
 ///
 /// Memory cgroups charge a page to whoever touches it first: pages of a sparse memfd that the

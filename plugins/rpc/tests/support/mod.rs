@@ -288,6 +288,7 @@ fn answer(shared: &Shared, req: &Request) -> Answer {
                 detection_records: true,
                 // This stand-in keeps every call on the socket, where it sees them.
                 shared_memory_max: 0,
+                shared_memory_regions: 0,
             });
         }
         return Err(grpc::Status {
