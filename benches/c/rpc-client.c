@@ -2,7 +2,8 @@
  * An independent ttrpc client for the RPC benchmarks (issue 17), written against the wire
  * format (docs/wire.md), not against our crates: image classification as a Genop with one
  * pre-encoded request per call, sent with one writev, the whole response read before the
- * next call. Against the agent (`agent` mode) it first creates a session; against the raw
+ * next call (with one read where the server wrote it whole: frames are taken from what a read
+ * brought, as a buffered client does, so that both modes make the same system calls). Against the agent (`agent` mode) it first creates a session; against the raw
  * echo server (`raw` mode, benches/c/echo-server.c) it sends the same bytes and reads a
  * reply of the size the agent answers with, so both modes move the same bytes.
  *
@@ -138,20 +139,50 @@ static void writev_all(int fd, struct iovec *iov, int n)
     }
 }
 
-/* Reads one frame; returns its body length (the body is left in *rx). */
-static size_t read_frame(int fd, struct buf *rx)
+/* Bytes read and not yet taken: [start, end) of p. */
+struct rbuf {
+    uint8_t *p;
+    size_t cap, start, end;
+};
+
+/* Makes at least n bytes available from r->start, reading as much as the socket has. */
+static void fill(int fd, struct rbuf *r, size_t n)
 {
-    uint8_t h[10];
-    read_all(fd, h, 10);
-    size_t len = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
-    if (len > rx->cap) {
-        rx->cap = len;
-        rx->p = realloc(rx->p, len);
-        if (!rx->p)
+    if (r->end - r->start >= n)
+        return;
+    memmove(r->p, r->p + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+    if (n > r->cap) {
+        r->cap = n;
+        r->p = realloc(r->p, n);
+        if (!r->p)
             die("realloc");
     }
-    read_all(fd, rx->p, len);
-    rx->len = len;
+    while (r->end < n) {
+        ssize_t got = read(fd, r->p + r->end, r->cap - r->end);
+        if (got == 0) {
+            errno = ECONNRESET;
+            die("read");
+        }
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read");
+        }
+        r->end += (size_t)got;
+    }
+}
+
+/* Takes one frame from the connection; returns its body length, the body in *body. */
+static size_t read_frame(int fd, struct rbuf *r, const uint8_t **body)
+{
+    fill(fd, r, 10);
+    const uint8_t *h = r->p + r->start;
+    size_t len = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+    fill(fd, r, 10 + len);
+    *body = r->p + r->start + 10;
+    r->start += 10 + len;
     return len;
 }
 
@@ -169,7 +200,7 @@ static int connect_to(const char *path)
 
 /* CreateSession and the session id from its response (grpc.Response.payload, field 2:
  * CreateResponse.session_id, field 1). */
-static uint64_t create_session(int fd, struct buf *rx)
+static uint64_t create_session(int fd, struct rbuf *rx)
 {
     struct buf payload = {0}, body = {0};
     uint8_t h[10];
@@ -178,10 +209,11 @@ static uint64_t create_session(int fd, struct buf *rx)
     request(&body, h, "CreateSession", &payload, 1);
     struct iovec iov[2] = {{h, 10}, {body.p, body.len}};
     writev_all(fd, iov, 2);
-    size_t n = read_frame(fd, rx);
+    const uint8_t *p;
+    size_t n = read_frame(fd, rx, &p);
     free(payload.p), free(body.p);
     /* Walk grpc.Response for field 2, then CreateResponse for field 1. */
-    const uint8_t *p = rx->p, *end = rx->p + n;
+    const uint8_t *end = p + n;
     while (p < end) {
         unsigned k = *p++;
         uint64_t len = 0;
@@ -230,7 +262,9 @@ static void *client(void *arg)
 {
     struct job *j = arg;
     int fd = connect_to(j->path);
-    struct buf rx = {0};
+    struct rbuf rx = {malloc(64 << 10), 64 << 10, 0, 0};
+    if (!rx.p)
+        die("malloc");
     uint64_t session = j->agent ? create_session(fd, &rx) : 1;
     uint8_t op = 3; /* VACCEL_OP_IMAGE_CLASSIFY */
     uint8_t *image = malloc(j->image), *out = calloc(1, OUT_BYTES);
@@ -250,7 +284,8 @@ static void *client(void *arg)
         double t = now_us();
         writev_all(fd, iov, 2);
         if (j->agent) {
-            j->replied = read_frame(fd, &rx);
+            const uint8_t *reply;
+            j->replied = read_frame(fd, &rx, &reply);
         } else {
             if (rx.cap < j->reply + 10) {
                 rx.cap = j->reply + 10;

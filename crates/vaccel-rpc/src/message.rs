@@ -302,6 +302,24 @@ pub fn decode_genop_request_into<'a>(
 #[inline]
 fn decode_genop_arg(mut buf: &[u8]) -> Option<GenopArgView<'_>> {
     let mut arg = GenopArgView::default();
+    // Clients write `buf`, `size` and `arg_type` first, in that order, each when not empty or
+    // zero: read them so, without the general loop's dispatch; whatever follows (or comes in
+    // another order) goes through the loop, which takes any order, the last value winning.
+    if let [0x0a, rest @ ..] = buf {
+        buf = rest;
+        let len = usize::try_from(varint(&mut buf)?).ok()?;
+        let (bytes, rest) = buf.split_at_checked(len)?;
+        arg.buf = bytes;
+        buf = rest;
+    }
+    if let [0x10, rest @ ..] = buf {
+        buf = rest;
+        arg.size = varint(&mut buf)? as u32;
+    }
+    if let [0x18, rest @ ..] = buf {
+        buf = rest;
+        arg.arg_type = varint(&mut buf)? as i32;
+    }
     while !buf.is_empty() {
         let key = varint(&mut buf)?;
         if key == 0x0a {
@@ -724,6 +742,26 @@ mod tests {
             hex("12 03 0a 05 01"),
         ] {
             assert!(decode_genop_request(&odd).is_none(), "{odd:02x?}");
+        }
+        // An argument's fields in another order, repeated, or after the usual three: read as
+        // prost reads them (the last value of a field wins).
+        for arg in [
+            "18 03 0a 01 07 10 01",
+            "0a 01 07 10 01 18 03 0a 01 08",
+            "10 05 0a 01 07 18 03 10 01",
+            "0a 01 07 18 03 10 01 20 04 28 02 30 01",
+            "0a 00 10 00 18 00",
+        ] {
+            let arg = hex(arg);
+            let mut wire = vec![0x12, arg.len() as u8];
+            wire.extend(&arg);
+            let theirs = genop::Request::decode(&wire[..]).unwrap();
+            let view = decode_genop_request(&wire).unwrap();
+            assert_eq!(
+                view.read_args(),
+                &[GenopArgView::of(&theirs.read_args[0])],
+                "{arg:02x?}"
+            );
         }
         // The largest 10-byte varint prost takes; two-byte ones at their ends.
         let max = hex("08 ffffffffffffffffff01");

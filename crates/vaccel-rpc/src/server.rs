@@ -1100,12 +1100,16 @@ enum Work {
         body: Bytes,
         _charge: Charge,
     },
-    /// A chunked request, reassembled (`req.payload` holds the message).
-    Assembled { stream_id: u32, req: grpc::Request },
+    /// A chunked request, reassembled (`req.payload` holds the message). Boxed, as the
+    /// stream's: a small call's `Work` is moved around whole, in registers.
+    Assembled {
+        stream_id: u32,
+        req: Box<grpc::Request>,
+    },
     /// A client stream, complete.
     Stream {
         stream_id: u32,
-        req: grpc::Request,
+        req: Box<grpc::Request>,
         messages: Vec<Bytes>,
     },
 }
@@ -2026,11 +2030,14 @@ fn close_stream(conn: &Conn, side: &mut ReadSide, stream_id: u32) -> Option<Work
                 return None;
             }
             req.payload = Bytes::from(buf);
-            Some(Work::Assembled { stream_id, req })
+            Some(Work::Assembled {
+                stream_id,
+                req: Box::new(req),
+            })
         }
         Pending::Messages { req, messages, .. } => Some(Work::Stream {
             stream_id,
-            req,
+            req: Box::new(req),
             messages,
         }),
     }
