@@ -27,7 +27,7 @@ pub struct Session {
     hint: AtomicU32,
     remote: bool,
     remote_id: AtomicI64,
-    plugin: RwLock<Arc<dyn Plugin>>,
+    plugin: RwLock<Arc<Binding>>,
     rundir: PathBuf,
     rt: Runtime,
     resources: Mutex<Vec<Arc<Resource>>>,
@@ -45,6 +45,12 @@ pub struct Session {
     /// ops borrow it without the lock and reference count of `plugin`.
     fixed: Option<Arc<dyn Plugin>>,
 }
+
+/// The plugin a session is bound to, in an allocation of the session's own: an op counts its
+/// reference here, not on the plugin's `Arc`, which every session bound to the plugin shares
+/// (a reference count that threads of several connections update on every call bounces its
+/// cache line between CPUs: issue #17).
+pub(crate) struct Binding(Arc<dyn Plugin>);
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,7 +115,7 @@ impl Session {
             remote,
             remote_id: AtomicI64::new(0),
             fixed: attached.then(|| Arc::clone(&plugin)),
-            plugin: RwLock::new(plugin),
+            plugin: RwLock::new(Arc::new(Binding(plugin))),
             rundir,
             rt: rt.clone(),
             resources: Mutex::new(Vec::new()),
@@ -186,27 +192,33 @@ impl Session {
 
     /// The plugin bound to the session.
     pub fn plugin(&self) -> Arc<dyn Plugin> {
-        Arc::clone(&self.plugin_guard())
+        Arc::clone(&self.plugin_guard().0)
     }
 
     /// The plugin ops call: an attached session's fixed plugin (borrowed), or the bound one
-    /// (counted into `held`).
+    /// (its binding counted into `held`, a count of the session's own).
     pub(crate) fn bound_plugin<'a>(
         &'a self,
-        held: &'a mut Option<Arc<dyn Plugin>>,
+        held: &'a mut Option<Arc<Binding>>,
     ) -> &'a Arc<dyn Plugin> {
         match &self.fixed {
             Some(p) => p,
-            None => held.insert(self.plugin()),
+            None => &held.insert(Arc::clone(&self.plugin_guard())).0,
         }
     }
 
-    pub(crate) fn plugin_guard(&self) -> RwLockReadGuard<'_, Arc<dyn Plugin>> {
+    fn plugin_guard(&self) -> RwLockReadGuard<'_, Arc<Binding>> {
         self.plugin.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Binds the session to `plugin`.
+    fn bind(&self, plugin: &Arc<dyn Plugin>) {
+        *self.plugin.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(Binding(Arc::clone(plugin)));
+    }
+
     fn plugin_name(&self) -> String {
-        self.plugin_guard().info().name.clone()
+        self.plugin_guard().0.info().name.clone()
     }
 
     /// The session's own directory (`<rundir>/session.<id>`), removed at release.
@@ -530,11 +542,11 @@ impl Session {
                 old.info().name
             );
         }
-        *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&plugin);
+        self.bind(&plugin);
         self.changed();
         let local = flags & !PluginType::REMOTE.bits();
         if let Err(e) = plugin.session_init(self, local) {
-            *self.plugin.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&old);
+            self.bind(&old);
             self.changed();
             if let Err(e2) = old.session_init(self, self.hint() & !PluginType::REMOTE.bits()) {
                 log::warn!(
