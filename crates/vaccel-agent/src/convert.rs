@@ -11,6 +11,7 @@ use vaccel::{Arg, Error, Id, OpType, TfNode};
 use vaccel_rpc::message::{self, GenopArgView, INLINE_ARGS, put_varint_field, varint_field_len};
 use vaccel_rpc::proto::grpc;
 use vaccel_rpc::proto::vaccel::genop as pg;
+use vaccel_rpc::shm::RegionMut;
 use vaccel_rpc::status;
 
 /// An argument whose `size` disagrees with its bytes (upstream: "Conversion failed").
@@ -52,15 +53,7 @@ pub(crate) fn use_shared_args<'a>(
                 read.len()
             )));
         };
-        if !arg.buf.is_empty() || u64::from(arg.size) != bytes.len() as u64 {
-            return Err(status::invalid_argument(format!(
-                "{}: read argument {index} says {} bytes and carries {}, for a region of {}",
-                vaccel_rpc::server::META_SHARED_ARGS,
-                arg.size,
-                arg.buf.len(),
-                bytes.len()
-            )));
-        }
+        check_in_region("read", *index, arg, bytes.len())?;
         arg.buf = bytes;
     }
     Ok(())
@@ -86,17 +79,18 @@ pub(crate) fn read_args<'a>(
 
 /// The fields of a response write argument after its bytes (`size`, `arg_type`,
 /// `custom_type_id`; `parts` and `part_no` are 0, so absent), as prost encodes them.
-fn encode_arg_tail(a: &GenopArgView<'_>, out: &mut Vec<u8>) {
-    let [size, arg_type, custom] = tail_values(a);
+fn encode_arg_tail(a: &GenopArgView<'_>, size: usize, out: &mut Vec<u8>) {
+    let [size, arg_type, custom] = tail_values(a, size);
     put_varint_field(2, size, out);
     put_varint_field(3, arg_type, out);
     put_varint_field(4, custom, out);
 }
 
-/// The varint values after a response write argument's bytes: `size`, `arg_type` (an
-/// `int32`, sign-extended as prost encodes it) and `custom_type_id`.
-fn tail_values(a: &GenopArgView<'_>) -> [u64; 3] {
-    let size = u32::try_from(a.buf.len()).unwrap_or(u32::MAX);
+/// The varint values after a response write argument's bytes: `size` (of its bytes, or of
+/// its argument buffer), `arg_type` (an `int32`, sign-extended as prost encodes it) and
+/// `custom_type_id`.
+fn tail_values(a: &GenopArgView<'_>, size: usize) -> [u64; 3] {
+    let size = u32::try_from(size).unwrap_or(u32::MAX);
     [
         u64::from(size),
         i64::from(a.arg_type) as u64,
@@ -104,8 +98,60 @@ fn tail_values(a: &GenopArgView<'_>) -> [u64; 3] {
     ]
 }
 
-fn arg_tail_len(a: &GenopArgView<'_>) -> usize {
-    tail_values(a).into_iter().map(varint_field_len).sum()
+fn arg_tail_len(a: &GenopArgView<'_>, size: usize) -> usize {
+    tail_values(a, size).into_iter().map(varint_field_len).sum()
+}
+
+/// Write arguments in the client's argument buffers (`SharedArgs::write`), sorted by index.
+pub(crate) type SharedWrites = [(usize, RegionMut)];
+
+/// The length of write argument `i`'s argument buffer, if it has one; checked: such an
+/// argument carries no bytes and says the buffer's length in `size`.
+fn shared_len(
+    shared: &SharedWrites,
+    i: usize,
+    a: &GenopArgView<'_>,
+) -> Result<Option<usize>, grpc::Status> {
+    let Some((_, region)) = shared.iter().find(|(j, _)| *j == i) else {
+        return Ok(None);
+    };
+    check_in_region("write", i, a, region.len())?;
+    Ok(Some(region.len()))
+}
+
+/// An argument in an argument buffer of `len` bytes carries no bytes of its own and says `len`
+/// in `size`.
+fn check_in_region(
+    which: &str,
+    index: usize,
+    a: &GenopArgView<'_>,
+    len: usize,
+) -> Result<(), grpc::Status> {
+    if a.buf.is_empty() && u64::from(a.size) == len as u64 {
+        return Ok(());
+    }
+    Err(status::invalid_argument(format!(
+        "{}: {which} argument {index} says {} bytes and carries {}, for a region of {len}",
+        vaccel_rpc::server::META_SHARED_ARGS,
+        a.size,
+        a.buf.len(),
+    )))
+}
+
+/// Checks that every write argument named in `shared` exists, and sorts them by index.
+pub(crate) fn check_shared_writes(
+    write: &[GenopArgView<'_>],
+    shared: &mut SharedWrites,
+) -> Result<(), grpc::Status> {
+    if let Some((i, _)) = shared.iter().find(|(i, _)| *i >= write.len()) {
+        return Err(status::invalid_argument(format!(
+            "{}: write argument {i} does not exist ({} write arguments)",
+            vaccel_rpc::server::META_SHARED_ARGS,
+            write.len()
+        )));
+    }
+    shared.sort_unstable_by_key(|(i, _)| *i);
+    Ok(())
 }
 
 /// Where each write argument's bytes start in a response [`encode_write_args`] wrote.
@@ -126,9 +172,12 @@ fn buf_key_len(n: usize) -> usize {
 /// custom id, and notes in `starts` where each argument's bytes begin. [`write_args_in`] then
 /// lends the op those bytes where they lie in `out`, so what the op writes is the answer: no
 /// buffer per argument, no copy after the op, no response encoded afterwards. The bytes are
-/// those prost encodes for the same message.
+/// those prost encodes for the same message. An argument in an argument buffer (`shared`)
+/// goes back without bytes (the op writes them where the client reads them), with its
+/// `size`.
 pub(crate) fn encode_write_args(
     args: &[GenopArgView<'_>],
+    shared: &SharedWrites,
     out: &mut Vec<u8>,
     starts: &mut Starts,
 ) -> Result<(), grpc::Status> {
@@ -136,9 +185,15 @@ pub(crate) fn encode_write_args(
     starts.clear();
     let mut total = 0usize;
     for (i, a) in args.iter().enumerate() {
-        check_size("write", i, a)?;
+        let size = match shared_len(shared, i, a)? {
+            Some(len) => len,
+            None => {
+                check_size("write", i, a)?;
+                a.buf.len()
+            }
+        };
         let n = a.buf.len();
-        let body = buf_key_len(n) + n + arg_tail_len(a);
+        let body = buf_key_len(n) + n + arg_tail_len(a, size);
         starts.push(body);
         total += 1 + encoded_len_varint(body as u64) + body;
     }
@@ -162,17 +217,21 @@ pub(crate) fn encode_write_args(
         }
         *at = out.len();
         out.extend_from_slice(a.buf);
-        encode_arg_tail(a, out);
+        // The size the first pass found (the buffer's for an argument in one).
+        let size = if n == 0 { a.size as usize } else { n };
+        encode_arg_tail(a, size, out);
     }
     Ok(())
 }
 
 /// Writable arguments (typed as `meta`) over their bytes in a response that
-/// [`encode_write_args`] wrote into `out` (their places in `starts`), added to `args`.
+/// [`encode_write_args`] wrote into `out` (their places in `starts`), or over their argument
+/// buffers (`shared`, sorted by index), added to `args`.
 pub(crate) fn write_args_in<'a>(
     meta: &[GenopArgView<'_>],
     out: &'a mut [u8],
     starts: &[usize],
+    shared: &'a mut SharedWrites,
     args: &mut Args<'a>,
 ) -> Result<(), grpc::Status> {
     let layout = || {
@@ -187,8 +246,16 @@ pub(crate) fn write_args_in<'a>(
     }
     let mut rest = out;
     let mut offset = 0usize;
+    let mut shared = shared.iter_mut().peekable();
     args.reserve(meta.len());
     for (i, (a, &start)) in meta.iter().zip(starts).enumerate() {
+        if let Some((_, region)) = shared.next_if(|(j, _)| *j == i) {
+            args.push(
+                Arg::from_parts_mut(arg_type(a), a.custom_type_id, region.bytes_mut())
+                    .map_err(|e| status::error_status(&Error::arg(i, e)))?,
+            );
+            continue;
+        }
         let skip = start.checked_sub(offset).ok_or_else(layout)?;
         let (_, tail) = rest.split_at_mut_checked(skip).ok_or_else(layout)?;
         let (buf, tail) = tail.split_at_mut_checked(a.buf.len()).ok_or_else(layout)?;
@@ -352,7 +419,7 @@ mod tests {
             out.clear();
             let views: Vec<_> = meta.iter().map(GenopArgView::of).collect();
             let mut starts = Starts::new();
-            encode_write_args(&views, &mut out, &mut starts).unwrap();
+            encode_write_args(&views, &[], &mut out, &mut starts).unwrap();
             let expected = pg::Response {
                 write_args: meta
                     .iter()
@@ -365,7 +432,7 @@ mod tests {
             };
             assert_eq!(out, expected.encode_to_vec(), "{meta:?}");
             let mut args = Args::new();
-            match write_args_in(&views, &mut out, &starts, &mut args) {
+            match write_args_in(&views, &mut out, &starts, &mut [], &mut args) {
                 Ok(()) => {}
                 // A negative type is refused when the op's arguments are made.
                 Err(_) => {
@@ -397,7 +464,8 @@ mod tests {
         bad.size = 5;
         let mut starts = Starts::new();
         assert!(
-            encode_write_args(&[GenopArgView::of(&bad)], &mut Vec::new(), &mut starts).is_err()
+            encode_write_args(&[GenopArgView::of(&bad)], &[], &mut Vec::new(), &mut starts)
+                .is_err()
         );
     }
 }

@@ -612,12 +612,14 @@ impl Agent {
         Ok(encode(&pr::SyncResponse { blobs }))
     }
 
-    /// Runs a genop; its response goes into `out`.
+    /// Runs a genop; its response goes into `out`, and the outputs of write arguments in the
+    /// client's argument buffers into those (`shared`).
     fn genop(
         c: &Client,
         session_id: i64,
         read: &[GenopArgView<'_>],
         write: &[GenopArgView<'_>],
+        shared: &mut convert::SharedWrites,
         out: &mut Vec<u8>,
     ) -> Result<(), grpc::Status> {
         let s = c.session(session_id)?;
@@ -629,7 +631,8 @@ impl Agent {
         {
             return Err(status::not_found(format!("Unknown resource {id}")));
         }
-        run_genop(&s, read, write, out)
+        convert::check_shared_writes(write, shared)?;
+        run_genop(&s, read, write, shared, out)
     }
 
     fn genop_stream(
@@ -653,7 +656,7 @@ impl Agent {
         let write: Vec<_> = write.iter().map(GenopArgView::of).collect();
         *op = genop_op(&read);
         let mut out = Vec::new();
-        Self::genop(c, session_id, &read, &write, &mut out)?;
+        Self::genop(c, session_id, &read, &write, &mut [], &mut out)?;
         Ok(out)
     }
 
@@ -849,6 +852,7 @@ fn run_genop(
     s: &AgentSession,
     read_meta: &[GenopArgView<'_>],
     write_meta: &[GenopArgView<'_>],
+    shared: &mut convert::SharedWrites,
     out: &mut Vec<u8>,
 ) -> Result<(), grpc::Status> {
     // Held here and filled in place (a few hundred bytes each: not moved around).
@@ -859,10 +863,10 @@ fn run_genop(
     // The regions keep their meaning for profiles: copying the write arguments in, and
     // building the response (now: lending the op its buffers in it).
     s.timed(GENOP_WRITE_ARGS, || {
-        convert::encode_write_args(write_meta, out, &mut starts)
+        convert::encode_write_args(write_meta, shared, out, &mut starts)
     })?;
     s.timed(GENOP_RESP_WRITE_ARGS, || {
-        convert::write_args_in(write_meta, out, &starts, &mut write)
+        convert::write_args_in(write_meta, out, &starts, shared, &mut write)
     })?;
     s.timed(GENOP_SESS_GENOP, || s.sess.genop(&read, &mut write))
         .map_err(|e| failed(&e))
@@ -925,21 +929,28 @@ impl Agent {
             "Genop" => {
                 // Arguments in the client's argument buffers (extension 6), checked to lie
                 // within them; held until the call ends.
-                let shared = ctx.shared_args()?;
+                let mut shared = ctx.shared_args()?;
                 // Clients' plain encoding is read in place; anything else goes to prost.
                 let mut req = message::GenopRequestView::default();
                 if message::decode_genop_request_into(&payload, &mut req).is_some() {
-                    convert::use_shared_args(req.read_args_mut(), &shared)?;
+                    convert::use_shared_args(req.read_args_mut(), &shared.read)?;
                     *op = genop_op(req.read_args());
-                    return Self::genop(c, req.session_id, req.read_args(), req.write_args(), out);
+                    return Self::genop(
+                        c,
+                        req.session_id,
+                        req.read_args(),
+                        req.write_args(),
+                        &mut shared.write,
+                        out,
+                    );
                 }
                 drop(req);
                 let req: pg::Request = decode(payload)?;
                 let mut read: Vec<_> = req.read_args.iter().map(GenopArgView::of).collect();
-                convert::use_shared_args(&mut read, &shared)?;
+                convert::use_shared_args(&mut read, &shared.read)?;
                 let write: Vec<_> = req.write_args.iter().map(GenopArgView::of).collect();
                 *op = genop_op(&read);
-                return Self::genop(c, req.session_id, &read, &write, out);
+                return Self::genop(c, req.session_id, &read, &write, &mut shared.write, out);
             }
             "GetProfiler" => Self::get_profiler(c, decode(payload)?),
             _ => Err(method_not_found(ctx.service(), method)),

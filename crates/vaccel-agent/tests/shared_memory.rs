@@ -875,3 +875,117 @@ fn lying_argument_regions_get_clear_errors_and_the_agent_stays_up() {
     wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
     still_running(&mut agent);
 }
+
+#[test]
+fn outputs_in_argument_buffers_are_written_where_the_client_reads_them() {
+    let agent = agent(&["--vaccel-config", "plugins=blas"]);
+    let rt = rpc_runtime(&agent);
+    let sess = vaccel::Session::new(&rt, 0).unwrap();
+    let n = MIB / 8;
+    let mut input = SharedBuffer::new(MIB).unwrap();
+    let mut output = SharedBuffer::new(MIB).unwrap();
+    for round in 0..5 {
+        for (i, v) in values(&mut input).iter_mut().enumerate() {
+            *v = ((i + round) % 100) as f64;
+        }
+        values(&mut output).fill(-7.0);
+        let sent = metric(&agent, "vaccel_agent_sent_bytes_total{method=\"Genop\"}");
+        let (min, max) = sess
+            .minmax(
+                bytemuck::cast_slice(&input[..]),
+                10,
+                50,
+                values(&mut output),
+            )
+            .unwrap();
+        assert_eq!((min, max), (10.0, 50.0));
+        let out = values(&mut output);
+        assert_eq!(out[0], ((round % 100) as f64).clamp(10.0, 50.0));
+        assert_eq!(
+            out[n - 1],
+            (((n - 1 + round) % 100) as f64).clamp(10.0, 50.0)
+        );
+        // The agent wrote the 1 MiB of outputs into the buffer: its answer is small.
+        let answer = metric(&agent, "vaccel_agent_sent_bytes_total{method=\"Genop\"}") - sent;
+        assert!(answer < 4096, "{answer} bytes sent");
+    }
+    // Both buffers attached once; no message memory (nothing large went as a message).
+    assert_eq!(agent.count_log("as region 0"), 0, "{}", agent.log_tail(20));
+    assert_eq!(
+        metric(&agent, "vaccel_agent_shared_memory_attached_total"),
+        2
+    );
+    // An output sharing bytes with the input (in place, in one buffer) goes as usual and
+    // comes back in the answer.
+    let mut both = SharedBuffer::new(2 * MIB).unwrap();
+    values(&mut both).fill(99.0);
+    let (head, tail) = values(&mut both).split_at_mut(n);
+    let (min, _) = sess.minmax(head, 0, 10, &mut tail[..n]).unwrap();
+    assert_eq!(min, 10.0);
+    assert!(tail[..n].iter().all(|&v| v == 10.0));
+    drop(sess);
+    drop(rt);
+    wait_metric(&agent, "vaccel_agent_shared_memory_bytes", 0);
+    served(&agent);
+}
+
+#[test]
+fn written_argument_regions_that_overlap_or_lie_are_refused() {
+    let mut agent = agent(&[]);
+    let mut c = agent.connect();
+    let inval = code::INVALID_ARGUMENT;
+    let bad = ErrorCode::EINVAL;
+    let session = c.create_session(0);
+    let (_mine, fd) = SharedMemory::create(MIB).unwrap();
+    attach_region(&mut c, MIB as u64, 1, fd.as_fd()).unwrap();
+    // A classify genop (two write arguments of 64 bytes) whose outputs lie in region 1.
+    let call = |c: &mut RawClient, sizes: [u32; 2], args: &str| {
+        let mut req = classify_genop(session, vec![1; 16], 64);
+        for (w, size) in req.write_args.iter_mut().zip(sizes) {
+            w.buf = bytes::Bytes::new();
+            w.size = size;
+        }
+        c.call_with::<pg::Response>(
+            vaccel_rpc::SERVICE,
+            "Genop",
+            &req,
+            &[(META_SHARED_ARGS, args)],
+        )
+    };
+    for (args, sizes, text) in [
+        ("w0=1:0:64,w1=1:32:64", [64, 64], "shares bytes"),
+        ("w0=1:0:64,w0=1:64:64", [64, 64], "named twice"),
+        ("w5=1:0:64", [64, 64], "write argument 5 does not exist"),
+        ("w0=1:0:64", [63, 64], "says 63 bytes"),
+        ("w0=1:1048570:64", [64, 64], "outside"),
+        (
+            "w0=2:0:64",
+            [64, 64],
+            "no argument buffer is attached as region 2",
+        ),
+        ("wx=1:0:64", [64, 64], "is not"),
+    ] {
+        refused_with(call(&mut c, sizes, args), inval, bad, text);
+    }
+    // A read argument in the bytes an output is written to.
+    let mut req = classify_genop(session, Vec::new(), 64);
+    req.read_args[1].size = 64;
+    req.write_args[0].buf = bytes::Bytes::new();
+    let st = c
+        .call_with::<pg::Response>(
+            vaccel_rpc::SERVICE,
+            "Genop",
+            &req,
+            &[(META_SHARED_ARGS, "1=1:0:64,w0=1:63:64")],
+        )
+        .expect_err("overlap");
+    assert!(st.message.contains("shares bytes"), "{st:?}");
+    // Valid: both outputs land in the region, none in the answer.
+    let r = call(&mut c, [64, 64], "w0=1:0:64,w1=1:64:64").unwrap();
+    assert!(
+        r.write_args
+            .iter()
+            .all(|a| a.buf.is_empty() && a.size == 64)
+    );
+    still_running(&mut agent);
+}

@@ -66,8 +66,9 @@
 //! busy, and every call when the agent refused an attach, goes through the socket as usual.
 //! `VACCEL_RPC_SHM=0` turns it off.
 //!
-//! A read argument of a `Genop` of at least [`SHARED_MEMORY_MIN`] bytes that lies in a
-//! [`SharedBuffer`] is not copied at all when the agent takes argument buffers
+//! An argument of a `Genop` (read, or write: an output) of at least [`SHARED_MEMORY_MIN`]
+//! bytes that lies in a [`SharedBuffer`] is not copied at all when the agent takes argument
+//! buffers
 //! (`shared_memory_regions` > 1): the buffer's memfd is attached to the connection as a region
 //! of its own at the first call that uses it, and the request names the bytes by region,
 //! offset and length (`vaccel-rs-shm-args`). Buffers dropped are detached at the connection's
@@ -310,16 +311,18 @@ struct GenopRequestRef<'s, 'a> {
     session_id: i64,
     read: &'s [GenopArg<'a>],
     write: &'s [GenopArg<'a>],
-    /// Read arguments sent without their bytes (in argument buffers).
-    shared: &'s [usize],
+    /// Arguments sent without their bytes (in argument buffers): read, then write indices.
+    shared: (&'s [usize], &'s [usize]),
 }
 
 impl GenopRequestRef<'_, '_> {
     /// `(tag, argument, with its bytes)` in the order they are encoded.
     fn args(&self) -> impl Iterator<Item = (u32, &GenopArg<'_>, bool)> {
-        let read = self.read.iter().enumerate();
-        read.map(|(i, a)| (2, a, !self.shared.contains(&i)))
-            .chain(self.write.iter().map(|a| (3, a, true)))
+        let (read, write) = self.shared;
+        let r = self.read.iter().enumerate();
+        let w = self.write.iter().enumerate();
+        r.map(move |(i, a)| (2, a, !read.contains(&i)))
+            .chain(w.map(move |(i, a)| (3, a, !write.contains(&i))))
     }
 }
 
@@ -654,6 +657,17 @@ pub struct Client {
     shm: Option<Mutex<ClientShm>>,
     /// Argument buffers attached, when the agent takes them.
     buffers: Option<Mutex<Buffers>>,
+}
+
+/// The arguments a `Genop` names in argument buffers (`Client::shared_args`).
+#[derive(Default)]
+struct SharedArgIndices {
+    /// Read arguments sent without their bytes.
+    read: Vec<usize>,
+    /// Write arguments sent without their bytes, whose outputs the agent writes in place.
+    write: Vec<usize>,
+    /// The `vaccel-rs-shm-args` value.
+    value: String,
 }
 
 /// The [`SharedBuffer`]s attached to the connection as regions 1 to `regions - 1`.
@@ -1075,38 +1089,71 @@ impl Client {
         Ok(())
     }
 
-    /// Where the read arguments that lie in [`SharedBuffer`]s are, for `vaccel-rs-shm-args`
-    /// (`<argument>=<region>:<offset>:<length>,...`), attaching buffers the connection has
-    /// not attached yet; `None` when no argument goes that way.
-    fn shared_args(&self, read: &[GenopArg<'_>]) -> Option<(Vec<usize>, String)> {
+    /// Where the arguments that lie in [`SharedBuffer`]s are, for `vaccel-rs-shm-args`
+    /// (`[w]<argument>=<region>:<offset>:<length>,...`), attaching buffers the connection has
+    /// not attached yet: the read and the write arguments named, and the value; `None` when no
+    /// argument goes that way. A write argument sharing bytes with another argument named is
+    /// sent as usual (the agent lends written bytes exclusively).
+    fn shared_args(
+        &self,
+        read: &[GenopArg<'_>],
+        write: &[GenopArg<'_>],
+    ) -> Option<SharedArgIndices> {
         let buffers = self.buffers.as_ref()?;
-        let mut found: Vec<(usize, BufferPlace, usize)> = Vec::new();
-        // Argument 0 is the op type.
-        for (i, arg) in read.iter().enumerate().skip(1) {
+        // (written, index, where, length); argument 0 is the op type.
+        let mut found: Vec<(bool, usize, BufferPlace, usize)> = Vec::new();
+        let args = read.iter().enumerate().skip(1).map(|(i, a)| (false, i, a));
+        for (written, i, arg) in args.chain(write.iter().enumerate().map(|(i, a)| (true, i, a))) {
             if arg.buf.len() >= SHARED_MEMORY_MIN
                 && let Some(place) = SharedBuffer::find(arg.buf)
             {
-                found.push((i, place, arg.buf.len()));
+                found.push((written, i, place, arg.buf.len()));
             }
         }
-        if found.is_empty() {
+        let clash = |a: &(bool, usize, BufferPlace, usize),
+                     b: &(bool, usize, BufferPlace, usize)| {
+            a.2.id == b.2.id
+                && a.2.offset < b.2.offset + b.3 as u64
+                && b.2.offset < a.2.offset + a.3 as u64
+        };
+        let kept: Vec<_> = found
+            .iter()
+            .enumerate()
+            .filter(|(k, a)| {
+                !a.0 || !found
+                    .iter()
+                    .enumerate()
+                    .any(|(j, b)| j != *k && clash(a, b))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if kept.is_empty() {
             return None;
         }
         let mut table = lock(buffers);
         self.detach_dead(&mut table);
-        let mut args = Vec::new();
-        let mut value = String::new();
-        for (i, place, len) in found {
-            let Some(region) = self.buffer_region(&mut table, &place) else {
+        let mut named = SharedArgIndices::default();
+        for k in kept {
+            let Some((written, i, place, len)) = found.get(k) else {
                 continue;
             };
-            if !value.is_empty() {
-                value.push(',');
+            let Some(region) = self.buffer_region(&mut table, place) else {
+                continue;
+            };
+            if !named.value.is_empty() {
+                named.value.push(',');
             }
-            value.push_str(&format!("{i}={region}:{}:{len}", place.offset));
-            args.push(i);
+            let w = if *written { "w" } else { "" };
+            named
+                .value
+                .push_str(&format!("{w}{i}={region}:{}:{len}", place.offset));
+            if *written {
+                named.write.push(*i);
+            } else {
+                named.read.push(*i);
+            }
         }
-        (!args.is_empty()).then_some((args, value))
+        (!named.value.is_empty()).then_some(named)
     }
 
     /// Detaches the buffers that were dropped since the last call that used buffers.
@@ -1529,7 +1576,9 @@ impl Client {
     }
 
     /// `Genop`: `read[0]` is the UINT8 op type. Write arguments are sent with their current
-    /// bytes (as upstream); the agent's write arguments come back, in order.
+    /// bytes (as upstream); the agent's write arguments come back, in order. A write argument
+    /// in a [`SharedBuffer`] (named to the agent, see the module docs) comes back without
+    /// bytes: the agent wrote its output into the buffer.
     pub fn genop(
         &self,
         session_id: Id,
@@ -1547,8 +1596,8 @@ impl Client {
             )));
         }
         // Arguments in argument buffers travel as their region, without their bytes.
-        let (shared, value) = self.shared_args(read).unwrap_or_default();
-        let meta = [(META_SHARED_ARGS, value.as_str())];
+        let shared = self.shared_args(read, write).unwrap_or_default();
+        let meta = [(META_SHARED_ARGS, shared.value.as_str())];
         let resp: pv::genop::Response = self.call_encoded(
             SERVICE,
             "Genop",
@@ -1556,9 +1605,9 @@ impl Client {
                 session_id,
                 read,
                 write,
-                shared: &shared,
+                shared: (&shared.read, &shared.write),
             },
-            if shared.is_empty() { &[] } else { &meta },
+            if shared.value.is_empty() { &[] } else { &meta },
         )?;
         Ok(resp.write_args)
     }
@@ -1752,7 +1801,7 @@ mod tests {
                 session_id,
                 read: &read,
                 write: &write,
-                shared: &[],
+                shared: (&[], &[]),
             };
             let prost = pv::genop::Request {
                 session_id,
@@ -1767,7 +1816,7 @@ mod tests {
             session_id: 1,
             read: &read,
             write: &write,
-            shared: &[],
+            shared: (&[], &[]),
         };
         let mut pieces = Pieces::new();
         ours.encode(&mut pieces);
@@ -1778,7 +1827,7 @@ mod tests {
             session_id: 1,
             read: &[GenopArg::new(ArgType::Uint8, &[0])],
             write: &[],
-            shared: &[],
+            shared: (&[], &[]),
         };
         assert_eq!(
             flat(&noop),
@@ -1849,7 +1898,7 @@ mod tests {
             session_id: 3,
             read: &args,
             write: &[],
-            shared: &[],
+            shared: (&[], &[]),
         };
         let owned = pv::genop::Request::decode(Bytes::from(flat(&req))).unwrap();
         let meta = [(META_ACCEPT_CHUNKS, ACCEPT_CHUNKS_VALUE), ("k", "")];

@@ -69,7 +69,7 @@ use crate::frame::{self, FrameError, FrameReader, ReadError, flags, kind};
 use crate::message::{self, MAX_METADATA};
 use crate::proto::grpc;
 use crate::proto::vaccel::rs::ext;
-use crate::shm::{SharedMemory, ShmError};
+use crate::shm::{RegionMut, SharedMemory, ShmError};
 use crate::status::{self, code};
 use crate::transport::{Listener, Peer, PeerFilter, Stream};
 
@@ -86,9 +86,9 @@ pub const META_SHARED_MEMORY: &str = "vaccel-rs-shm";
 /// call and keep none of it (a kept slice would pin the mapping and see the client's later
 /// writes).
 pub const SHARED_MEMORY_METHODS: &[&str] = &["Genop"];
-/// `Genop` metadata: read arguments whose bytes lie in attached argument buffers (extension 6),
-/// `<argument>=<region>:<offset>:<length>` separated by commas; those arguments carry no bytes
-/// of their own.
+/// `Genop` metadata: arguments whose bytes lie in attached argument buffers (extension 6),
+/// `<argument>=<region>:<offset>:<length>` separated by commas, `<argument>` a read argument's
+/// index or `w` and a write argument's; those arguments carry no bytes of their own.
 pub const META_SHARED_ARGS: &str = "vaccel-rs-shm-args";
 /// How many memfds one connection may have attached at once: region 0 for whole messages and
 /// argument buffers 1 to this less 1 (`Capabilities.shared_memory_regions`).
@@ -348,15 +348,16 @@ impl<'a> CallContext<'a> {
             .map(|&(_, v)| v)
     }
 
-    /// The read arguments of a `Genop` whose bytes lie in the connection's argument buffers
-    /// ([`META_SHARED_ARGS`], extension 6): `(argument index, bytes)`, each checked to lie
-    /// within its attached region; empty when the call names none. The bytes are the
-    /// client's memory, which it may write while they are read (see
+    /// The arguments of a `Genop` whose bytes lie in the connection's argument buffers
+    /// ([`META_SHARED_ARGS`], extension 6), each checked to lie within its attached region,
+    /// and the written ones to overlap no other; empty when the call names none. The bytes
+    /// are the client's memory, which it may write while they are used (see
     /// [`SharedMemory::region`]). `INVALID_ARGUMENT` for a malformed value, a region not
-    /// attached, bytes outside it, or a connection without shared memory.
-    pub fn shared_args(&self) -> Result<Vec<(usize, Bytes)>, grpc::Status> {
+    /// attached, bytes outside it, overlapping a written argument's, or a connection without
+    /// shared memory.
+    pub fn shared_args(&self) -> Result<SharedArgs, grpc::Status> {
         match self.metadata_value(META_SHARED_ARGS) {
-            None => Ok(Vec::new()),
+            None => Ok(SharedArgs::default()),
             Some(value) => shared_args(self.shm, value),
         }
     }
@@ -2355,42 +2356,111 @@ fn attached_region(shm: &Mutex<Vec<(u32, Attached)>>, region: u32) -> Option<Arc
         .map(|(_, a)| Arc::clone(&a.map))
 }
 
-/// The argument buffers a call names in [`META_SHARED_ARGS`], `(argument, bytes)`, in order.
+/// The arguments of a `Genop` that lie in argument buffers ([`CallContext::shared_args`]).
+#[derive(Debug, Default)]
+pub struct SharedArgs {
+    /// `(read argument index, bytes)`, as named.
+    pub read: Vec<(usize, Bytes)>,
+    /// `(write argument index, bytes to write)`, as named.
+    pub write: Vec<(usize, RegionMut)>,
+}
+
+/// One argument buffer a call names: written or read, the argument, where its bytes lie.
+struct Named {
+    written: bool,
+    arg: usize,
+    region: u32,
+    start: u64,
+    end: u64,
+}
+
+impl Named {
+    fn what(&self) -> &'static str {
+        if self.written {
+            "write argument"
+        } else {
+            "argument"
+        }
+    }
+
+    /// Whether the two share bytes, one of them written: written bytes are lent exclusively.
+    fn clashes(&self, other: &Named) -> bool {
+        (self.written || other.written)
+            && self.region == other.region
+            && self.start < other.end
+            && other.start < self.end
+    }
+}
+
+/// The argument buffers a call names in [`META_SHARED_ARGS`], in order.
 fn shared_args(
     shm: Option<&Mutex<Vec<(u32, Attached)>>>,
     value: &str,
-) -> Result<Vec<(usize, Bytes)>, grpc::Status> {
+) -> Result<SharedArgs, grpc::Status> {
     let invalid = |why: String| status::invalid_argument(format!("{META_SHARED_ARGS}: {why}"));
     let Some(shm) = shm else {
         return Err(invalid(
             "shared memory is not offered on this connection".to_owned(),
         ));
     };
-    let mut out = Vec::new();
+    let mut named: Vec<Named> = Vec::new();
+    let mut out = SharedArgs::default();
     for item in value.split(',') {
-        if out.len() == MAX_SHARED_ARGS {
+        if named.len() == MAX_SHARED_ARGS {
             return Err(invalid(format!("more than {MAX_SHARED_ARGS} arguments")));
         }
         let parsed = item.split_once('=').and_then(|(arg, place)| {
             let mut nums = place.splitn(3, ':').map(|n| n.trim().parse::<u64>().ok());
             let (region, offset, len) = (nums.next()??, nums.next()??, nums.next()??);
-            Some((arg.trim().parse::<usize>().ok()?, region, offset, len))
+            let arg = arg.trim();
+            let (written, index) = match arg.strip_prefix('w') {
+                Some(index) => (true, index),
+                None => (false, arg),
+            };
+            Some((written, index.parse::<usize>().ok()?, region, offset, len))
         });
-        let Some((arg, region, offset, len)) = parsed else {
+        let Some((written, arg, region, offset, len)) = parsed else {
             return Err(invalid(format!(
-                "'{item}' is not <argument>=<region>:<offset>:<length>"
+                "'{item}' is not [w]<argument>=<region>:<offset>:<length>"
             )));
         };
-        if out.iter().any(|(a, _)| *a == arg) {
-            return Err(invalid(format!("argument {arg} named twice")));
-        }
-        let map = u32::try_from(region)
+        let attached = u32::try_from(region)
             .ok()
             .filter(|&r| r > 0)
-            .and_then(|r| attached_region(shm, r))
-            .ok_or_else(|| invalid(format!("no argument buffer is attached as region {region}")))?;
-        let bytes = SharedMemory::region(&map, offset, len).map_err(|e| invalid(e.to_string()))?;
-        out.push((arg, bytes));
+            .and_then(|r| Some((r, attached_region(shm, r)?)));
+        let Some((region, map)) = attached else {
+            return Err(invalid(format!(
+                "no argument buffer is attached as region {region}"
+            )));
+        };
+        let bad = |e: ShmError| invalid(e.to_string());
+        let this = Named {
+            written,
+            arg,
+            region,
+            start: offset,
+            // In bounds once the region is made below; saturating until then.
+            end: offset.saturating_add(len),
+        };
+        if let Some(twice) = named.iter().find(|n| n.written == written && n.arg == arg) {
+            return Err(invalid(format!("{} {arg} named twice", twice.what())));
+        }
+        if written {
+            let bytes = SharedMemory::region_mut(&map, offset, len).map_err(bad)?;
+            out.write.push((arg, bytes));
+        } else {
+            let bytes = SharedMemory::region(&map, offset, len).map_err(bad)?;
+            out.read.push((arg, bytes));
+        }
+        if let Some(other) = named.iter().find(|n| n.clashes(&this)) {
+            return Err(invalid(format!(
+                "{} {arg} shares bytes with {} {} in region {region}, and one of them is written",
+                this.what(),
+                other.what(),
+                other.arg
+            )));
+        }
+        named.push(this);
     }
     Ok(out)
 }

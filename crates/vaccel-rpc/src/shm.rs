@@ -3,10 +3,11 @@
 //! sides map it, the client writes a request's encoded message into it and the agent reads the
 //! message where it lies, so a large image or tensor is copied once end to end.
 //!
-//! This is the crate's only module with `unsafe` code: mapping a peer's memfd (with
-//! `memmap2`, whose mapping derefs to the bytes: no raw pointer becomes a slice here), the
-//! copy into the mapping and the descriptors received from a peer. Everything a peer controls is checked here before it
-//! is mapped: the descriptor must be a regular file on tmpfs (a `memfd`, not hugetlbfs, whose
+//! This is the crate's only module with `unsafe` code: slices of a mapping (a raw `memmap2`
+//! mapping, of which each region the agent lends is its own slice, never the whole: a read
+//! region and a written one of the same call may not overlap, see `server::shared_args`), the
+//! copy into the mapping and the descriptors received from a peer. Everything a peer controls
+//! is checked here before it is mapped: the descriptor must be a regular file on tmpfs (a `memfd`, not hugetlbfs, whose
 //! faults may raise `SIGBUS`) sealed with `F_SEAL_SHRINK` (so no page of the mapping can
 //! disappear: no `SIGBUS` on access), at least as large as the size announced; regions are
 //! checked against the mapping's length with checked arithmetic.
@@ -147,7 +148,10 @@ impl Checked {
 
 /// A shared read-write mapping of a memfd, unmapped when dropped.
 pub struct SharedMemory {
-    map: memmap2::MmapMut,
+    /// Raw: no reference to the whole mapping is ever made (the agent lends parts of it to
+    /// readers and writers at once); [`SharedMemory::bytes_mut`] and the regions make slices
+    /// of what they own.
+    map: memmap2::MmapRaw,
     /// The agent's side: the peer's memfd, whose pages are discarded once the mapping is gone
     /// (fields drop in order: the mapping first).
     discard: Option<Discard>,
@@ -256,23 +260,37 @@ impl SharedMemory {
     }
 
     fn map(fd: &OwnedFd, len: NonZeroUsize) -> Result<SharedMemory, ShmError> {
-        // SAFETY: `fd` is a live descriptor of a memfd at least `len` bytes long, sealed
-        // against shrinking (checked by `check`; `create` sealed it itself), so every page of
-        // the mapping stays backed and no access faults with SIGBUS. The peer may write the
-        // bytes while they are read: see `region` for what readers do about it.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .len(len.get())
-                .populate()
-                .map_mut(fd)
-        }
-        .map_err(|e| {
-            sys("mmap")(
-                e.raw_os_error()
-                    .map_or(Errno::UnknownErrno, Errno::from_raw),
-            )
-        })?;
+        // `fd` is a live descriptor of a memfd at least `len` bytes long, sealed against
+        // shrinking (checked by `check`; `create` sealed it itself), so every page of the
+        // mapping stays backed and no access faults with SIGBUS. The peer may write the bytes
+        // while they are read: see `region` for what readers do about it.
+        let map = memmap2::MmapOptions::new()
+            .len(len.get())
+            .populate()
+            .map_raw(fd)
+            .map_err(|e| {
+                sys("mmap")(
+                    e.raw_os_error()
+                        .map_or(Errno::UnknownErrno, Errno::from_raw),
+                )
+            })?;
         Ok(SharedMemory { map, discard: None })
+    }
+
+    /// The whole mapping, to write (the client's side, which lends no region of it).
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len()` bytes, valid for reads and writes (mapped shared,
+        // read-write) for as long as `self`; `&mut self` is exclusive, and the side that writes
+        // its mapping whole (the client's) makes no `Region` of it, so no other slice of these
+        // bytes exists in this process meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr(), self.map.len()) }
+    }
+
+    /// The whole mapping, to read.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: as `bytes_mut`, shared: only a `SharedBuffer` (which makes no `Region`)
+        // reads its mapping whole.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
     /// Bytes mapped.
@@ -282,7 +300,7 @@ impl SharedMemory {
 
     /// Always `false`: a mapping holds at least one byte.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// Copies `parts`, one after the other, to the start of the mapping; `None` (nothing
@@ -320,7 +338,9 @@ impl SharedMemory {
         let total = parts
             .iter()
             .try_fold(0usize, |n, p| n.checked_add(p.len()))?;
-        let mut dst = self.map.get_mut(offset..offset.checked_add(total)?)?;
+        let mut dst = self
+            .bytes_mut()
+            .get_mut(offset..offset.checked_add(total)?)?;
         for part in parts {
             let (here, rest) = dst.split_at_mut(part.len());
             copy_bytes(here, part);
@@ -337,6 +357,24 @@ impl SharedMemory {
     /// checked where it is used); a client that writes a region it handed over garbles only
     /// its own request.
     pub fn region(map: &Arc<SharedMemory>, offset: u64, len: u64) -> Result<Bytes, ShmError> {
+        Ok(Bytes::from_owner(Self::checked(map, offset, len)?))
+    }
+
+    /// The bytes `[offset, offset + len)` of the mapping, writable (an output the agent
+    /// writes where the client reads it), checked like [`SharedMemory::region`].
+    ///
+    /// Whoever takes one must make sure that no other [`Region`] of the same mapping overlaps
+    /// it while it is written (the server checks the regions a call names against each other):
+    /// `RegionMut::bytes_mut` lends its bytes exclusively.
+    pub fn region_mut(
+        map: &Arc<SharedMemory>,
+        offset: u64,
+        len: u64,
+    ) -> Result<RegionMut, ShmError> {
+        Self::checked(map, offset, len).map(RegionMut)
+    }
+
+    fn checked(map: &Arc<SharedMemory>, offset: u64, len: u64) -> Result<Region, ShmError> {
         let out = || ShmError::OutOfBounds {
             offset,
             len,
@@ -350,11 +388,48 @@ impl SharedMemory {
             usize::try_from(offset).map_err(|_| out())?,
             usize::try_from(len).map_err(|_| out())?,
         );
-        Ok(Bytes::from_owner(Region {
+        Ok(Region {
             map: Arc::clone(map),
             offset,
             len,
-        }))
+        })
+    }
+}
+
+/// A writable range of a peer's mapping ([`SharedMemory::region_mut`]).
+pub struct RegionMut(Region);
+
+impl fmt::Debug for RegionMut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegionMut")
+            .field("offset", &self.0.offset)
+            .field("len", &self.0.len)
+            .finish()
+    }
+}
+
+impl RegionMut {
+    /// Bytes in the region.
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    /// Whether the region holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// The region's bytes, to write. The peer may read or write them meanwhile (see
+    /// [`SharedMemory::region`]).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let r = &self.0;
+        // SAFETY: `offset + len <= map.len()` (checked in `SharedMemory::checked`), and the
+        // mapping stays mapped while `r.map` holds it, so the range is valid for writes for as
+        // long as the borrow of `self`. The pointer comes from the mapping's own raw pointer
+        // (no reference to the whole mapping is made, here or in `Region::as_ref`), and the
+        // server lends a region writable only when no other region of the call overlaps it,
+        // so no other slice of these bytes exists in this process while this one does.
+        unsafe { std::slice::from_raw_parts_mut(r.map.map.as_mut_ptr().add(r.offset), r.len) }
     }
 }
 
@@ -407,7 +482,8 @@ fn fast_strings() -> bool {
 
 /// A buffer in shared memory for a large argument, which the `rpc` plugin hands to an agent
 /// without copying it (extension 6's argument buffers): fill it (decode an image or write a
-/// tensor straight into it) and pass it, or any part of it, where a call takes bytes. On a
+/// tensor straight into it) and pass it, or any part of it, where a call takes bytes; or pass
+/// it where a call writes its output, which the agent then writes into it in place. On a
 /// unix socket to an agent that offers argument buffers, the client attaches the buffer's
 /// memfd to the connection at the first call that uses it and from then on names the bytes
 /// by offset; elsewhere (TCP, vsock, upstream's agent, `VACCEL_RPC_SHM=0`, any other plugin)
@@ -538,13 +614,13 @@ impl SharedBuffer {
 impl std::ops::Deref for SharedBuffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.map.map
+        self.map.bytes()
     }
 }
 
 impl std::ops::DerefMut for SharedBuffer {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.map.map
+        self.map.bytes_mut()
     }
 }
 
@@ -603,10 +679,10 @@ impl AsRef<[u8]> for Region {
     /// writing, which is all a shared mapping can promise; readers check every length they
     /// take from them.
     fn as_ref(&self) -> &[u8] {
-        self.map
-            .map
-            .get(self.offset..self.offset + self.len)
-            .unwrap_or_default()
+        // SAFETY: `offset + len <= map.len()` (checked in `SharedMemory::checked`) and the
+        // mapping lives as long as `self.map`. The slice covers this range only (not the whole
+        // mapping), so it never overlaps a `RegionMut` lent out for another range.
+        unsafe { std::slice::from_raw_parts(self.map.map.as_ptr().add(self.offset), self.len) }
     }
 }
 

@@ -20,9 +20,9 @@ pub use vaccel_core::*;
 
 pub use vaccel_capi::global::plugin_groups;
 
-/// Memory for a large input that the `rpc` transport hands to the agent without copying it
-/// (on a unix socket to our agent); ordinary memory for every other plugin. Fill it and pass
-/// it (or a part of it) where an op takes bytes.
+/// Memory for a large input or output that the `rpc` transport shares with the agent instead
+/// of copying it (on a unix socket to our agent); ordinary memory for every other plugin. Fill
+/// it and pass it (or a part of it) where an op takes bytes, or where it writes its output.
 pub use vaccel_rpc::shm::SharedBuffer;
 
 /// Every plugin this program bundles, by the name `VACCEL_PLUGINS` uses: `libvaccel.so`'s
