@@ -140,9 +140,9 @@ struct Cli {
     )]
     max_genop_args: usize,
 
-    /// Bytes of shared memory one unix connection may attach for large payloads (see
-    /// docs/wire.md, extension 6), held against the client's --max-bytes-per-client while
-    /// attached (0: not offered). TCP and vsock never offer it.
+    /// Bytes of shared memory one unix connection may attach for large payloads, all its
+    /// regions together (see docs/wire.md, extension 6), held against the client's
+    /// --max-bytes-per-client while attached (0: not offered). TCP and vsock never offer it.
     #[arg(
         long = "max-shared-memory",
         value_name = "BYTES",

@@ -174,9 +174,10 @@ pub struct ServerConfig {
     /// Top-level fields any request message may carry (default 65536), counted the same way:
     /// what bounds the memory a decoded message takes against its size on the wire.
     pub max_message_fields: usize,
-    /// The most bytes of shared memory one unix connection may attach (extension 6), held
-    /// against the connection's [`Service::shared_memory_budget`] while attached. Zero (the
-    /// default): not offered. TCP and vsock connections never get it.
+    /// The most bytes of shared memory one unix connection may attach, all its regions
+    /// together (extension 6), held against the connection's
+    /// [`Service::shared_memory_budget`] while attached. Zero (the default): not offered. TCP
+    /// and vsock connections never get it.
     pub max_shared_memory: u64,
 }
 
