@@ -112,6 +112,9 @@ fn shared_len(
     i: usize,
     a: &GenopArgView<'_>,
 ) -> Result<Option<usize>, grpc::Status> {
+    if shared.is_empty() {
+        return Ok(None);
+    }
     let Some((_, region)) = shared.iter().find(|(j, _)| *j == i) else {
         return Ok(None);
     };
@@ -143,6 +146,9 @@ pub(crate) fn check_shared_writes(
     write: &[GenopArgView<'_>],
     shared: &mut SharedWrites,
 ) -> Result<(), grpc::Status> {
+    if shared.is_empty() {
+        return Ok(());
+    }
     if let Some((i, _)) = shared.iter().find(|(i, _)| *i >= write.len()) {
         return Err(status::invalid_argument(format!(
             "{}: write argument {i} does not exist ({} write arguments)",
@@ -246,10 +252,11 @@ pub(crate) fn write_args_in<'a>(
     }
     let mut rest = out;
     let mut offset = 0usize;
+    let any_shared = !shared.is_empty();
     let mut shared = shared.iter_mut().peekable();
     args.reserve(meta.len());
     for (i, (a, &start)) in meta.iter().zip(starts).enumerate() {
-        if let Some((_, region)) = shared.next_if(|(j, _)| *j == i) {
+        if any_shared && let Some((_, region)) = shared.next_if(|(j, _)| *j == i) {
             args.push(
                 Arg::from_parts_mut(arg_type(a), a.custom_type_id, region.bytes_mut())
                     .map_err(|e| status::error_status(&Error::arg(i, e)))?,
