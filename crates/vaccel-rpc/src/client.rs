@@ -1018,7 +1018,8 @@ impl Client {
                 .saturating_mul(SHARED_MEMORY_GRANULE)
                 .min(usize::try_from(shm.max).unwrap_or(usize::MAX))
                 .max(msg_len);
-            // The old memory goes first: the agent holds one attachment per connection.
+            // The old memory goes first: the agent holds one message memory (region 0) per
+            // connection.
             shm.map = None;
             let created = SharedMemory::create(size)
                 .map_err(|e| Error::backend("rpc", e.code(), e.to_string()));
@@ -1101,43 +1102,33 @@ impl Client {
     ) -> Option<SharedArgIndices> {
         let buffers = self.buffers.as_ref()?;
         // (written, index, where, length); argument 0 is the op type.
-        let mut found: Vec<(bool, usize, BufferPlace, usize)> = Vec::new();
+        let mut found: Vec<(bool, usize, BufferPlace, u64)> = Vec::new();
         let args = read.iter().enumerate().skip(1).map(|(i, a)| (false, i, a));
         for (written, i, arg) in args.chain(write.iter().enumerate().map(|(i, a)| (true, i, a))) {
             if arg.buf.len() >= SHARED_MEMORY_MIN
                 && let Some(place) = SharedBuffer::find(arg.buf)
             {
-                found.push((written, i, place, arg.buf.len()));
+                found.push((written, i, place, arg.buf.len() as u64));
             }
         }
-        let clash = |a: &(bool, usize, BufferPlace, usize),
-                     b: &(bool, usize, BufferPlace, usize)| {
-            a.2.id == b.2.id
-                && a.2.offset < b.2.offset + b.3 as u64
-                && b.2.offset < a.2.offset + a.3 as u64
-        };
-        let kept: Vec<_> = found
-            .iter()
-            .enumerate()
-            .filter(|(k, a)| {
-                !a.0 || !found
-                    .iter()
-                    .enumerate()
-                    .any(|(j, b)| j != *k && clash(a, b))
+        let shares_bytes = |(_, _, p, len): &(bool, usize, BufferPlace, u64), k: usize| {
+            found.iter().enumerate().any(|(j, (_, _, q, q_len))| {
+                j != k && p.id == q.id && crate::shm::overlaps(p.offset, *len, q.offset, *q_len)
             })
-            .map(|(k, _)| k)
-            .collect();
-        if kept.is_empty() {
-            return None;
-        }
-        let mut table = lock(buffers);
-        self.detach_dead(&mut table);
+        };
+        let mut table = None;
         let mut named = SharedArgIndices::default();
-        for k in kept {
-            let Some((written, i, place, len)) = found.get(k) else {
+        for (k, arg) in found.iter().enumerate() {
+            let (written, i, place, len) = arg;
+            if *written && shares_bytes(arg, k) {
                 continue;
-            };
-            let Some(region) = self.buffer_region(&mut table, place) else {
+            }
+            let table = table.get_or_insert_with(|| {
+                let mut t = lock(buffers);
+                self.detach_dead(&mut t);
+                t
+            });
+            let Some(region) = self.buffer_region(table, place) else {
                 continue;
             };
             if !named.value.is_empty() {

@@ -2371,8 +2371,8 @@ struct Named {
     written: bool,
     arg: usize,
     region: u32,
-    start: u64,
-    end: u64,
+    offset: u64,
+    len: u64,
 }
 
 impl Named {
@@ -2388,8 +2388,7 @@ impl Named {
     fn clashes(&self, other: &Named) -> bool {
         (self.written || other.written)
             && self.region == other.region
-            && self.start < other.end
-            && other.start < self.end
+            && crate::shm::overlaps(self.offset, self.len, other.offset, other.len)
     }
 }
 
@@ -2439,9 +2438,8 @@ fn shared_args(
             written,
             arg,
             region,
-            start: offset,
-            // In bounds once the region is made below; saturating until then.
-            end: offset.saturating_add(len),
+            offset,
+            len,
         };
         if let Some(twice) = named.iter().find(|n| n.written == written && n.arg == arg) {
             return Err(invalid(format!("{} {arg} named twice", twice.what())));

@@ -182,8 +182,7 @@ impl SharedMemory {
         .map_err(sys("memfd_create"))?;
         nix::unistd::ftruncate(&fd, file_len).map_err(sys("ftruncate"))?;
         // Allocated in full, here, in the client's memory: the agent refuses a sparse memfd.
-        nix::fcntl::fallocate(&fd, nix::fcntl::FallocateFlags::empty(), 0, file_len)
-            .map_err(sys("fallocate"))?;
+        allocate_all(&fd, file_len)?;
         fcntl(
             &fd,
             FcntlArg::F_ADD_SEALS(
@@ -551,9 +550,18 @@ impl BufferPlace {
             size: self.size,
             max: i64::MAX as u64,
         })?;
-        nix::fcntl::fallocate(&*self.fd, nix::fcntl::FallocateFlags::empty(), 0, len)
-            .map_err(sys("fallocate"))
+        allocate_all(&self.fd, len)
     }
+}
+
+/// Allocates the first `len` bytes of `fd` (pages already there stay as they are).
+fn allocate_all(fd: &OwnedFd, len: i64) -> Result<(), ShmError> {
+    nix::fcntl::fallocate(fd, nix::fcntl::FallocateFlags::empty(), 0, len).map_err(sys("fallocate"))
+}
+
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (empty ranges share none).
+pub fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
+    a_len > 0 && b_len > 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
 }
 
 impl SharedBuffer {
