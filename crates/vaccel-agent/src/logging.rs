@@ -7,8 +7,9 @@ use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use vaccel::LogLevel;
@@ -65,18 +66,22 @@ struct LineCache {
     line: Vec<u8>,
 }
 
-/// Seconds since the epoch from the coarse clock (the kernel's last tick: the timestamps are
-/// to the second), or the epoch itself for a clock before 1970.
-fn now_secs() -> u64 {
+/// Now as seconds since the epoch (the lines' timestamps are to the second) and as
+/// nanoseconds (the order of lines from different threads), or the epoch itself for a clock
+/// before 1970.
+fn now() -> (u64, u64) {
     use nix::time::{ClockId, clock_gettime};
-    clock_gettime(ClockId::CLOCK_REALTIME_COARSE).map_or_else(
-        |_| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        },
-        |t| u64::try_from(t.tv_sec()).unwrap_or(0),
-    )
+    match clock_gettime(ClockId::CLOCK_REALTIME) {
+        Ok(t) => {
+            let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+            let nanos = u64::try_from(t.tv_nsec()).unwrap_or(0);
+            (
+                secs,
+                secs.saturating_mul(1_000_000_000).saturating_add(nanos),
+            )
+        }
+        Err(_) => (0, 0),
+    }
 }
 
 /// [`emit`] of a line whose message `message` writes (it says whether that may hold line
@@ -94,7 +99,7 @@ fn emit_with(sink: &Sink, level: Level, target: &str, message: impl FnOnce(&mut 
             })
         };
     }
-    let secs = now_secs();
+    let (secs, at) = now();
     let urgent = level <= Level::Warn;
     LINE.with(|cell| {
         let Ok(mut cell) = cell.try_borrow_mut() else {
@@ -104,7 +109,7 @@ fn emit_with(sink: &Sink, level: Level, target: &str, message: impl FnOnce(&mut 
             let mut line = Vec::new();
             let prefix = write_prefix(&mut line, &stamp, level, target);
             finish_line(&mut line, prefix, message);
-            sink.put(&line, urgent);
+            sink.put(&line, at, urgent);
             return;
         };
         let cache = &mut *cell;
@@ -122,7 +127,7 @@ fn emit_with(sink: &Sink, level: Level, target: &str, message: impl FnOnce(&mut 
             target.clone_into(&mut cache.target);
         }
         finish_line(&mut cache.line, cache.prefix, message);
-        sink.put(&cache.line, urgent);
+        sink.put(&cache.line, at, urgent);
         if cache.line.capacity() > MAX_KEPT_LINE {
             cache.line = Vec::new();
             cache.key = None;
@@ -134,39 +139,73 @@ fn emit_with(sink: &Sink, level: Level, target: &str, message: impl FnOnce(&mut 
 /// lines that follow it into one write.
 const BATCH_DELAY: Duration = Duration::from_millis(20);
 
-/// Lines waiting past this many bytes are written at once by the thread that adds one.
+/// A thread's lines waiting past this many bytes are written at once by that thread.
 const MAX_PENDING: usize = 64 << 10;
 
 /// Where lines go. A warning or error is written at once, after every line before it; other
 /// lines are gathered for up to `BATCH_DELAY` and written together by a thread of their own,
 /// so that a call's info line costs a copy, not a `write` (at 100k calls a second, one
-/// `write` per call was a fifth of a small call's time; issue #17). `flush` (the agent calls
-/// it before it exits) writes what waits.
+/// `write` per call was a fifth of a small call's time; issue #17). Each logging thread keeps
+/// its lines in a lane of its own, so that threads serving different connections on different
+/// CPUs do not take turns on one lock and one buffer for every call; the writer merges the
+/// lanes by the time each line was logged. `flush_with` (the agent flushes before it exits)
+/// writes what waits.
 struct Sink {
-    /// Held while writing, so that lines leave in the order they were added.
+    /// Tells the threads' lanes apart from other sinks' (tests start several).
+    id: u64,
+    /// Held while writing, so that lines leave in the order they were logged.
     out: Mutex<Box<dyn Write + Send>>,
-    pending: Mutex<Pending>,
+    /// The lanes of the threads that logged through this sink; a lane whose thread ended is
+    /// dropped once written.
+    lanes: Mutex<Vec<Arc<Mutex<Lane>>>>,
+    /// Some lane holds lines the batch writer was told of (it clears this before it takes
+    /// them): a thread adding a line wakes it only when this is not set.
+    told: AtomicBool,
+    signal: Mutex<()>,
     wake: Condvar,
+    /// The merge's buffers, kept between batches.
+    spare: Mutex<Merge>,
+}
+
+/// A thread's waiting lines, with when each was logged (the merge's order).
+#[derive(Default)]
+struct Lane {
+    bytes: Vec<u8>,
+    /// `(nanoseconds since the epoch, end of the line in bytes)` for each line.
+    ends: Vec<(u64, usize)>,
 }
 
 #[derive(Default)]
-struct Pending {
-    lines: Vec<u8>,
-    /// The buffer of the last batch written, kept for the next one.
-    spare: Vec<u8>,
+struct Merge {
+    /// The lanes' contents as taken.
+    taken: Vec<Lane>,
+    /// `(time, lane, start, end)` of every line taken.
+    order: Vec<(u64, usize, usize, usize)>,
+    batch: Vec<u8>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+static SINK_IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's lane in each sink it logged through, by sink id.
+    static LANES: RefCell<Vec<(u64, Arc<Mutex<Lane>>)>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Sink {
     /// A sink writing to `out`, with its batch writer thread.
     fn start(out: Box<dyn Write + Send>, name: &str) -> io::Result<Arc<Sink>> {
         let sink = Arc::new(Sink {
+            id: SINK_IDS.fetch_add(1, Ordering::Relaxed),
             out: Mutex::new(out),
-            pending: Mutex::new(Pending::default()),
+            lanes: Mutex::new(Vec::new()),
+            told: AtomicBool::new(false),
+            signal: Mutex::new(()),
             wake: Condvar::new(),
+            spare: Mutex::new(Merge::default()),
         });
         let writer = Arc::clone(&sink);
         std::thread::Builder::new()
@@ -175,54 +214,148 @@ impl Sink {
         Ok(sink)
     }
 
-    fn put(&self, line: &[u8], urgent: bool) {
+    /// Adds `line`, logged at `at` (nanoseconds since the epoch).
+    fn put(&self, line: &[u8], at: u64, urgent: bool) {
         if urgent {
             self.flush_with(line);
             return;
         }
-        let mut pending = lock(&self.pending);
-        let first = pending.lines.is_empty();
-        pending.lines.extend_from_slice(line);
-        let full = pending.lines.len() >= MAX_PENDING;
-        drop(pending);
-        if full {
+        if self.add_to_lane(line, at) {
             self.flush_with(&[]);
-        } else if first {
+        } else if !self.told.load(Ordering::Acquire) && !self.told.swap(true, Ordering::AcqRel) {
+            // Under the writer's lock, so that the wake-up cannot fall between its test of
+            // `told` and its wait.
+            let _signal = lock(&self.signal);
             self.wake.notify_one();
         }
     }
 
-    /// Writes the waiting lines, then `line`.
+    /// Adds `line` to this thread's lane (made on its first line); says whether the lane is
+    /// full.
+    fn add_to_lane(&self, line: &[u8], at: u64) -> bool {
+        let add = |lane: &mut Lane| {
+            lane.bytes.extend_from_slice(line);
+            lane.ends.push((at, lane.bytes.len()));
+            lane.bytes.len() >= MAX_PENDING
+        };
+        let added = LANES.try_with(|lanes| {
+            let mut lanes = lanes.try_borrow_mut().ok()?;
+            let lane = match lanes.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => &lanes.get(i)?.1,
+                None => {
+                    let lane = Arc::new(Mutex::new(Lane::default()));
+                    lock(&self.lanes).push(Arc::clone(&lane));
+                    lanes.push((self.id, lane));
+                    &lanes.last()?.1
+                }
+            };
+            Some(add(&mut lock(lane)))
+        });
+        match added {
+            Ok(Some(full)) => full,
+            // A thread ending (its lanes gone): the line is written now.
+            _ => {
+                self.flush_with(line);
+                false
+            }
+        }
+    }
+
+    /// Writes the waiting lines, in the order they were logged, then `line`.
     fn flush_with(&self, line: &[u8]) {
         let mut out = lock(&self.out);
-        let mut batch = {
-            let mut pending = lock(&self.pending);
-            let spare = std::mem::take(&mut pending.spare);
-            std::mem::replace(&mut pending.lines, spare)
+        let mut spare = lock(&self.spare);
+        let merge = &mut *spare;
+        self.take_lanes(merge);
+        let Merge {
+            taken,
+            order,
+            batch,
+        } = merge;
+        batch.clear();
+        let mut busy = taken.iter().filter(|l| !l.bytes.is_empty());
+        let lines: &[u8] = match (busy.next(), busy.next()) {
+            // One thread's lines: as they are.
+            (Some(only), None) if line.is_empty() => &only.bytes,
+            (Some(only), None) => {
+                batch.extend_from_slice(&only.bytes);
+                batch.extend_from_slice(line);
+                batch
+            }
+            (None, _) => line,
+            _ => {
+                // Each lane is in order already: a stable sort by time keeps a thread's lines
+                // (and lines logged in the same nanosecond) as they were.
+                order.sort_by_key(|&(at, ..)| at);
+                for &(_, lane, start, end) in order.iter() {
+                    if let Some(bytes) = taken.get(lane).and_then(|l| l.bytes.get(start..end)) {
+                        batch.extend_from_slice(bytes);
+                    }
+                }
+                batch.extend_from_slice(line);
+                batch
+            }
         };
         // A log line that cannot be written has nowhere to be reported.
-        let _ = out.write_all(&batch);
-        let _ = out.write_all(line);
+        let _ = out.write_all(lines);
         let _ = out.flush();
-        batch.clear();
-        if batch.capacity() <= MAX_PENDING {
-            lock(&self.pending).spare = batch;
+        if batch.capacity() > MAX_PENDING {
+            *batch = Vec::new();
         }
+        order.clear();
+        for lane in taken
+            .iter_mut()
+            .filter(|l| l.bytes.capacity() > MAX_PENDING)
+        {
+            *lane = Lane::default();
+        }
+    }
+
+    /// Moves every lane's lines into `merge.taken` (and their places into `merge.order`),
+    /// leaving each lane the buffers taken from it last time; drops the lanes of threads
+    /// that ended.
+    fn take_lanes(&self, merge: &mut Merge) {
+        let mut lanes = lock(&self.lanes);
+        if merge.taken.len() < lanes.len() {
+            merge.taken.resize_with(lanes.len(), Lane::default);
+        }
+        let mut i = 0;
+        lanes.retain(|lane| {
+            // Only this list holds the lane: its thread ended and adds nothing more.
+            let ended = Arc::strong_count(lane) == 1;
+            let Some(slot) = merge.taken.get_mut(i) else {
+                return !ended;
+            };
+            let mut lane = lock(lane);
+            slot.bytes.clear();
+            slot.ends.clear();
+            std::mem::swap(&mut *lane, slot);
+            let mut start = 0;
+            for &(at, end) in &slot.ends {
+                merge.order.push((at, i, start, end));
+                start = end;
+            }
+            i += 1;
+            !ended
+        });
     }
 
     /// The batch writer: waits for a first line, lets the lines after it gather for
     /// `BATCH_DELAY`, writes them all.
     fn write_batches(&self) {
         loop {
-            let mut pending = lock(&self.pending);
-            while pending.lines.is_empty() {
-                pending = self
-                    .wake
-                    .wait(pending)
-                    .unwrap_or_else(PoisonError::into_inner);
+            {
+                let mut signal = lock(&self.signal);
+                while !self.told.load(Ordering::Acquire) {
+                    signal = self
+                        .wake
+                        .wait(signal)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
             }
-            drop(pending);
             std::thread::sleep(BATCH_DELAY);
+            // Cleared before the lanes are taken: a line added after this wakes us again.
+            self.told.store(false, Ordering::Release);
             self.flush_with(&[]);
         }
     }
@@ -340,21 +473,30 @@ impl Log for AgentLogger {
 /// The logger [`init`] installed, for [`info_line`].
 static INSTALLED: OnceLock<&'static AgentLogger> = OnceLock::new();
 
-/// A log message with no line break in it (one that had some has them as spaces).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OneLine(Box<str>);
+/// A log message with no line break in it (one that had some has them as spaces), with the
+/// filters' verdict on it once it was logged.
+#[derive(Debug)]
+pub(crate) struct OneLine {
+    text: Box<str>,
+    /// `(target address, target length, accepted)` for the first target it was logged under.
+    verdict: OnceLock<(usize, usize, bool)>,
+}
 
 impl OneLine {
     pub(crate) fn new(text: String) -> OneLine {
-        if text.contains('\n') {
-            OneLine(text.replace('\n', " ").into_boxed_str())
+        let text = if text.contains('\n') {
+            text.replace('\n', " ").into_boxed_str()
         } else {
-            OneLine(text.into_boxed_str())
+            text.into_boxed_str()
+        };
+        OneLine {
+            text,
+            verdict: OnceLock::new(),
         }
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -363,26 +505,40 @@ impl OneLine {
 /// agent's logger is the one installed: the per-call lines (`session:N Genop`) take this
 /// path, their text prepared once per session (issue #17).
 pub(crate) fn info_line(target: &str, message: &OneLine) {
-    let message = message.as_str();
+    let text = message.as_str();
     if log::max_level() < Level::Info {
         return;
     }
     match INSTALLED.get() {
         Some(logger) => {
-            let args = format_args!("{message}");
-            let record = Record::builder()
-                .level(Level::Info)
-                .target(target)
-                .args(args)
-                .build();
-            if logger.accepts(&record) {
+            // The filters are fixed once installed, and may look at the message: the
+            // verdict is kept with the message, for the target it was first logged under
+            // (a constant: the per-call lines' targets are).
+            let key = (target.as_ptr() as usize, target.len());
+            let verdict = |message: &str| {
+                let args = format_args!("{message}");
+                let record = Record::builder()
+                    .level(Level::Info)
+                    .target(target)
+                    .args(args)
+                    .build();
+                logger.accepts(&record)
+            };
+            let accepted = match message
+                .verdict
+                .get_or_init(|| (key.0, key.1, verdict(text)))
+            {
+                &(ptr, len, accepted) if (ptr, len) == key => accepted,
+                _ => verdict(text),
+            };
+            if accepted {
                 emit_with(logger.sink(target), Level::Info, target, |line| {
-                    line.extend_from_slice(message.as_bytes());
+                    line.extend_from_slice(text.as_bytes());
                     false
                 });
             }
         }
-        None => log::info!(target: target, "{message}"),
+        None => log::info!(target: target, "{text}"),
     }
 }
 
@@ -518,6 +674,43 @@ mod tests {
                 .enumerate()
                 .all(|(i, l)| l.ends_with(&format!("] line {i}")))
         );
+    }
+
+    #[test]
+    fn lines_of_several_threads_leave_in_the_order_they_were_logged() {
+        let out = Shared::default();
+        let sink = Sink::start(Box::new(out.clone()), "test-log-writer").unwrap();
+        // Three threads take turns (each waits for the line before its own), so the lines'
+        // order is known; each thread's lines sit in its own lane until the flush.
+        let turn = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let lines = 30;
+        let threads: Vec<_> = (0..3)
+            .map(|t| {
+                let (sink, turn) = (Arc::clone(&sink), Arc::clone(&turn));
+                std::thread::spawn(move || {
+                    for i in (t..lines).step_by(3) {
+                        let (next, changed) = &*turn;
+                        let mut next = changed
+                            .wait_while(lock(next), |n| *n != i)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        emit(&sink, &record(log::Level::Info, format_args!("line {i}")));
+                        *next += 1;
+                        changed.notify_all();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        sink.flush_with(&[]);
+        let text = out.text();
+        assert_eq!(text.lines().count(), lines, "{text}");
+        for (i, l) in text.lines().enumerate() {
+            assert!(l.ends_with(&format!("] line {i}")), "{text}");
+        }
+        // The threads ended: their lanes went with the lines.
+        assert!(lock(&sink.lanes).is_empty());
     }
 
     #[test]
