@@ -1401,8 +1401,9 @@ fn watchdog_loop(shared: &Arc<Shared>) {
             // next scan before its deadline.
             let now = Instant::now();
             if now.saturating_duration_since(*quiet_since.get_or_insert(now)) < WATCHDOG_LINGER {
-                wait_for_input(dog, &[], delay);
-                dog.drain();
+                if wait_for_input(dog, &[], delay) {
+                    dog.drain();
+                }
                 continue;
             }
             quiet_since = None;
@@ -1427,9 +1428,11 @@ fn watchdog_loop(shared: &Arc<Shared>) {
         let timeout = scan
             .next
             .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()));
-        wait_for_input(dog, &scan.idle, timeout);
+        let woken = wait_for_input(dog, &scan.idle, timeout);
         dog.waiting_for_input.store(false, Ordering::SeqCst);
-        dog.drain();
+        if woken {
+            dog.drain();
+        }
     }
 }
 
@@ -1441,23 +1444,37 @@ const WATCHDOG_LINGER: Duration = Duration::from_millis(50);
 /// (a safety net: input, a new deferral and shutdown all end the wait at once).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
-/// Waits until one of `conns` (or the wake-up socket) has input, or for `timeout`.
-fn wait_for_input(dog: &Watchdog, conns: &[Arc<Conn>], timeout: Duration) {
+/// Waits until one of `conns` (or the wake-up socket) has input, or for `timeout`. Says
+/// whether the wake-up socket may hold something to drain (it did, or the wait failed): a
+/// wait that timed out, the usual end while calls keep coming, needs no drain.
+fn wait_for_input(dog: &Watchdog, conns: &[Arc<Conn>], timeout: Duration) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut fds: Vec<PollFd<'_>> = conns
         .iter()
         .map(|c| PollFd::new(c.control.as_fd(), PollFlags::POLLIN))
         .collect();
-    if let Some((rx, _)) = dog.wake.get() {
+    let wake = dog.wake.get();
+    if let Some((rx, _)) = wake {
         fds.push(PollFd::new(rx.as_fd(), PollFlags::POLLIN));
     }
     // Round up: a timeout rounded down to 0 ms would spin until the deadline.
     let ms = timeout.as_micros().div_ceil(1000);
     let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-    if poll(&mut fds, timeout).is_err() {
-        // EINTR or a descriptor gone bad: do not spin on it.
-        thread::sleep(Duration::from_millis(1));
+    match poll(&mut fds, timeout) {
+        Ok(0) => false,
+        Ok(_) => {
+            wake.is_some()
+                && fds
+                    .last()
+                    .and_then(PollFd::revents)
+                    .is_none_or(|r| !r.is_empty())
+        }
+        Err(_) => {
+            // EINTR or a descriptor gone bad: do not spin on it.
+            thread::sleep(Duration::from_millis(1));
+            true
+        }
     }
 }
 
