@@ -316,6 +316,12 @@ impl Sink {
     /// that ended.
     fn take_lanes(&self, merge: &mut Merge) {
         let mut lanes = lock(&self.lanes);
+        // What the last batch took was written: no slot may offer it again (slots past the
+        // lanes left after threads ended are not swapped below).
+        for slot in &mut merge.taken {
+            slot.bytes.clear();
+            slot.ends.clear();
+        }
         if merge.taken.len() < lanes.len() {
             merge.taken.resize_with(lanes.len(), Lane::default);
         }
@@ -327,8 +333,6 @@ impl Sink {
                 return !ended;
             };
             let mut lane = lock(lane);
-            slot.bytes.clear();
-            slot.ends.clear();
             std::mem::swap(&mut *lane, slot);
             let mut start = 0;
             for &(at, end) in &slot.ends {
@@ -711,6 +715,13 @@ mod tests {
         }
         // The threads ended: their lanes went with the lines.
         assert!(lock(&sink.lanes).is_empty());
+        // And what they logged is not written again by later batches.
+        emit(&sink, &record(log::Level::Info, format_args!("line {lines}")));
+        sink.flush_with(&[]);
+        sink.flush_with(&[]);
+        let text = out.text();
+        assert_eq!(text.lines().count(), lines + 1, "{text}");
+        assert!(text.ends_with(&format!("] line {lines}\n")), "{text}");
     }
 
     #[test]
