@@ -716,7 +716,10 @@ mod tests {
         // The threads ended: their lanes went with the lines.
         assert!(lock(&sink.lanes).is_empty());
         // And what they logged is not written again by later batches.
-        emit(&sink, &record(log::Level::Info, format_args!("line {lines}")));
+        emit(
+            &sink,
+            &record(log::Level::Info, format_args!("line {lines}")),
+        );
         sink.flush_with(&[]);
         sink.flush_with(&[]);
         let text = out.text();
