@@ -316,15 +316,14 @@ impl Sink {
     /// that ended.
     fn take_lanes(&self, merge: &mut Merge) {
         let mut lanes = lock(&self.lanes);
-        // What the last batch took was written: no slot may offer it again (slots past the
-        // lanes left after threads ended are not swapped below).
+        // What the last batch took was written: no slot may offer it again. One slot per
+        // lane: the slots of threads that ended since go (with their buffers).
+        merge.taken.truncate(lanes.len());
         for slot in &mut merge.taken {
             slot.bytes.clear();
             slot.ends.clear();
         }
-        if merge.taken.len() < lanes.len() {
-            merge.taken.resize_with(lanes.len(), Lane::default);
-        }
+        merge.taken.resize_with(lanes.len(), Lane::default);
         let mut i = 0;
         lanes.retain(|lane| {
             // Only this list holds the lane: its thread ended and adds nothing more.
