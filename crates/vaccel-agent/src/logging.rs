@@ -253,7 +253,8 @@ impl Sink {
         });
         match added {
             Ok(Some(full)) => full,
-            // A thread ending (its lanes gone): the line is written now.
+            // A thread ending (its lanes gone) or logging from inside a lane look-up: the
+            // line is written now.
             _ => {
                 self.flush_with(line);
                 false
@@ -274,19 +275,17 @@ impl Sink {
         } = merge;
         batch.clear();
         let mut busy = taken.iter().filter(|l| !l.bytes.is_empty());
-        let lines: &[u8] = match (busy.next(), busy.next()) {
-            // One thread's lines: as they are.
+        let (first, second) = (busy.next(), busy.next());
+        let lines: &[u8] = match (first, second) {
+            // One thread's lines and nothing after them: written as they lie.
             (Some(only), None) if line.is_empty() => &only.bytes,
-            (Some(only), None) => {
-                batch.extend_from_slice(&only.bytes);
-                batch.extend_from_slice(line);
-                batch
-            }
-            (None, _) => line,
             _ => {
-                // Each lane is in order already: a stable sort by time keeps a thread's lines
-                // (and lines logged in the same nanosecond) as they were.
-                order.sort_by_key(|&(at, ..)| at);
+                // Each lane is in order already: with two or more, a stable sort by time
+                // keeps a thread's lines (and lines logged in the same nanosecond) as they
+                // were.
+                if second.is_some() {
+                    order.sort_by_key(|&(at, ..)| at);
+                }
                 for &(_, lane, start, end) in order.iter() {
                     if let Some(bytes) = taken.get(lane).and_then(|l| l.bytes.get(start..end)) {
                         batch.extend_from_slice(bytes);
